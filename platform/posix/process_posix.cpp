@@ -1,0 +1,184 @@
+// POSIX child processes: fork/exec into a new process group, poll its pipes, kill the group.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "platform/process.hpp"
+
+namespace rayvault::platform {
+namespace {
+
+struct LineSplitter {
+  std::string pending;
+  void feed(const char* data, std::size_t n, const std::function<void(std::string_view)>& sink) {
+    pending.append(data, n);
+    std::size_t start = 0;
+    for (std::size_t nl; (nl = pending.find('\n', start)) != std::string::npos; start = nl + 1) {
+      std::string_view line(pending.data() + start, nl - start);
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      if (sink) sink(line);
+    }
+    pending.erase(0, start);
+    if (pending.size() > 64 * 1024) {  // an endless line: hand it over in pieces
+      if (sink) sink(pending);
+      pending.clear();
+    }
+  }
+  void flush(const std::function<void(std::string_view)>& sink) {
+    if (!pending.empty() && sink) sink(pending);
+    pending.clear();
+  }
+};
+
+}  // namespace
+
+std::filesystem::path find_executable(std::string_view name) {
+  if (name.empty()) return {};
+  if (name.find('/') != std::string_view::npos) {
+    std::filesystem::path p{std::string(name)};
+    return ::access(p.c_str(), X_OK) == 0 ? p : std::filesystem::path{};
+  }
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path ? path : "/usr/local/bin:/usr/bin:/bin";
+  while (!dirs.empty()) {
+    const auto colon = dirs.find(':');
+    std::string dir(dirs.substr(0, colon));
+    dirs = colon == std::string_view::npos ? std::string_view{} : dirs.substr(colon + 1);
+    if (dir.empty()) dir = ".";
+    std::filesystem::path candidate = std::filesystem::path(dir) / std::string(name);
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+  }
+  return {};
+}
+
+Result<ProcessResult> run_process(const ProcessSpec& spec) {
+  if (spec.argv.empty()) return Error(ErrorKind::internal, "run_process: empty argv");
+  const std::filesystem::path exe = find_executable(spec.argv[0]);
+  if (exe.empty()) return Error(ErrorKind::unavailable, "program not found: " + spec.argv[0]);
+
+  int out_pipe[2], err_pipe[2], exec_pipe[2];
+  if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Error(ErrorKind::io, "pipe failed");
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
+    ::close(out_pipe[0]); ::close(out_pipe[1]);
+    return Error(ErrorKind::io, "pipe failed");
+  }
+  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
+    return Error(ErrorKind::io, "pipe failed");
+  }
+
+  // Everything the child needs is prepared before fork: after it only async-signal-safe calls.
+  std::vector<char*> argv;
+  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const std::string exe_str = exe.string();
+  const std::string cwd_str = spec.cwd.string();
+  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], exec_pipe[0], exec_pipe[1], devnull}) ::close(fd);
+    return Error(ErrorKind::io, std::string("fork failed: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    ::dup2(out_pipe[1], 1);
+    ::dup2(err_pipe[1], 2);
+    if (!cwd_str.empty() && ::chdir(cwd_str.c_str()) != 0) {
+      const int e = errno;
+      (void)!::write(exec_pipe[1], &e, sizeof e);
+      ::_exit(127);
+    }
+    ::execv(exe_str.c_str(), argv.data());
+    const int e = errno;
+    (void)!::write(exec_pipe[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);  // also from the parent, so the group exists before any kill
+  for (int fd : {out_pipe[1], err_pipe[1], exec_pipe[1], devnull}) ::close(fd);
+
+  int exec_errno = 0;
+  const ssize_t got = ::read(exec_pipe[0], &exec_errno, sizeof exec_errno);
+  ::close(exec_pipe[0]);
+  if (got == static_cast<ssize_t>(sizeof exec_errno)) {
+    ::close(out_pipe[0]); ::close(err_pipe[0]);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return Error(ErrorKind::unavailable, "cannot start " + spec.argv[0] + ": " + std::strerror(exec_errno));
+  }
+
+  ProcessResult result;
+  LineSplitter err_lines, out_lines;
+  const auto start = std::chrono::steady_clock::now();
+  bool killing = false;
+  std::chrono::steady_clock::time_point kill_sent{};
+  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+  int open_fds = 2;
+  char buf[16384];
+  while (open_fds > 0) {
+    const int rc = ::poll(fds, 2, 100);
+    if (rc < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2 && rc > 0; ++i) {
+      if (fds[i].fd < 0 || (fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      const ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n <= 0) {
+        ::close(fds[i].fd);
+        fds[i].fd = -1;
+        --open_fds;
+        continue;
+      }
+      if (i == 0 && spec.capture_stdout) {
+        const std::size_t room = spec.max_stdout_bytes - std::min(spec.max_stdout_bytes, result.stdout_text.size());
+        result.stdout_text.append(buf, std::min<std::size_t>(room, static_cast<std::size_t>(n)));
+        if (static_cast<std::size_t>(n) > room) result.stdout_truncated = true;
+      } else if (i == 0) {
+        out_lines.feed(buf, static_cast<std::size_t>(n), spec.on_output_line);
+      } else {
+        err_lines.feed(buf, static_cast<std::size_t>(n), spec.on_output_line);
+      }
+    }
+    const auto now = std::chrono::steady_clock::now();
+    if (!killing) {
+      const bool timed_out = spec.timeout.count() > 0 && now - start > spec.timeout;
+      const bool cancelled = spec.cancel && spec.cancel->load();
+      if (timed_out || cancelled) {
+        result.timed_out = timed_out;
+        result.cancelled = cancelled && !timed_out;
+        ::kill(-pid, SIGTERM);
+        killing = true;
+        kill_sent = now;
+      }
+    } else if (now - kill_sent > std::chrono::seconds(3)) {
+      ::kill(-pid, SIGKILL);
+    }
+  }
+  for (auto& f : fds)
+    if (f.fd >= 0) ::close(f.fd);
+  out_lines.flush(spec.on_output_line);
+  err_lines.flush(spec.on_output_line);
+
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (killing) ::kill(-pid, SIGKILL);  // grandchildren that kept running
+  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  else if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+  return result;
+}
+
+}  // namespace rayvault::platform

@@ -1,0 +1,98 @@
+// System facts on Linux and macOS.
+#include <signal.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+#if defined(__APPLE__)
+#include <sys/sysctl.h>
+#endif
+
+#include <cctype>
+#include <cstdlib>
+#include <fstream>
+#include <thread>
+
+#include "platform/system_info.hpp"
+
+namespace rayvault::platform {
+
+std::string getenv_string(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? std::string(v) : std::string();
+}
+
+std::string os_name() {
+  utsname u{};
+  if (::uname(&u) != 0) return "linux";
+  std::string s = u.sysname;
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+std::string platform_string() {
+  utsname u{};
+  if (::uname(&u) != 0) return "unknown";
+  return std::string(u.sysname) + "-" + u.release + "-" + u.machine;
+}
+
+std::string cpu_model() {
+#if defined(__APPLE__)
+  char buf[256];
+  size_t len = sizeof buf;
+  if (::sysctlbyname("machdep.cpu.brand_string", buf, &len, nullptr, 0) == 0) return std::string(buf);
+#else
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0 || line.rfind("Model", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) {
+        std::string v = line.substr(colon + 1);
+        while (!v.empty() && std::isspace(static_cast<unsigned char>(v.front()))) v.erase(0, 1);
+        if (!v.empty()) return v;
+      }
+    }
+  }
+#endif
+  utsname u{};
+  return ::uname(&u) == 0 ? std::string(u.machine) : std::string("unknown");
+}
+
+std::uint64_t total_ram_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES);
+  const long page_size = ::sysconf(_SC_PAGE_SIZE);
+  if (pages <= 0 || page_size <= 0) return 0;
+  return static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(page_size);
+}
+
+std::string hostname() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+bool ui_session_active() {
+  const std::string forced = getenv_string("RAYVAULT_UI_SESSION");
+  if (!forced.empty()) return forced == "1" || forced == "true" || forced == "yes";
+#if defined(__APPLE__)
+  // A launchd agent in the user's GUI domain has a session; a daemon does not.
+  return !getenv_string("__CFBundleIdentifier").empty() || !getenv_string("SECURITYSESSIONID").empty();
+#else
+  return !getenv_string("DISPLAY").empty() || !getenv_string("WAYLAND_DISPLAY").empty();
+#endif
+}
+
+void on_shutdown_signal(std::function<void()> on_signal) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+  std::thread([set, cb = std::move(on_signal)]() mutable {
+    int sig = 0;
+    ::sigwait(&set, &sig);
+    cb();
+  }).detach();
+}
+
+}  // namespace rayvault::platform

@@ -1,0 +1,44 @@
+// Running an external tool as a child process with a timeout, its output captured.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/error.hpp"
+
+namespace rayvault::platform {
+
+struct ProcessSpec {
+  std::vector<std::string> argv;         // argv[0] is looked up on PATH when it has no separator
+  std::filesystem::path cwd;             // empty: inherit
+  std::chrono::milliseconds timeout{0};  // 0: none
+  std::size_t max_stdout_bytes = 64u << 20;
+  // Called for each line the child writes to stderr (and to stdout when capture_stdout is off).
+  std::function<void(std::string_view line)> on_output_line;
+  bool capture_stdout = true;
+  const std::atomic<bool>* cancel = nullptr;  // set to stop the child early
+};
+
+struct ProcessResult {
+  int exit_code = -1;       // the child's exit status; 128 + signal when killed by a signal
+  bool timed_out = false;   // killed because the timeout ran out
+  bool cancelled = false;   // killed because *cancel became true
+  bool stdout_truncated = false;
+  std::string stdout_text;  // when capture_stdout
+};
+
+// Starts the child in its own process group, reads its output until it exits, and kills the whole
+// group (TERM, then KILL after a grace period) on timeout or cancel. Error (unavailable) when the
+// program cannot be started, e.g. it is not installed.
+Result<ProcessResult> run_process(const ProcessSpec& spec);
+
+// Full path of an executable found on PATH (or name itself when it contains a separator and
+// exists); empty when not found.
+std::filesystem::path find_executable(std::string_view name);
+
+}  // namespace rayvault::platform

@@ -1,0 +1,35 @@
+// Facts about the machine: OS, CPU, memory, host name, desktop session, process id.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+namespace rayvault::platform {
+
+// "linux", "darwin" or "windows".
+std::string os_name();
+
+// Python's platform.platform()-like text, e.g. "Linux-6.1.0-18-amd64-x86_64".
+std::string platform_string();
+
+// CPU model name, or the architecture when unknown.
+std::string cpu_model();
+
+// Physical memory in bytes (0 when unknown).
+std::uint64_t total_ram_bytes();
+
+std::string hostname();
+
+// True when a user's desktop session is available to programs this process starts
+// (RAYVAULT_UI_SESSION=0/1 overrides the detection).
+bool ui_session_active();
+
+// Calls on_signal once, from a dedicated thread, when the process is asked to stop (SIGINT,
+// SIGTERM; Ctrl-C, Ctrl-Break and service stop on Windows). Call before starting other threads.
+void on_shutdown_signal(std::function<void()> on_signal);
+
+// Reads an environment variable; empty when unset.
+std::string getenv_string(const char* name);
+
+}  // namespace rayvault::platform

@@ -1,0 +1,36 @@
+// Wire error codes, and the one place where an ErrorKind becomes an HTTP status or exit code.
+#pragma once
+
+#include <string_view>
+
+#include "util/error.hpp"
+
+namespace rayvault::protocol {
+
+namespace codes {
+inline constexpr std::string_view kInvalidInput = "INVALID_INPUT";
+inline constexpr std::string_view kFfmpegMissing = "FFMPEG_MISSING";
+inline constexpr std::string_view kCommandFailed = "COMMAND_FAILED";
+inline constexpr std::string_view kInvalidOutputDir = "INVALID_OUTPUT_DIR";
+inline constexpr std::string_view kFrameSamplingEmpty = "FRAME_SAMPLING_EMPTY";
+inline constexpr std::string_view kOpenclawMissing = "OPENCLAW_MISSING";
+inline constexpr std::string_view kUiSessionRequired = "UI_SESSION_REQUIRED";
+inline constexpr std::string_view kStepUnsupported = "STEP_UNSUPPORTED";
+inline constexpr std::string_view kUnhandledException = "UNHANDLED_EXCEPTION";
+// Extensions of this project.
+inline constexpr std::string_view kWorkerRestarted = "WORKER_RESTARTED";
+inline constexpr std::string_view kTimeout = "TIMEOUT";
+}  // namespace codes
+
+// HTTP status for an error answered by the worker.
+int http_status(ErrorKind kind);
+
+// Process exit code for an error ending a CLI command: 2 for input and job failures (as the
+// contract's submit does), 3 for configuration, 4 for I/O, 5 for unreachable peers, 1 otherwise.
+int exit_code(ErrorKind kind);
+
+// True when a failed job's error_code blames the node rather than the job, so the controller
+// may run the job elsewhere.
+bool is_node_fault(std::string_view error_code);
+
+}  // namespace rayvault::protocol

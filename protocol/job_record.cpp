@@ -1,0 +1,77 @@
+// JobRecord <-> wire JSON.
+#include "protocol/job_record.hpp"
+
+namespace rayvault::protocol {
+namespace {
+
+json optional_text(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }
+
+std::string text(const json& j, const char* key) {
+  const auto it = j.find(key);
+  return (it != j.end() && it->is_string()) ? it->get<std::string>() : std::string();
+}
+
+std::optional<std::string> optional_text_from(const json& j, const char* key) {
+  const auto it = j.find(key);
+  if (it == j.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+}  // namespace
+
+bool is_terminal_status(std::string_view s) {
+  return s == status::kSucceeded || s == status::kFailed || s == status::kCancelled || s == "completed" ||
+         s == "error";
+}
+
+json to_json(const JobRecord& r) {
+  return json{{"run_id", r.run_id},
+              {"job_id", r.job_id},
+              {"step_name", r.step_name},
+              {"inputs_hash", r.inputs_hash},
+              {"status", r.status},
+              {"progress", r.progress},
+              {"message", r.message},
+              {"created_at", r.created_at},
+              {"started_at", optional_text(r.started_at)},
+              {"finished_at", optional_text(r.finished_at)},
+              {"exit_code", r.exit_code ? json(*r.exit_code) : json(nullptr)},
+              {"metrics", r.metrics},
+              {"artifacts", r.artifacts},
+              {"error_code", r.error_code.empty() ? json(nullptr) : json(r.error_code)},
+              {"error_message", r.error_message.empty() ? json(nullptr) : json(r.error_message)},
+              {"idempotent", r.idempotent},
+              {"cached_job_id", r.cached_job_id.empty() ? json(nullptr) : json(r.cached_job_id)},
+              {"worker_id", r.worker_id},
+              {"log_path", r.log_path},
+              {"receipt_path", r.receipt_path}};
+}
+
+JobRecord job_record_from_json(const json& j) {
+  JobRecord r;
+  if (!j.is_object()) return r;
+  r.run_id = text(j, "run_id");
+  r.job_id = text(j, "job_id");
+  r.step_name = text(j, "step_name");
+  r.inputs_hash = text(j, "inputs_hash");
+  r.status = text(j, "status");
+  if (j.contains("progress") && j["progress"].is_number()) r.progress = j["progress"].get<double>();
+  r.message = text(j, "message");
+  r.created_at = text(j, "created_at");
+  r.started_at = optional_text_from(j, "started_at");
+  r.finished_at = optional_text_from(j, "finished_at");
+  if (j.contains("exit_code") && j["exit_code"].is_number_integer()) r.exit_code = j["exit_code"].get<int>();
+  if (j.contains("metrics") && j["metrics"].is_object()) r.metrics = j["metrics"];
+  if (j.contains("artifacts") && j["artifacts"].is_array()) r.artifacts = j["artifacts"];
+  r.error_code = text(j, "error_code");
+  r.error_message = text(j, "error_message");
+  const auto idem = j.find("idempotent");
+  r.idempotent = idem != j.end() && idem->is_boolean() && idem->get<bool>();
+  r.cached_job_id = text(j, "cached_job_id");
+  r.worker_id = text(j, "worker_id");
+  r.log_path = text(j, "log_path");
+  r.receipt_path = text(j, "receipt_path");
+  return r;
+}
+
+}  // namespace rayvault::protocol

@@ -1,0 +1,207 @@
+// Canonical JSON writer and a parser that keeps big integers exact (see json.hpp).
+#include "protocol/json.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+#include "util/crypto.hpp"
+
+namespace rayvault::protocol {
+namespace {
+
+bool is_integer_literal(const std::string& s) {
+  std::size_t i = (!s.empty() && s[0] == '-') ? 1 : 0;
+  if (i >= s.size()) return false;
+  for (; i < s.size(); ++i)
+    if (s[i] < '0' || s[i] > '9') return false;
+  return true;
+}
+
+// SAX handler: the library's DOM builder, except that integer literals too big for 64 bits are
+// stored as exact digits and nesting depth is bounded.
+template <class BasicJson>
+class ExactSax {
+ public:
+  explicit ExactSax(BasicJson& root) : dom_(root, false) {}
+  using number_integer_t = typename BasicJson::number_integer_t;
+  using number_unsigned_t = typename BasicJson::number_unsigned_t;
+  using number_float_t = typename BasicJson::number_float_t;
+  using string_t = typename BasicJson::string_t;
+  using binary_t = typename BasicJson::binary_t;
+
+  bool null() { return dom_.null(); }
+  bool boolean(bool v) { return dom_.boolean(v); }
+  bool number_integer(number_integer_t v) { return dom_.number_integer(v); }
+  bool number_unsigned(number_unsigned_t v) { return dom_.number_unsigned(v); }
+  bool number_float(number_float_t v, const string_t& text) {
+    if (is_integer_literal(text)) {
+      std::string digits = text;
+      if (digits == "-0") digits = "0";
+      binary_t bin(std::vector<std::uint8_t>(digits.begin(), digits.end()), kBigIntSubtype);
+      return dom_.binary(bin);
+    }
+    if (!std::isfinite(v)) {
+      error_ = "number out of range: " + text.substr(0, 40);
+      return false;
+    }
+    return dom_.number_float(v, text);
+  }
+  bool string(string_t& v) { return dom_.string(v); }
+  bool binary(binary_t& v) { return dom_.binary(v); }
+  bool start_object(std::size_t n) { return enter() && dom_.start_object(n); }
+  bool key(string_t& k) { return dom_.key(k); }
+  bool end_object() { --depth_; return dom_.end_object(); }
+  bool start_array(std::size_t n) { return enter() && dom_.start_array(n); }
+  bool end_array() { --depth_; return dom_.end_array(); }
+  bool parse_error(std::size_t pos, const std::string&, const nlohmann::detail::exception& ex) {
+    error_ = "malformed JSON at byte " + std::to_string(pos) + ": " + ex.what();
+    return false;
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  bool enter() {
+    if (++depth_ > kMaxJsonDepth) {
+      error_ = "JSON nested deeper than " + std::to_string(kMaxJsonDepth) + " levels";
+      return false;
+    }
+    return true;
+  }
+  nlohmann::detail::json_sax_dom_parser<BasicJson> dom_;
+  std::size_t depth_ = 0;
+  std::string error_;
+};
+
+template <class BasicJson>
+Result<BasicJson> parse_exact(std::string_view text) {
+  BasicJson root;
+  ExactSax<BasicJson> sax(root);
+  bool ok = false;
+  try {
+    ok = BasicJson::sax_parse(text.begin(), text.end(), &sax);
+  } catch (const std::exception& ex) {
+    return Error(ErrorKind::invalid_input, std::string("malformed JSON: ") + ex.what());
+  }
+  if (!ok) return Error(ErrorKind::invalid_input, sax.error().empty() ? "malformed JSON" : sax.error());
+  return root;
+}
+
+void write_string(std::string& out, const std::string& s) {
+  out.push_back('"');
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      default:
+        if (c < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out.push_back(ch);
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void write_canonical(std::string& out, const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: out += "null"; break;
+    case json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; break;
+    case json::value_t::number_integer: out += std::to_string(v.get<std::int64_t>()); break;
+    case json::value_t::number_unsigned: out += std::to_string(v.get<std::uint64_t>()); break;
+    case json::value_t::number_float: out += python_float_repr(v.get<double>()); break;
+    case json::value_t::string: write_string(out, v.get_ref<const std::string&>()); break;
+    case json::value_t::binary: {
+      const auto& bin = v.get_binary();
+      out.append(bin.begin(), bin.end());
+      break;
+    }
+    case json::value_t::array: {
+      out.push_back('[');
+      bool first = true;
+      for (const auto& item : v) {
+        if (!first) out.push_back(',');
+        first = false;
+        write_canonical(out, item);
+      }
+      out.push_back(']');
+      break;
+    }
+    case json::value_t::object: {
+      // nlohmann's object_t is a std::map<std::string, ...>; std::string orders as unsigned
+      // bytes, and UTF-8 byte order is code point order.
+      out.push_back('{');
+      bool first = true;
+      for (const auto& [key, item] : v.items()) {
+        if (!first) out.push_back(',');
+        first = false;
+        write_string(out, key);
+        out.push_back(':');
+        write_canonical(out, item);
+      }
+      out.push_back('}');
+      break;
+    }
+    case json::value_t::discarded: break;
+  }
+}
+
+}  // namespace
+
+Result<json> parse_json(std::string_view text) { return parse_exact<json>(text); }
+Result<ordered_json> parse_json_ordered(std::string_view text) { return parse_exact<ordered_json>(text); }
+
+std::string python_float_repr(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
+  char buf[64];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v, std::chars_format::scientific);
+  std::string sci(buf, res.ptr);
+  std::string sign;
+  if (!sci.empty() && sci[0] == '-') {
+    sign = "-";
+    sci.erase(0, 1);
+  }
+  const auto epos = sci.find('e');
+  std::string mantissa = sci.substr(0, epos);
+  const int exp10 = std::stoi(sci.substr(epos + 1));
+  std::string digits;
+  for (const char c : mantissa)
+    if (c != '.') digits.push_back(c);
+  const int ndigits = static_cast<int>(digits.size());
+  const int decpt = exp10 + 1;  // position of the decimal point relative to the digits
+  std::string out = sign;
+  if (decpt <= -4 || decpt > 16) {
+    out += digits.substr(0, 1);
+    if (ndigits > 1) out += "." + digits.substr(1);
+    char ebuf[16];
+    std::snprintf(ebuf, sizeof ebuf, "e%c%02d", exp10 < 0 ? '-' : '+', exp10 < 0 ? -exp10 : exp10);
+    out += ebuf;
+  } else if (decpt <= 0) {
+    out += "0." + std::string(static_cast<std::size_t>(-decpt), '0') + digits;
+  } else if (decpt >= ndigits) {
+    out += digits + std::string(static_cast<std::size_t>(decpt - ndigits), '0') + ".0";
+  } else {
+    out += digits.substr(0, static_cast<std::size_t>(decpt)) + "." + digits.substr(static_cast<std::size_t>(decpt));
+  }
+  return out;
+}
+
+std::string canonical_json(const json& value) {
+  std::string out;
+  write_canonical(out, value);
+  return out;
+}
+
+std::string inputs_hash(const json& payload) { return util::sha256_hex(canonical_json(payload)); }
+
+}  // namespace rayvault::protocol

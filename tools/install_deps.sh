@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages RayVault cluster needs to build, test and run its demo.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkgconf ccache git
+  libcpp-httplib-dev libssl-dev nlohmann-json3-dev libsodium-dev libfmt-dev
+  libcli11-dev doctest-dev libsqlitecpp-dev libsqlite3-dev sqlite3
+  ffmpeg curl iproute2 procps python3
+)
+
+sudo_cmd=()
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install_deps: all packages present"
+  exit 0
+fi
+echo "install_deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,28 @@
+// Hashing primitives (SHA-256, HMAC-SHA256, constant-time compare) over libsodium.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "util/error.hpp"
+
+namespace rayvault::util {
+
+// Lowercase hex SHA-256 of bytes.
+std::string sha256_hex(std::string_view data);
+
+// Lowercase hex SHA-256 of a file's bytes, read in chunks; an error if it cannot be read.
+Result<std::string> sha256_file_hex(const std::filesystem::path& path);
+
+// Lowercase hex HMAC-SHA256 with key bytes (any length) over message bytes.
+std::string hmac_sha256_hex(std::string_view key, std::string_view message);
+
+// Compares two hex strings case-insensitively in time independent of where they differ.
+bool hex_equal_constant_time(std::string_view a, std::string_view b);
+
+// Random bytes as lowercase hex (2 * n characters).
+std::string random_hex(std::size_t n);
+
+}  // namespace rayvault::util
