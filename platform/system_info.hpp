@@ -29,6 +29,9 @@ bool ui_session_active();
 // SIGTERM; Ctrl-C, Ctrl-Break and service stop on Windows). Call before starting other threads.
 void on_shutdown_signal(std::function<void()> on_signal);
 
+// This process's id.
+long process_id();
+
 // Reads an environment variable; empty when unset.
 std::string getenv_string(const char* name);
 

@@ -20,6 +20,8 @@ std::string getenv_string(const char* name) {
   return v ? std::string(v) : std::string();
 }
 
+long process_id() { return static_cast<long>(::getpid()); }
+
 std::string os_name() {
   utsname u{};
   if (::uname(&u) != 0) return "linux";

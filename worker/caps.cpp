@@ -1,0 +1,133 @@
+// Capability detection over the platform layer's system facts and the installed tools.
+#include "worker/caps.hpp"
+
+#include <cmath>
+#include <sstream>
+
+#include "platform/process.hpp"
+#include "platform/system_info.hpp"
+
+namespace rayvault::worker {
+namespace {
+
+double round2(double v) { return std::round(v * 100.0) / 100.0; }
+
+std::string trim(std::string s) {
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
+  return s;
+}
+
+// First line a tool prints for a version query; empty when it is missing or fails.
+std::string first_line_of(std::vector<std::string> argv) {
+  platform::ProcessSpec spec;
+  spec.argv = std::move(argv);
+  spec.timeout = std::chrono::seconds(10);
+  spec.max_stdout_bytes = 1 << 16;
+  std::string err_first;
+  spec.on_output_line = [&](std::string_view line) {
+    if (err_first.empty()) err_first = std::string(line);
+  };
+  auto res = platform::run_process(spec);
+  if (!res || res->exit_code != 0) return {};
+  std::string text = res->stdout_text.empty() ? err_first : res->stdout_text;
+  return trim(text.substr(0, text.find('\n')));
+}
+
+}  // namespace
+
+std::pair<std::string, double> parse_nvidia_smi(const std::string& csv) {
+  std::istringstream in(csv);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto comma = line.rfind(',');
+    if (comma == std::string::npos) continue;
+    const std::string name = trim(line.substr(0, comma));
+    char* end = nullptr;
+    const std::string mem = trim(line.substr(comma + 1));
+    const double mib = std::strtod(mem.c_str(), &end);
+    if (name.empty() || end == mem.c_str()) continue;
+    return {name, round2(mib / 1024.0)};
+  }
+  return {"", 0.0};
+}
+
+json detect_caps(const CapsInputs& inputs) {
+  std::string gpu_model;
+  double vram_gb = 0.0;
+  if (!platform::find_executable("nvidia-smi").empty()) {
+    platform::ProcessSpec spec;
+    spec.argv = {"nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"};
+    spec.timeout = std::chrono::seconds(15);
+    if (auto res = platform::run_process(spec); res && res->exit_code == 0)
+      std::tie(gpu_model, vram_gb) = parse_nvidia_smi(res->stdout_text);
+  }
+  std::string python = first_line_of({"python3", "--version"});
+  if (python.empty()) python = first_line_of({"python", "--version"});
+  const std::string python_version = python.rfind("Python ", 0) == 0 ? python.substr(7) : (python.empty() ? "missing" : python);
+  const std::string ffmpeg_line = first_line_of({"ffmpeg", "-version"});
+  const bool has_ffprobe = !platform::find_executable("ffprobe").empty();
+  const bool has_openclaw = !platform::find_executable("openclaw").empty();
+  std::string davinci_path = platform::getenv_string("RAYVAULT_DAVINCI_RESOLVE");
+  bool davinci = !davinci_path.empty() && !platform::find_executable(davinci_path).empty();
+  if (!davinci) davinci = !platform::find_executable("resolve").empty();
+  std::string tts = platform::getenv_string("RAYVAULT_TTS_PROVIDER");
+  const std::string os = platform::os_name();
+
+  json caps = {
+      {"os", os},
+      {"cpu", platform::cpu_model()},
+      {"ram_gb", round2(static_cast<double>(platform::total_ram_bytes()) / (1024.0 * 1024.0 * 1024.0))},
+      {"gpu_model", gpu_model},
+      {"vram_gb", vram_gb},
+      {"python_version", python_version},
+      {"ffmpeg_version", ffmpeg_line.empty() ? "missing" : ffmpeg_line},
+      {"davinci_available", davinci},
+      // Compatibility keys of the reference worker.
+      {"platform", platform::platform_string()},
+      {"python", python_version},
+      {"ffmpeg", !ffmpeg_line.empty()},
+      {"ffprobe", has_ffprobe},
+      {"openclaw_available", has_openclaw},
+      {"gpu", !gpu_model.empty()},
+      {"tts_provider", tts.empty() ? "none" : tts},
+      {"ui_session_active", platform::ui_session_active()},
+      // Extensions.
+      {"hostname", platform::hostname()},
+      {"supported_steps", inputs.supported_steps},
+      {"slots", inputs.slots},
+      {"protocol_features", inputs.protocol_features},
+  };
+  return caps;
+}
+
+CapsCache::CapsCache(CapsInputs inputs, std::chrono::seconds refresh_every)
+    : inputs_(std::move(inputs)), every_(refresh_every), caps_(detect_caps(inputs_)) {
+  thread_ = std::thread([this] { loop(); });
+}
+
+CapsCache::~CapsCache() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+json CapsCache::get() const {
+  std::lock_guard lock(mu_);
+  return caps_;
+}
+
+void CapsCache::loop() {
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, every_, [this] { return stop_; })) {
+    lock.unlock();
+    json fresh = detect_caps(inputs_);
+    lock.lock();
+    caps_ = std::move(fresh);
+  }
+}
+
+}  // namespace rayvault::worker

@@ -1,0 +1,50 @@
+// The worker's capabilities: detected once at start and refreshed in the background, so that
+// /health and /caps never run a tool while a client waits.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "protocol/json.hpp"
+
+namespace rayvault::worker {
+
+using protocol::json;
+
+struct CapsInputs {
+  std::vector<std::string> supported_steps;
+  int slots = 1;
+  std::vector<std::string> protocol_features;
+};
+
+// Runs the probes (nvidia-smi, ffmpeg -version, python3 --version, ...) and returns the caps
+// object: the eight normalized keys, the compatibility keys and our extensions.
+json detect_caps(const CapsInputs& inputs);
+
+// Parses `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits` output: the
+// first GPU's name and its memory in GiB (MiB / 1024, 2 decimals). Empty name when none.
+std::pair<std::string, double> parse_nvidia_smi(const std::string& csv);
+
+class CapsCache {
+ public:
+  CapsCache(CapsInputs inputs, std::chrono::seconds refresh_every);
+  ~CapsCache();
+  json get() const;
+
+ private:
+  void loop();
+  CapsInputs inputs_;
+  std::chrono::seconds every_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  json caps_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace rayvault::worker

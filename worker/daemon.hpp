@@ -1,0 +1,28 @@
+// The worker daemon: options, and the function that wires engine, caps and server together.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+namespace rayvault::worker {
+
+struct DaemonOptions {
+  std::string host = "127.0.0.1";
+  int port = 8787;
+  std::filesystem::path root = "state/worker";
+  std::string worker_id;  // default: the host name
+  int slots = 0;          // default: the core count
+  int job_timeout_sec = 1800;
+  int caps_refresh_sec = 300;
+  std::size_t max_body_bytes = 4u << 20;
+  bool allow_any_bind = false;
+  bool allow_custom_inputs_hash = false;
+  std::filesystem::path ready_file;  // written as JSON {host, port, pid, worker_id} once listening
+};
+
+// Runs the worker until SIGINT/SIGTERM. The secret comes from the environment only
+// (RAYVAULT_CLUSTER_SECRET_CURRENT or RAYVAULT_CLUSTER_SECRET, and _PREVIOUS). Returns the process
+// exit code: 0 after a clean stop, 3 for configuration errors, 5 when the port cannot be bound.
+int run_daemon(DaemonOptions options);
+
+}  // namespace rayvault::worker

@@ -1,0 +1,323 @@
+// Engine: admission, the slot pool, the life of one job, and its receipt.
+#include "worker/engine.hpp"
+
+#include "protocol/errors.hpp"
+#include "protocol/steps.hpp"
+#include "util/crypto.hpp"
+#include "util/files.hpp"
+
+namespace rayvault::worker {
+namespace {
+
+constexpr std::size_t kMaxLogLinesPerJob = 20000;
+
+json receipt_of(const state::StoredJob& job) {
+  const auto& r = job.record;
+  json j = protocol::to_json(r);
+  json receipt = json::object();
+  for (const char* key : {"run_id", "job_id", "step_name", "inputs_hash", "status", "exit_code", "worker_id",
+                          "created_at", "started_at", "finished_at", "metrics", "artifacts", "error_code",
+                          "error_message", "log_path"})
+    receipt[key] = j[key];
+  return receipt;
+}
+
+std::string render_log(const std::string& job_id, const std::vector<state::LogLine>& lines) {
+  std::string out;
+  for (const auto& l : lines) {
+    out += json{{"event", l.event}, {"job_id", job_id}, {"level", l.level}, {"message", l.message}, {"ts", l.ts}}.dump(
+        -1, ' ', false, json::error_handler_t::replace);
+    out += '\n';
+  }
+  return out;
+}
+
+}  // namespace
+
+Engine::Engine(EngineConfig config, StepRegistry steps, std::unique_ptr<state::JobStore> store)
+    : config_(std::move(config)), steps_(std::move(steps)), store_(std::move(store)) {}
+
+Engine::~Engine() { stop(); }
+
+Result<std::unique_ptr<Engine>> Engine::open(EngineConfig config, StepRegistry steps) {
+  std::error_code ec;
+  fs::create_directories(config.root / "jobs", ec);
+  if (!ec) fs::create_directories(config.root / "workspace", ec);
+  if (ec) return Error(ErrorKind::io, "cannot create worker root " + config.root.string() + ": " + ec.message());
+  config.root = fs::absolute(config.root);
+  if (config.slots < 1) config.slots = 1;
+  auto store = state::JobStore::open(config.root / "worker.db");
+  if (!store) return store.error();
+  auto engine = std::unique_ptr<Engine>(new Engine(std::move(config), std::move(steps), std::move(store).value()));
+  const std::string now = util::format_utc(engine->config_.clock());
+  for (const auto& id : engine->store_->fail_interrupted(now, "the worker stopped while this job was running")) {
+    engine->log(id, LogLevel::error, "job_failed", "worker restarted while the job was running (WORKER_RESTARTED)");
+    if (auto job = engine->store_->get(id)) engine->finish(*job);
+  }
+  return engine;
+}
+
+void Engine::start() {
+  {
+    std::lock_guard lock(mu_);
+    for (auto& id : store_->queued_job_ids()) queue_.push_back(id);
+    stopping_ = false;
+  }
+  for (int i = 0; i < config_.slots; ++i) threads_.emplace_back([this] { slot_loop(); });
+}
+
+void Engine::stop() {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ && threads_.empty()) return;
+    stopping_ = true;
+    for (auto& [id, flag] : running_) flag->store(true);
+  }
+  queue_cv_.notify_all();
+  change_cv_.notify_all();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+std::vector<std::string> Engine::supported_steps() const {
+  std::vector<std::string> out;
+  for (const auto& [name, step] : steps_) out.push_back(name);
+  return out;
+}
+
+int Engine::queue_depth() { return store_->active_count(); }
+
+void Engine::notify() {
+  { std::lock_guard lock(mu_); }
+  change_cv_.notify_all();
+}
+
+void Engine::log(const std::string& job_id, LogLevel level, std::string_view event, std::string_view message) {
+  (void)store_->append_log(job_id, {util::format_utc(config_.clock()), std::string(to_string(level)), std::string(event),
+                                    std::string(message)});
+}
+
+Result<Admitted> Engine::submit(const Submission& s) {
+  if (!util::is_safe_component(s.job_id))
+    return Error(ErrorKind::invalid_input, "job_id may hold only letters, digits, '.', '_' and '-' (at most 128)");
+  if (!util::is_safe_component(s.run_id))
+    return Error(ErrorKind::invalid_input, "run_id may hold only letters, digits, '.', '_' and '-' (at most 128)");
+  state::StoredJob job;
+  auto& r = job.record;
+  r.run_id = s.run_id;
+  r.job_id = s.job_id;
+  r.step_name = protocol::steps::normalize(s.step_name);
+  r.inputs_hash = s.inputs_hash;
+  r.status = protocol::status::kQueued;
+  r.progress = 0.0;
+  r.message = "queued";
+  r.created_at = util::format_utc(config_.clock());
+  r.worker_id = config_.worker_id;
+  const fs::path dir = config_.root / "jobs" / s.job_id;
+  r.log_path = (dir / "worker.log").string();
+  r.receipt_path = (dir / "job_receipt.json").string();
+  job.payload = s.payload;
+  job.artifact_dir = (dir / "artifacts").string();
+
+  auto admitted = store_->admit(job);
+  if (!admitted) return admitted.error();
+  auto& [stored, how] = admitted.value();
+  if (how == state::Admission::created) {
+    log(r.job_id, LogLevel::info, "job_queued", "queued " + r.step_name + " for run " + r.run_id);
+  } else if (stored.record.status == protocol::status::kFailed &&
+             stored.record.error_code == protocol::codes::kWorkerRestarted) {
+    // The earlier attempt died with its worker: this submission runs it again.
+    auto& er = stored.record;
+    er.status = protocol::status::kQueued;
+    er.progress = 0.0;
+    er.message = "queued again after a worker restart";
+    er.started_at.reset();
+    er.finished_at.reset();
+    er.exit_code.reset();
+    er.error_code.clear();
+    er.error_message.clear();
+    er.artifacts = json::array();
+    er.metrics = json::object();
+    if (auto st = store_->update(stored); !st) return st.error();
+    log(er.job_id, LogLevel::info, "job_requeued", er.message);
+    how = state::Admission::created;
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(er.job_id);
+    }
+    queue_cv_.notify_one();
+    return Admitted{stored, true};
+  }
+  if (how == state::Admission::created) {
+    {
+      std::lock_guard lock(mu_);
+      queue_.push_back(r.job_id);
+    }
+    queue_cv_.notify_one();
+    return Admitted{stored, false};
+  }
+  return Admitted{stored, true};
+}
+
+std::optional<state::JobStore::Lookup> Engine::lookup(const std::string& run_id, const std::string& job_id) {
+  return store_->lookup(run_id, job_id);
+}
+
+std::optional<state::StoredJob> Engine::wait(const std::string& job_id, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  while (true) {
+    lock.unlock();
+    auto job = store_->get(job_id);
+    lock.lock();
+    if (!job || protocol::is_terminal_status(job->record.status) || std::chrono::steady_clock::now() >= deadline ||
+        stopping_)
+      return job;
+    change_cv_.wait_until(lock, deadline);
+  }
+}
+
+std::vector<state::LogLine> Engine::logs(const std::string& job_id) { return store_->logs(job_id); }
+
+void Engine::slot_loop() {
+  while (true) {
+    std::string job_id;
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    {
+      std::unique_lock lock(mu_);
+      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      job_id = queue_.front();
+      queue_.pop_front();
+      running_[job_id] = cancel;
+    }
+    run_job(job_id, *cancel);
+    {
+      std::lock_guard lock(mu_);
+      running_.erase(job_id);
+    }
+    change_cv_.notify_all();
+  }
+}
+
+Result<fs::path> Engine::artifact_dir_for(const state::StoredJob& job) const {
+  const auto it = job.payload.find("output_dir");
+  if (it == job.payload.end() || it->is_null()) return fs::path(job.artifact_dir);
+  const fs::path ws = workspace_root();
+  if (!it->is_string() || it->get<std::string>().empty())
+    return Error(ErrorKind::invalid_input, "payload.output_dir must be a non-empty string",
+                 std::string(protocol::codes::kInvalidOutputDir));
+  const std::string raw = it->get<std::string>();
+  fs::path candidate = fs::u8path(raw);
+  if (candidate.is_relative()) candidate = ws / candidate;
+  candidate = candidate.lexically_normal();
+  if (raw.find('\0') != std::string::npos || !util::is_within(ws, candidate))
+    return Error(ErrorKind::invalid_input, "payload.output_dir must resolve inside the worker workspace " + ws.string(),
+                 std::string(protocol::codes::kInvalidOutputDir));
+  return candidate;
+}
+
+void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel) {
+  auto loaded = store_->get(job_id);
+  if (!loaded || loaded->record.status != protocol::status::kQueued) return;
+  state::StoredJob job = std::move(*loaded);
+  auto& r = job.record;
+  r.status = protocol::status::kRunning;
+  r.progress = 0.1;
+  r.message = "running";
+  r.started_at = util::format_utc(config_.clock());
+  (void)store_->update(job);
+  notify();
+  log(job_id, LogLevel::info, "job_started", "running " + r.step_name);
+
+  const fs::path job_dir = config_.root / "jobs" / job_id;
+  const fs::path staging = job_dir / ".staging";
+  std::error_code ec;
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging, ec);
+
+  Result<StepOutput> outcome = Error(ErrorKind::internal, "not run");
+  auto dir = artifact_dir_for(job);
+  const auto step_it = steps_.find(r.step_name);
+  if (!dir) {
+    outcome = dir.error();
+  } else if (step_it == steps_.end()) {
+    outcome = Error(ErrorKind::unavailable, r.step_name + " is not supported by this worker build",
+                    std::string(protocol::codes::kStepUnsupported));
+  } else {
+    std::chrono::seconds timeout = config_.job_timeout;
+    if (const auto t = job.payload.find("timeout_sec"); t != job.payload.end() && t->is_number() && t->get<double>() > 0)
+      timeout = std::min(timeout, std::chrono::seconds(static_cast<long long>(t->get<double>() + 0.999)));
+    std::size_t lines = 0;
+    StepContext ctx{r.run_id, job_id, r.step_name, job.payload, staging, workspace_root(), timeout, &cancel,
+                    [&](LogLevel level, std::string_view event, std::string_view message) {
+                      if (++lines == kMaxLogLinesPerJob) log(job_id, LogLevel::warning, "log_truncated", "log line limit reached");
+                      if (lines < kMaxLogLinesPerJob) log(job_id, level, event, message);
+                    }};
+    try {
+      outcome = step_it->second->run(ctx);
+    } catch (const std::exception& ex) {
+      outcome = Error(ErrorKind::internal, std::string("unexpected error: ") + ex.what(),
+                      std::string(protocol::codes::kUnhandledException));
+    }
+  }
+
+  // Publish: each artifact moves from staging to its folder, so no partial file is ever visible.
+  if (outcome) {
+    json artifacts = json::array();
+    for (const auto& name : outcome->artifacts) {
+      const fs::path from = staging / name;
+      const fs::path to = *dir / name;
+      fs::create_directories(to.parent_path(), ec);
+      fs::rename(from, to, ec);
+      if (ec) {
+        outcome = Error(ErrorKind::io, "cannot publish artifact " + name + ": " + ec.message(),
+                        std::string(protocol::codes::kCommandFailed));
+        break;
+      }
+      auto sha = util::sha256_file_hex(to);
+      const auto size = fs::file_size(to, ec);
+      artifacts.push_back({{"path", to.string()}, {"name", name}, {"sha256", sha ? *sha : ""}, {"size_bytes", size}});
+    }
+    if (outcome) r.artifacts = std::move(artifacts);
+  }
+  fs::remove_all(staging, ec);
+  if (dir) job.artifact_dir = dir->string();
+
+  r.finished_at = util::format_utc(config_.clock());
+  r.progress = 1.0;
+  if (outcome) {
+    r.metrics = outcome->metrics;
+    r.message = outcome->message;
+    if (outcome->verdict_failed) {
+      r.status = protocol::status::kFailed;
+      r.exit_code = 1;
+      log(job_id, LogLevel::warning, "job_failed", "verdict: failed; " + r.message);
+    } else {
+      r.status = protocol::status::kSucceeded;
+      r.exit_code = 0;
+      log(job_id, LogLevel::info, "job_succeeded", r.message);
+    }
+  } else {
+    const Error& e = outcome.error();
+    r.status = protocol::status::kFailed;
+    r.error_code = e.code.empty() ? std::string(protocol::codes::kUnhandledException) : e.code;
+    r.exit_code = r.error_code == protocol::codes::kUnhandledException ? 1 : 2;
+    r.error_message = e.message;
+    r.message = e.message;
+    log(job_id, LogLevel::error, "job_failed", r.error_code + ": " + e.message);
+  }
+  finish(job);
+}
+
+void Engine::finish(state::StoredJob& job) {
+  // The log and the receipt are written before the terminal state is stored, so a client that
+  // sees the job terminal can fetch both.
+  const auto& r = job.record;
+  (void)util::write_file_atomic(r.log_path, render_log(r.job_id, store_->logs(r.job_id)));
+  (void)util::write_file_atomic(r.receipt_path, receipt_of(job).dump(2));
+  (void)store_->update(job);
+  notify();
+}
+
+}  // namespace rayvault::worker

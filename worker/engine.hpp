@@ -1,0 +1,94 @@
+// The job engine: admits jobs (idempotently), runs them in a bounded pool of slots, persists
+// every state change and writes each job's receipt. It has no HTTP in it: the worker daemon
+// serves it over the network, and the controller runs it in-process for local fallback.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "state/job_store.hpp"
+#include "util/time.hpp"
+#include "worker/step.hpp"
+
+namespace rayvault::worker {
+
+struct EngineConfig {
+  fs::path root;                 // jobs/, workspace/ and worker.db live here
+  std::string worker_id;
+  int slots = 1;                 // jobs running at once
+  std::chrono::seconds job_timeout{1800};  // per step, unless payload.timeout_sec says less
+  util::Clock clock = util::system_clock();
+};
+
+struct Submission {
+  std::string run_id, job_id, step_name, inputs_hash;
+  json payload = json::object();
+};
+
+struct Admitted {
+  state::StoredJob job;
+  bool idempotent = false;
+};
+
+class Engine {
+ public:
+  // Opens the store under config.root and marks jobs a previous process left running as failed
+  // (WORKER_RESTARTED). Error (io) when the root or its database cannot be used.
+  static Result<std::unique_ptr<Engine>> open(EngineConfig config, StepRegistry steps);
+  ~Engine();
+
+  // Starts the slot threads and queues the jobs still queued in the store.
+  void start();
+  // Stops taking jobs, stops running children, marks their jobs failed (WORKER_RESTARTED), joins.
+  void stop();
+
+  // Admits a job, or answers the existing one for the same STEP:inputs_hash or job_id. A job that
+  // failed because its worker restarted is queued again. Error (invalid_input) for ids that
+  // cannot be folder names.
+  Result<Admitted> submit(const Submission& s);
+
+  std::optional<state::JobStore::Lookup> lookup(const std::string& run_id, const std::string& job_id);
+
+  // Blocks until the job is terminal or the deadline passes; returns its latest state.
+  std::optional<state::StoredJob> wait(const std::string& job_id, std::chrono::steady_clock::time_point deadline);
+
+  std::vector<state::LogLine> logs(const std::string& job_id);
+
+  int queue_depth();
+  int slots() const { return config_.slots; }
+  const EngineConfig& config() const { return config_; }
+  std::vector<std::string> supported_steps() const;
+  fs::path workspace_root() const { return config_.root / "workspace"; }
+
+ private:
+  Engine(EngineConfig config, StepRegistry steps, std::unique_ptr<state::JobStore> store);
+  void slot_loop();
+  void run_job(const std::string& job_id, const std::atomic<bool>& cancel);
+  void finish(state::StoredJob& job);
+  void log(const std::string& job_id, LogLevel level, std::string_view event, std::string_view message);
+  Result<fs::path> artifact_dir_for(const state::StoredJob& job) const;
+  void notify();
+
+  EngineConfig config_;
+  StepRegistry steps_;
+  std::unique_ptr<state::JobStore> store_;
+
+  std::mutex mu_;
+  std::condition_variable queue_cv_;   // slots wait for work
+  std::condition_variable change_cv_;  // waiters for job changes
+  std::deque<std::string> queue_;
+  std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // job_id -> cancel flag
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace rayvault::worker

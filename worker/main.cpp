@@ -1,0 +1,32 @@
+// rayvault-worker: parses flags and environment, then runs the daemon.
+#include <CLI/CLI.hpp>
+
+#include "worker/daemon.hpp"
+
+int main(int argc, char** argv) {
+  rayvault::worker::DaemonOptions o;
+  CLI::App app{"rayvault-worker: runs RayVault cluster job steps for controllers on the tailnet"};
+  app.set_version_flag("--version", RAYVAULT_VERSION);
+  std::string root = o.root.string();
+  std::string ready;
+  app.add_option("--host", o.host, "address to listen on (loopback or tailnet)")->envname("RAYVAULT_WORKER_HOST")->capture_default_str();
+  app.add_option("--port", o.port, "port to listen on (0: any free port)")->envname("RAYVAULT_WORKER_PORT")->capture_default_str();
+  app.add_option("--root", root, "folder for jobs, workspace and worker.db")->envname("RAYVAULT_WORKER_ROOT")->capture_default_str();
+  app.add_option("--worker-id", o.worker_id, "worker id (default: host name)")->envname("RAYVAULT_WORKER_ID");
+  app.add_option("--slots", o.slots, "jobs run at once (default: core count)")->envname("RAYVAULT_WORKER_SLOTS");
+  app.add_option("--job-timeout-sec", o.job_timeout_sec, "longest a step may run")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--caps-refresh-sec", o.caps_refresh_sec, "how often capabilities are detected again")->capture_default_str();
+  app.add_option("--max-body-bytes", o.max_body_bytes, "largest request body accepted")->capture_default_str();
+  app.add_flag("--allow-any-bind", o.allow_any_bind, "listen on an address that is neither loopback nor tailnet");
+  app.add_flag("--allow-custom-inputs-hash", o.allow_custom_inputs_hash,
+               "accept jobs whose inputs_hash is not their payload's hash without payload_hmac (old controllers)");
+  app.add_option("--ready-file", ready, "write {host, port, pid, worker_id} here once listening");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  o.root = root;
+  o.ready_file = ready;
+  return rayvault::worker::run_daemon(std::move(o));
+}

@@ -1,0 +1,89 @@
+// Shared step plumbing: tool running with logging, payload field readers, the registry.
+#include "worker/step.hpp"
+
+#include <cmath>
+#include <deque>
+
+#include "protocol/errors.hpp"
+#include "protocol/steps.hpp"
+#include "worker/steps/ffmpeg_probe.hpp"
+#include "worker/steps/frame_sampling.hpp"
+
+namespace rayvault::worker {
+
+std::string_view to_string(LogLevel level) {
+  switch (level) {
+    case LogLevel::info: return "info";
+    case LogLevel::warning: return "warning";
+    case LogLevel::error: return "error";
+  }
+  return "info";
+}
+
+Result<platform::ProcessResult> StepContext::run_tool(std::vector<std::string> argv, std::string_view missing_code,
+                                                     bool capture_stdout) const {
+  const std::string tool = argv.empty() ? std::string() : argv[0];
+  std::deque<std::string> tail;  // last lines, for the error message
+  platform::ProcessSpec spec;
+  spec.argv = std::move(argv);
+  spec.timeout = timeout;
+  spec.cancel = cancel;
+  spec.capture_stdout = capture_stdout;
+  spec.on_output_line = [&](std::string_view line) {
+    if (line.empty()) return;
+    if (log) log(LogLevel::info, "tool_output", line);
+    tail.emplace_back(line.substr(0, 500));
+    if (tail.size() > 5) tail.pop_front();
+  };
+  if (log) log(LogLevel::info, "tool_start", tool);
+  auto res = platform::run_process(spec);
+  if (!res) {
+    if (res.error().kind == ErrorKind::unavailable)
+      return Error(ErrorKind::unavailable, tool + " is not installed on this worker", std::string(missing_code));
+    return Error(res.error().kind, res.error().message, std::string(protocol::codes::kCommandFailed));
+  }
+  if (res->timed_out)
+    return Error(ErrorKind::unavailable, tool + " ran past the job timeout of " + std::to_string(timeout.count()) + "s",
+                 std::string(protocol::codes::kTimeout));
+  if (res->cancelled) return Error(ErrorKind::unavailable, tool + " was stopped", std::string(protocol::codes::kWorkerRestarted));
+  if (res->exit_code != 0) {
+    std::string detail;
+    for (const auto& l : tail) detail += (detail.empty() ? "" : " | ") + l;
+    return Error(ErrorKind::invalid_input,
+                 tool + " exited with code " + std::to_string(res->exit_code) + (detail.empty() ? "" : ": " + detail),
+                 std::string(protocol::codes::kCommandFailed));
+  }
+  return res;
+}
+
+Result<std::string> required_string(const json& payload, const char* key) {
+  const auto it = payload.find(key);
+  if (it == payload.end() || !it->is_string() || it->get_ref<const std::string&>().empty())
+    return Error(ErrorKind::invalid_input, std::string("payload.") + key + " must be a non-empty string",
+                 std::string(protocol::codes::kInvalidInput));
+  const auto& s = it->get_ref<const std::string&>();
+  if (s.find('\0') != std::string::npos)
+    return Error(ErrorKind::invalid_input, std::string("payload.") + key + " holds a NUL byte",
+                 std::string(protocol::codes::kInvalidInput));
+  return s;
+}
+
+Result<double> optional_positive_number(const json& payload, const char* key, double fallback, double max) {
+  const auto it = payload.find(key);
+  if (it == payload.end() || it->is_null()) return fallback;
+  if (!it->is_number() || !(it->get<double>() > 0) || it->get<double>() > max || !std::isfinite(it->get<double>()))
+    return Error(ErrorKind::invalid_input,
+                 std::string("payload.") + key + " must be a number in (0, " + std::to_string(static_cast<long long>(max)) + "]",
+                 std::string(protocol::codes::kInvalidInput));
+  return it->get<double>();
+}
+
+StepRegistry make_default_steps() {
+  StepRegistry r;
+  auto add = [&r](std::unique_ptr<Step> s) { r.emplace(std::string(s->name()), std::move(s)); };
+  add(std::make_unique<steps::FfmpegProbe>());
+  add(std::make_unique<steps::FrameSampling>());
+  return r;
+}
+
+}  // namespace rayvault::worker

@@ -1,0 +1,67 @@
+// The interface every job step implements, and what a step is given to do its work.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "platform/process.hpp"
+#include "protocol/json.hpp"
+#include "util/error.hpp"
+
+namespace rayvault::worker {
+
+namespace fs = std::filesystem;
+using protocol::json;
+
+enum class LogLevel { info, warning, error };
+std::string_view to_string(LogLevel level);
+
+struct StepContext {
+  std::string run_id, job_id, step_name;
+  const json& payload;
+  fs::path staging_dir;     // empty folder the step writes its artifacts into
+  fs::path workspace_root;  // the only place output_dir may point to
+  std::chrono::seconds timeout;
+  const std::atomic<bool>* cancel = nullptr;
+  std::function<void(LogLevel, std::string_view event, std::string_view message)> log;
+
+  // Runs a tool with the job's timeout and cancel flag; its stderr lines go to the job log.
+  // Maps "not installed" to missing_code (FFMPEG_MISSING, ...), a timeout to TIMEOUT, and a
+  // non-zero exit to COMMAND_FAILED with the last lines the tool printed.
+  Result<platform::ProcessResult> run_tool(std::vector<std::string> argv, std::string_view missing_code,
+                                           bool capture_stdout = false) const;
+};
+
+struct StepOutput {
+  json metrics = json::object();
+  std::vector<std::string> artifacts;  // names relative to staging_dir, in the order to report
+  std::string message;                 // a one-line summary
+  bool verdict_failed = false;         // ran to the end, but its verdict is "failed" (QA gates)
+};
+
+class Step {
+ public:
+  virtual ~Step() = default;
+  virtual std::string_view name() const = 0;
+  // Runs the step. An Error with a wire code fails the job with exit_code 2; an exception fails it
+  // with exit_code 1 and UNHANDLED_EXCEPTION.
+  virtual Result<StepOutput> run(const StepContext& ctx) const = 0;
+};
+
+using StepRegistry = std::map<std::string, std::unique_ptr<Step>, std::less<>>;
+
+// The steps this build implements (FFMPEG_PROBE, FRAME_SAMPLING).
+StepRegistry make_default_steps();
+
+// Helpers for steps reading their payload; errors carry INVALID_INPUT.
+Result<std::string> required_string(const json& payload, const char* key);
+Result<double> optional_positive_number(const json& payload, const char* key, double fallback, double max);
+
+}  // namespace rayvault::worker
