@@ -125,13 +125,13 @@ Result<Admitted> Engine::submit(const Submission& s) {
   auto& [stored, how] = admitted.value();
   if (how == state::Admission::created) {
     log(r.job_id, LogLevel::info, "job_queued", "queued " + r.step_name + " for run " + r.run_id);
-  } else if (stored.record.status == protocol::status::kFailed &&
-             stored.record.error_code == protocol::codes::kWorkerRestarted) {
-    // The earlier attempt died with its worker: this submission runs it again.
+  } else if ((s.force && protocol::is_terminal_status(stored.record.status)) ||
+             (stored.record.status == protocol::status::kFailed && protocol::is_node_fault(stored.record.error_code))) {
+    // The earlier attempt died with its worker or lacked a tool: this submission runs it again.
     auto& er = stored.record;
     er.status = protocol::status::kQueued;
     er.progress = 0.0;
-    er.message = "queued again after a worker restart";
+    er.message = s.force ? "queued again (forced)" : "queued again after " + er.error_code;
     er.started_at.reset();
     er.finished_at.reset();
     er.exit_code.reset();

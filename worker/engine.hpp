@@ -32,6 +32,7 @@ struct EngineConfig {
 struct Submission {
   std::string run_id, job_id, step_name, inputs_hash;
   json payload = json::object();
+  bool force = false;  // run a finished job again instead of answering its record
 };
 
 struct Admitted {
@@ -52,7 +53,8 @@ class Engine {
   void stop();
 
   // Admits a job, or answers the existing one for the same STEP:inputs_hash or job_id. A job that
-  // failed because its worker restarted is queued again. Error (invalid_input) for ids that
+  // failed through a fault of the node (WORKER_RESTARTED, a missing tool, ...) is queued again, and
+  // so is any finished job when force is set. Error (invalid_input) for ids that
   // cannot be folder names.
   Result<Admitted> submit(const Submission& s);
 

@@ -1,0 +1,46 @@
+// `caps`: POST /caps on each enabled node (or one), in parallel; v0.5 workers get their own form.
+#include <future>
+
+#include "controller/cli/commands.hpp"
+
+namespace rayvault::controller::cli {
+namespace {
+
+json probe(const Cluster& cluster, const state::NodeEntry& node, const std::string& run_id) {
+  auto client = cluster.client_for(node);
+  auto res = client.caps(run_id, node.node_id);
+  // A v0.5 worker rejects the envelope form as unprocessable; only then is its own form tried.
+  if (!res && res.error().kind == ErrorKind::invalid_input) {
+    auto legacy = client.legacy_caps(run_id, node.node_id, /*plain=*/false);
+    if (!legacy && cluster.secret().allow_plain_fallback) legacy = client.legacy_caps(run_id, node.node_id, true);
+    if (legacy) res = std::move(legacy);
+  }
+  if (!res) return {{"node_id", node.node_id}, {"ok", false}, {"error", res.error().message}};
+  return {{"node_id", node.node_id}, {"ok", true}, {"caps", *res}};
+}
+
+}  // namespace
+
+int run_caps(const GlobalOptions& g, const CapsOptions& o) {
+  auto cluster = Cluster::load(g);
+  if (!cluster) return print_error(cluster.error());
+  if (auto st = cluster->require_secret(); !st) return print_error(st.error());
+  std::vector<const state::NodeEntry*> nodes;
+  for (const auto& n : cluster->config().nodes)
+    if ((o.node_id.empty() && n.enabled) || n.node_id == o.node_id) nodes.push_back(&n);
+  if (!o.node_id.empty() && nodes.empty())
+    return print_error(Error(ErrorKind::not_found, "no node '" + o.node_id + "' in the nodes file"));
+  std::vector<std::future<json>> pending;
+  for (const auto* n : nodes)
+    pending.push_back(std::async(std::launch::async, [&cluster, n, &o] { return probe(*cluster, *n, o.run_id); }));
+  json rows = json::array();
+  bool all_ok = true;
+  for (auto& f : pending) {
+    rows.push_back(f.get());
+    all_ok = all_ok && rows.back()["ok"] == true;
+  }
+  print_json({{"ok", all_ok}, {"rows", rows}});
+  return all_ok ? 0 : 1;
+}
+
+}  // namespace rayvault::controller::cli

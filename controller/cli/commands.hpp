@@ -1,0 +1,34 @@
+// The controller's subcommands. Each prints one JSON document on stdout and returns the exit code.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "controller/cluster.hpp"
+
+namespace rayvault::controller::cli {
+
+int run_health(const GlobalOptions& g);
+
+struct CapsOptions {
+  std::string node_id;
+  std::string run_id = "cluster_caps_probe";
+};
+int run_caps(const GlobalOptions& g, const CapsOptions& o);
+
+struct SubmitOptions {
+  std::string run_id, job_id, step_name;
+  std::string payload_json, payload_file;
+  std::string requirements_json, requirements_file;
+  std::string inputs_hash;
+  bool force = false;
+  bool no_local_fallback = false;
+};
+int run_submit(const GlobalOptions& g, const SubmitOptions& o);
+
+struct SyncOptions {
+  std::string run_id, job_id, node_id, inputs_hash;
+};
+int run_sync_artifacts(const GlobalOptions& g, const SyncOptions& o);
+
+}  // namespace rayvault::controller::cli

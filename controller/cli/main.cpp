@@ -1,0 +1,57 @@
+// rayvault-controller: the command line (the only translation unit with CLI11).
+#include <CLI/CLI.hpp>
+
+#include "controller/cli/commands.hpp"
+
+int main(int argc, char** argv) {
+  using namespace rayvault::controller;
+  CLI::App app{"rayvault-controller: runs RayVault cluster jobs on the workers of the tailnet"};
+  app.set_version_flag("--version", RAYVAULT_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough();
+  GlobalOptions g;
+  app.add_option("--nodes-file", g.nodes_file, "the cluster's nodes.json")->capture_default_str();
+  app.add_option("--cluster-secret", g.cluster_secret, "shared secret (prefer the environment variable)");
+
+  auto* health = app.add_subcommand("health", "probe every enabled worker's /health");
+
+  cli::CapsOptions caps_opts;
+  auto* caps = app.add_subcommand("caps", "ask every enabled worker (or one) for its capabilities");
+  caps->add_option("--node-id", caps_opts.node_id, "only this node");
+  caps->add_option("--run-id", caps_opts.run_id, "run id of the probe")->capture_default_str();
+
+  cli::SubmitOptions s;
+  auto* submit = app.add_subcommand("submit", "run a job on a fitting worker, or locally");
+  submit->add_option("--run-id", s.run_id)->required();
+  submit->add_option("--job-id", s.job_id)->required();
+  submit->add_option("--step-name", s.step_name)->required();
+  submit->add_option("--payload-json", s.payload_json, "the job's payload as JSON text");
+  submit->add_option("--payload-file", s.payload_file, "a file holding the payload");
+  submit->add_option("--requirements-json", s.requirements_json, "os_in, min_ram_gb, min_vram_gb, gpu_required, davinci_available");
+  submit->add_option("--requirements-file", s.requirements_file);
+  submit->add_option("--inputs-hash", s.inputs_hash, "use this inputs_hash instead of the payload's hash");
+  submit->add_flag("--force", s.force, "run again even when a cached local result exists");
+  submit->add_flag("--no-local-fallback", s.no_local_fallback, "fail instead of running locally");
+
+  cli::SyncOptions y;
+  auto* sync = app.add_subcommand("sync-artifacts", "download a job's receipt, log and artifacts (resumable)");
+  sync->add_option("--run-id", y.run_id)->required();
+  sync->add_option("--job-id", y.job_id)->required();
+  sync->add_option("--node-id", y.node_id, "the node that ran it (default: from the ledger)");
+  sync->add_option("--inputs-hash", y.inputs_hash, "the job's inputs_hash (default: from the ledger)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  try {
+    if (*health) return cli::run_health(g);
+    if (*caps) return cli::run_caps(g, caps_opts);
+    if (*submit) return cli::run_submit(g, s);
+    if (*sync) return cli::run_sync_artifacts(g, y);
+  } catch (const std::exception& ex) {
+    return print_error(rayvault::Error(rayvault::ErrorKind::internal, std::string("unexpected error: ") + ex.what()));
+  }
+  return 2;
+}

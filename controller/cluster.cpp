@@ -1,0 +1,98 @@
+// Shared controller plumbing.
+#include "controller/cluster.hpp"
+
+#include <cstdio>
+#include <future>
+#include <iostream>
+
+#include "platform/system_info.hpp"
+#include "protocol/errors.hpp"
+
+namespace rayvault::controller {
+
+SecretInfo resolve_secret(const GlobalOptions& g, const state::NodesConfig& cfg) {
+  SecretInfo s;
+  s.mode = platform::getenv_string("RAYVAULT_CONTROLLER_AUTH_MODE");
+  if (s.mode.empty()) s.mode = "hmac_strict";
+  const std::string plain = platform::getenv_string("RAYVAULT_ALLOW_PLAIN_FALLBACK");
+  s.allow_plain_fallback = plain == "1" || plain == "true" || plain == "yes" || plain == "on";
+  if (!g.cluster_secret.empty()) {
+    s.value = g.cluster_secret;
+    s.source = "cli";
+    return s;
+  }
+  for (const std::string& name : {cfg.secret_env, std::string("RAYVAULT_CLUSTER_SECRET_CURRENT"),
+                                  std::string("RAYVAULT_CLUSTER_SECRET")}) {
+    if (name.empty()) continue;
+    std::string v = platform::getenv_string(name.c_str());
+    if (!v.empty()) {
+      s.value = std::move(v);
+      s.source = "env:" + name;
+      return s;
+    }
+  }
+  s.source = "none";
+  return s;
+}
+
+Result<Cluster> Cluster::load(const GlobalOptions& g) {
+  auto cfg = state::load_nodes_config(g.nodes_file);
+  if (!cfg) return cfg.error();
+  Cluster c;
+  c.config_ = std::move(cfg).value();
+  c.secret_ = resolve_secret(g, c.config_);
+  return c;
+}
+
+Status Cluster::require_secret() const {
+  if (!secret_.value.empty()) return ok_status();
+  std::string hint = config_.secret_env.empty() ? "" : config_.secret_env + ", ";
+  return Error(ErrorKind::config, "no cluster secret: pass --cluster-secret or set " + hint +
+                                      "RAYVAULT_CLUSTER_SECRET_CURRENT or RAYVAULT_CLUSTER_SECRET");
+}
+
+std::filesystem::path Cluster::receipt_dir(const std::string& run_id, const std::string& job_id) const {
+  return config_.state_dir / "receipts" / run_id / job_id;
+}
+
+WorkerClient Cluster::client_for(const state::NodeEntry& node, double timeout_sec) const {
+  return WorkerClient(Endpoint{node.host, node.port, timeout_sec}, secret_.value);
+}
+
+std::vector<HealthProbe> probe_health(const Cluster& cluster, const std::vector<const state::NodeEntry*>& nodes) {
+  std::vector<std::future<HealthProbe>> pending;
+  for (const auto* node : nodes) {
+    pending.push_back(std::async(std::launch::async, [&cluster, node] {
+      HealthProbe p;
+      p.node = node;
+      const auto start = std::chrono::steady_clock::now();
+      auto client = cluster.client_for(*node);
+      auto res = client.health();
+      p.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+      if (!res) {
+        p.error = res.error().message;
+      } else if (!res->is_object() || !res->contains("ok") || (*res)["ok"] != true) {
+        p.answer = *res;
+        p.error = "worker answered ok=false";
+      } else {
+        p.ok = true;
+        p.answer = std::move(res).value();
+      }
+      return p;
+    }));
+  }
+  std::vector<HealthProbe> out;
+  for (auto& f : pending) out.push_back(f.get());
+  return out;
+}
+
+void print_json(const json& doc) {
+  std::cout << doc.dump(2, ' ', false, json::error_handler_t::replace) << std::endl;
+}
+
+int print_error(const Error& e) {
+  print_json(json{{"ok", false}, {"error", e.message}});
+  return protocol::exit_code(e.kind);
+}
+
+}  // namespace rayvault::controller

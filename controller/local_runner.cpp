@@ -1,0 +1,155 @@
+// Local fallback: same steps, same engine, same receipts as a remote worker.
+#include "controller/local_runner.hpp"
+
+#include "protocol/job_record.hpp"
+#include "protocol/steps.hpp"
+#include "util/crypto.hpp"
+#include "util/files.hpp"
+#include "worker/engine.hpp"
+
+namespace rayvault::controller {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Copies the engine's artifacts into the receipt folder (via a .part file, verified).
+json copy_artifacts(const json& artifacts, const fs::path& art_dir) {
+  json out = json::array();
+  std::error_code ec;
+  fs::create_directories(art_dir, ec);
+  for (const auto& a : artifacts) {
+    if (!a.is_object() || !a.contains("name") || !a.contains("path")) continue;
+    const std::string name = a["name"].get<std::string>();
+    const fs::path dest = util::resolve_within(art_dir, name);
+    if (dest.empty()) continue;
+    fs::path part = dest;
+    part += ".part";
+    fs::create_directories(dest.parent_path(), ec);
+    fs::copy_file(a["path"].get<std::string>(), part, fs::copy_options::overwrite_existing, ec);
+    auto sha = util::sha256_file_hex(part);
+    if (ec || !sha || *sha != a.value("sha256", "")) {
+      fs::remove(part, ec);
+      continue;
+    }
+    fs::rename(part, dest, ec);
+    if (ec) continue;
+    out.push_back({{"name", name}, {"path", dest.string()}, {"sha256", *sha}, {"size_bytes", fs::file_size(dest, ec)},
+                   {"verified", true}});
+  }
+  return out;
+}
+
+json output_doc(const JobRequest& req, const std::string& mode, const json& receipt, const fs::path& receipt_path,
+                bool idempotent, const std::string& message) {
+  const std::string status = receipt.value("status", "");
+  return json{{"ok", status == protocol::status::kSucceeded},
+              {"mode", mode},
+              {"run_id", req.run_id},
+              {"job_id", req.job_id},
+              {"step_name", protocol::steps::normalize(req.step_name)},
+              {"inputs_hash", req.inputs_hash},
+              {"status", status},
+              {"node_id", "local"},
+              {"idempotent", idempotent},
+              {"exit_code", receipt.value("exit_code", json())},
+              {"error_code", receipt.value("error_code", "")},
+              {"message", message},
+              {"receipt_path", receipt_path.string()}};
+}
+
+}  // namespace
+
+Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobRequest& req, const std::string& reason) {
+  const auto& cfg = cluster.config();
+  const std::string step = protocol::steps::normalize(req.step_name);
+  const fs::path cache = cfg.state_dir / "local_cache" / (protocol::steps::lower(step) + "_" + req.inputs_hash + ".json");
+  const fs::path receipt_dir = cluster.receipt_dir(req.run_id, req.job_id);
+  const fs::path receipt_path = receipt_dir / "job_receipt.json";
+  const std::string submitted_at = util::format_utc(std::chrono::system_clock::now());
+
+  auto record_ledger = [&](const std::string& mode, const json& receipt) {
+    state::LedgerEntry e{req.run_id, req.job_id, step, req.inputs_hash, mode, "local", "", 0, req.job_id,
+                         receipt.value("status", ""), std::nullopt, submitted_at,
+                         util::format_utc(std::chrono::system_clock::now()), receipt.value("duration_ms", 0LL),
+                         receipt_path.string()};
+    if (receipt.contains("exit_code") && receipt["exit_code"].is_number_integer()) e.exit_code = receipt["exit_code"].get<int>();
+    return ledger.record(e);
+  };
+
+  if (!req.force) {
+    if (auto cached = util::read_file(cache, 16u << 20); cached) {
+      if (auto doc = protocol::parse_json(*cached); doc && doc->is_object()) {
+        json receipt = *doc;
+        receipt["mode"] = "local_cached";
+        receipt["run_id"] = req.run_id;
+        receipt["job_id"] = req.job_id;
+        receipt["fallback_reason"] = reason;
+        receipt["cached_from"] = cache.string();
+        if (auto st = util::write_file_atomic(receipt_path, receipt.dump(2)); !st) return st.error();
+        if (auto st = record_ledger("local_cached", receipt); !st) return st.error();
+        return output_doc(req, "local_cached", receipt, receipt_path, true,
+                          "cached local result (" + reason + "); --force runs it again");
+      }
+    }
+  }
+
+  worker::EngineConfig ec;
+  ec.root = cfg.controller.local_workspace_root;
+  ec.worker_id = cfg.controller.node_id;
+  ec.slots = 1;
+  auto engine = worker::Engine::open(ec, worker::make_default_steps());
+  if (!engine) return engine.error();
+  (*engine)->start();
+  const auto started = std::chrono::steady_clock::now();
+  auto admitted = (*engine)->submit(worker::Submission{req.run_id, req.job_id, step, req.inputs_hash, req.payload, req.force});
+  if (!admitted) return admitted.error();
+  const std::string local_id = admitted->job.record.job_id;
+  const auto deadline = started + std::chrono::milliseconds(static_cast<long long>(cfg.controller.poll_timeout_sec * 1000));
+  auto job = (*engine)->wait(local_id, deadline);
+  const auto logs = (*engine)->logs(local_id);
+  (*engine)->stop();
+  if (!job) return Error(ErrorKind::internal, "local job vanished");
+  const auto& r = job->record;
+  const long long duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+
+  std::string log_text;
+  for (const auto& l : logs)
+    log_text += json{{"event", l.event}, {"job_id", local_id}, {"level", l.level}, {"message", l.message}, {"ts", l.ts}}.dump() + "\n";
+  if (auto st = util::write_file_atomic(receipt_dir / "worker.log", log_text); !st) return st.error();
+
+  json receipt{{"mode", "local"},
+               {"run_id", req.run_id},
+               {"job_id", req.job_id},
+               {"local_job_id", local_id},
+               {"step_name", step},
+               {"inputs_hash", req.inputs_hash},
+               {"node_id", "local"},
+               {"worker_id", r.worker_id},
+               {"status", r.status},
+               {"job_status", r.status},
+               {"exit_code", r.exit_code ? json(*r.exit_code) : json()},
+               {"error_code", r.error_code},
+               {"error_message", r.error_message},
+               {"started_at", r.started_at ? json(*r.started_at) : json()},
+               {"finished_at", r.finished_at ? json(*r.finished_at) : json()},
+               {"duration_ms", duration_ms},
+               {"metrics", r.metrics},
+               {"artifacts", r.artifacts},
+               {"downloaded_artifacts", copy_artifacts(r.artifacts, receipt_dir / "artifacts")},
+               {"fallback_reason", reason},
+               {"local_receipt_path", r.receipt_path}};
+  if (!protocol::is_terminal_status(r.status)) {
+    receipt["status"] = "failed";
+    receipt["error_message"] = "local run did not finish within poll_timeout_sec";
+  }
+  if (auto st = util::write_file_atomic(receipt_path, receipt.dump(2)); !st) return st.error();
+  if (r.status == protocol::status::kSucceeded) {
+    if (auto st = util::write_file_atomic(cache, receipt.dump(2)); !st) return st.error();
+  }
+  if (auto st = record_ledger("local", receipt); !st) return st.error();
+  std::string message = "ran locally (" + reason + ")";
+  if (!r.error_message.empty()) message += ": " + r.error_message;
+  return output_doc(req, "local", receipt, receipt_path, admitted->idempotent, message);
+}
+
+}  // namespace rayvault::controller

@@ -1,0 +1,22 @@
+// Local execution on the controller: the worker engine in-process, with the local result cache
+// state/cluster/local_cache/<step_lower>_<inputs_hash>.json.
+#pragma once
+
+#include <string>
+
+#include "controller/cluster.hpp"
+#include "state/ledger.hpp"
+
+namespace rayvault::controller {
+
+struct JobRequest {
+  std::string run_id, job_id, step_name, inputs_hash;
+  json payload = json::object();
+  bool force = false;
+};
+
+// Runs the job locally (or answers the cached result unless force), writes the receipt folder and
+// the ledger row, and returns the submit output document. `reason` says why it runs locally.
+Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobRequest& req, const std::string& reason);
+
+}  // namespace rayvault::controller

@@ -1,0 +1,102 @@
+// Requirement parsing and matching.
+#include "controller/selection.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <fmt/format.h>
+
+namespace rayvault::controller {
+namespace {
+
+Error bad(const std::string& m) { return Error(ErrorKind::invalid_input, "requirements: " + m); }
+
+std::string lower(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool flag(const json& caps, const char* key) {
+  const auto it = caps.find(key);
+  return it != caps.end() && it->is_boolean() && it->get<bool>();
+}
+
+std::string text(const json& caps, const char* key) {
+  const auto it = caps.find(key);
+  return (it != caps.end() && it->is_string()) ? it->get<std::string>() : std::string();
+}
+
+double number_or(const json& caps, const char* key, double fallback) {
+  const auto it = caps.find(key);
+  return (it != caps.end() && it->is_number()) ? it->get<double>() : fallback;
+}
+
+}  // namespace
+
+Result<Requirements> parse_requirements(const json& j) {
+  Requirements r;
+  if (j.is_null()) return r;
+  if (!j.is_object()) return bad("must be an object");
+  for (const auto& [key, v] : j.items()) {
+    if (v.is_null()) continue;
+    if (key == "os_in") {
+      if (v.is_string()) {
+        r.os_in.push_back(lower(v.get<std::string>()));
+        continue;
+      }
+      if (!v.is_array()) return bad("os_in must be a list of names");
+      for (const auto& o : v) {
+        if (!o.is_string()) return bad("os_in must be a list of names");
+        r.os_in.push_back(lower(o.get<std::string>()));
+      }
+    } else if (key == "min_ram_gb" || key == "min_vram_gb") {
+      if (!v.is_number()) return bad(key + " must be a number");
+      (key == "min_ram_gb" ? r.min_ram_gb : r.min_vram_gb) = v.get<double>();
+    } else if (key == "gpu_required") {
+      if (!v.is_boolean()) return bad("gpu_required must be true or false");
+      r.gpu_required = v.get<bool>();
+    } else if (key == "davinci_available") {
+      if (!v.is_boolean()) return bad("davinci_available must be true or false");
+      r.davinci_available = v.get<bool>();
+    } else {
+      return bad("unknown key '" + key + "' (known: os_in, min_ram_gb, min_vram_gb, gpu_required, davinci_available)");
+    }
+  }
+  return r;
+}
+
+std::string unmet_reason(const json& caps, const Requirements& req, const std::string& step) {
+  if (!caps.is_object()) return "no capabilities reported";
+  if (const auto it = caps.find("supported_steps"); it != caps.end() && it->is_array()) {
+    if (std::find(it->begin(), it->end(), json(step)) == it->end()) return "does not run " + step;
+  }
+  if (!req.os_in.empty()) {
+    const std::string os = lower(text(caps, "os"));
+    if (std::find(req.os_in.begin(), req.os_in.end(), os) == req.os_in.end()) return "os " + os + " not in os_in";
+  }
+  if (req.min_ram_gb && number_or(caps, "ram_gb", 0) < *req.min_ram_gb)
+    return fmt::format("ram_gb {} < {}", number_or(caps, "ram_gb", 0), *req.min_ram_gb);
+  if (req.min_vram_gb && number_or(caps, "vram_gb", 0) < *req.min_vram_gb)
+    return fmt::format("vram_gb {} < {}", number_or(caps, "vram_gb", 0), *req.min_vram_gb);
+  if (req.gpu_required) {
+    const bool gpu = flag(caps, "gpu") || !text(caps, "gpu_model").empty();
+    if (!gpu) return "no GPU";
+  }
+  if (req.davinci_available) {
+    const bool has = flag(caps, "davinci_available");
+    if (has != *req.davinci_available) return *req.davinci_available ? "no DaVinci Resolve" : "has DaVinci Resolve";
+  }
+  return {};
+}
+
+void order_by_load(std::vector<Candidate>& c) {
+  std::stable_sort(c.begin(), c.end(), [](const Candidate& a, const Candidate& b) {
+    // Compare queue_depth / slots without division: a.q * b.s vs b.q * a.s.
+    const long long la = static_cast<long long>(a.queue_depth) * std::max(1, b.slots);
+    const long long lb = static_cast<long long>(b.queue_depth) * std::max(1, a.slots);
+    if (la != lb) return la < lb;
+    if (a.queue_depth != b.queue_depth) return a.queue_depth < b.queue_depth;
+    return a.index < b.index;
+  });
+}
+
+}  // namespace rayvault::controller

@@ -1,0 +1,237 @@
+// WorkerClient over httplib; httplib's errors become Errors here and never travel further.
+#include "controller/worker_client.hpp"
+
+#include <httplib.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "protocol/envelope.hpp"
+#include "protocol/legacy.hpp"
+#include "protocol/steps.hpp"
+#include "util/crypto.hpp"
+
+namespace rayvault::controller {
+namespace {
+
+ErrorKind kind_for_status(int status) {
+  switch (status) {
+    case 400: case 422: return ErrorKind::invalid_input;
+    case 401: return ErrorKind::unauthorized;
+    case 403: return ErrorKind::forbidden;
+    case 404: return ErrorKind::not_found;
+    case 413: return ErrorKind::too_large;
+    case 416: return ErrorKind::range;
+    default: return ErrorKind::unavailable;
+  }
+}
+
+std::string detail_of(const std::string& body) {
+  auto parsed = protocol::parse_json(body);
+  if (parsed && parsed->is_object() && parsed->contains("detail")) {
+    const auto& d = (*parsed)["detail"];
+    return d.is_string() ? d.get<std::string>() : d.dump();
+  }
+  return body.substr(0, 200);
+}
+
+}  // namespace
+
+std::string url_encode(std::string_view s) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+struct WorkerClient::Impl {
+  Endpoint ep;
+  std::string secret;
+  util::Clock clock;
+  httplib::Client http;
+
+  Impl(Endpoint e, std::string s, util::Clock c)
+      : ep(std::move(e)), secret(std::move(s)), clock(std::move(c)), http(ep.host, ep.port) {
+    const auto secs = static_cast<time_t>(ep.timeout_sec);
+    const auto usecs = static_cast<time_t>((ep.timeout_sec - static_cast<double>(secs)) * 1e6);
+    http.set_connection_timeout(secs, usecs);
+    http.set_read_timeout(secs, usecs);
+    http.set_write_timeout(secs, usecs);
+    http.set_tcp_nodelay(true);
+    http.set_keep_alive(true);
+  }
+
+  std::string where() const { return ep.host + ":" + std::to_string(ep.port); }
+
+  Error transport_error(const httplib::Result& r) const {
+    return Error(ErrorKind::unavailable, "cannot reach worker at " + where() + ": " + httplib::to_string(r.error()));
+  }
+
+  Result<json> decode(const httplib::Result& r) const {
+    if (!r) return transport_error(r);
+    if (r->status < 200 || r->status >= 300)
+      return Error(kind_for_status(r->status),
+                   "worker " + where() + " answered " + std::to_string(r->status) + ": " + detail_of(r->body));
+    auto body = protocol::parse_json(r->body);
+    if (!body) return Error(ErrorKind::unavailable, "worker " + where() + " sent malformed JSON");
+    return body;
+  }
+
+  Result<json> post(const std::string& path, const std::string& body) {
+    return decode(http.Post(path, body, "application/json"));
+  }
+
+  std::string query(const std::string& run_id, const std::string& job_id, std::string_view step,
+                    const std::string& inputs_hash) const {
+    const auto env = protocol::make_signed_envelope(run_id, job_id, std::string(step), inputs_hash, secret, clock());
+    return "run_id=" + url_encode(env.run_id) + "&step_name=" + url_encode(env.step_name) +
+           "&inputs_hash=" + url_encode(env.inputs_hash) + "&timestamp=" + url_encode(env.timestamp) +
+           "&auth_token=" + url_encode(env.auth_token);
+  }
+};
+
+WorkerClient::WorkerClient(Endpoint endpoint, std::string secret, util::Clock clock)
+    : endpoint_(endpoint), impl_(std::make_unique<Impl>(std::move(endpoint), std::move(secret), std::move(clock))) {}
+WorkerClient::~WorkerClient() = default;
+WorkerClient::WorkerClient(WorkerClient&&) noexcept = default;
+
+Result<json> WorkerClient::health() { return impl_->decode(impl_->http.Get("/health")); }
+
+Result<json> WorkerClient::caps(const std::string& run_id, const std::string& node_id) {
+  // The reference controller hashes {"node_id", "action"}; /caps is not bound to its payload.
+  const json basis{{"node_id", node_id}, {"action", "register_caps"}};
+  const auto env = protocol::make_signed_envelope(run_id, "caps-" + node_id, std::string(protocol::steps::kRegisterCaps),
+                                                  protocol::inputs_hash(basis), impl_->secret, impl_->clock());
+  json body{{"message_type", "register_caps"}, {"payload", {{"controller", "rayvault"}}}};
+  protocol::envelope_to_json(env, body);
+  return impl_->post("/caps", body.dump());
+}
+
+Result<json> WorkerClient::legacy_caps(const std::string& run_id, const std::string& node_id, bool plain) {
+  protocol::ordered_json body;
+  if (plain) {
+    body = {{"auth_token", impl_->secret}};
+  } else {
+    body = protocol::legacy::caps_body(run_id, node_id);
+    protocol::legacy::sign(body, impl_->secret);
+  }
+  auto res = impl_->post("/caps", body.dump());
+  if (!res) return res;
+  (*res)["_compat_mode"] =
+      std::string(plain ? protocol::legacy::kCompatModePlain : protocol::legacy::kCompatModeHmac);
+  return res;
+}
+
+Result<json> WorkerClient::submit(const std::string& run_id, const std::string& job_id, const std::string& step_name,
+                                  const std::string& inputs_hash, const json& payload) {
+  const auto env = protocol::make_signed_envelope(run_id, job_id, step_name, inputs_hash, impl_->secret, impl_->clock());
+  json body{{"message_type", "submit_job"}, {"payload", payload}};
+  protocol::envelope_to_json(env, body);
+  if (protocol::inputs_hash(payload) != protocol::steps::lower(inputs_hash))
+    body["payload_hmac"] = protocol::payload_hmac(impl_->secret, env.timestamp, payload);
+  // canonical_json keeps big integers exact, as the worker will hash them.
+  return impl_->post("/job", protocol::canonical_json(body));
+}
+
+Result<json> WorkerClient::job_status(const std::string& run_id, const std::string& job_id,
+                                      const std::string& inputs_hash, int wait_ms) {
+  std::string path = "/job/" + url_encode(job_id) + "?" + impl_->query(run_id, job_id, protocol::steps::kJobStatus, inputs_hash);
+  if (wait_ms > 0) {
+    path += "&wait_ms=" + std::to_string(wait_ms);
+    // The worker holds the request up to wait_ms: give the read that much longer.
+    const double total = impl_->ep.timeout_sec + wait_ms / 1000.0;
+    impl_->http.set_read_timeout(static_cast<time_t>(total), 0);
+  }
+  auto res = impl_->decode(impl_->http.Get(path));
+  if (wait_ms > 0) impl_->http.set_read_timeout(static_cast<time_t>(impl_->ep.timeout_sec), 0);
+  return res;
+}
+
+Result<std::string> WorkerClient::job_logs(const std::string& run_id, const std::string& job_id,
+                                           const std::string& inputs_hash) {
+  auto r = impl_->http.Get("/job/" + url_encode(job_id) + "/logs?" +
+                           impl_->query(run_id, job_id, protocol::steps::kJobLogs, inputs_hash));
+  if (!r) return impl_->transport_error(r);
+  if (r->status != 200)
+    return Error(kind_for_status(r->status), "worker answered " + std::to_string(r->status) + ": " + detail_of(r->body));
+  return r->body;
+}
+
+Result<json> WorkerClient::job_artifacts(const std::string& run_id, const std::string& job_id,
+                                         const std::string& inputs_hash) {
+  return impl_->decode(impl_->http.Get("/job/" + url_encode(job_id) + "/artifacts?" +
+                                       impl_->query(run_id, job_id, protocol::steps::kJobArtifacts, inputs_hash)));
+}
+
+Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id, const std::string& job_id,
+                                                       const std::string& inputs_hash, const std::string& name,
+                                                       const std::filesystem::path& part) {
+  std::error_code ec;
+  std::uintmax_t have = std::filesystem::exists(part, ec) ? std::filesystem::file_size(part, ec) : 0;
+  if (ec) have = 0;
+  std::string encoded_name;
+  for (std::size_t start = 0; start <= name.size();) {  // keep '/' between path components
+    const auto slash = name.find('/', start);
+    encoded_name += url_encode(name.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    if (slash == std::string::npos) break;
+    encoded_name += '/';
+    start = slash + 1;
+  }
+  const std::string path = "/job/" + url_encode(job_id) + "/artifacts/" + encoded_name + "?" +
+                           impl_->query(run_id, job_id, protocol::steps::kJobArtifacts, inputs_hash);
+  httplib::Headers headers;
+  if (have > 0) headers.emplace("Range", "bytes=" + std::to_string(have) + "-");
+
+  DownloadResult out;
+  std::ofstream file;
+  int status = 0;
+  std::string error_body;
+  auto r = impl_->http.Get(
+      path, headers,
+      [&](const httplib::Response& resp) {
+        status = resp.status;
+        if (status == 206) {
+          out.resumed = true;
+          file.open(part, std::ios::binary | std::ios::app);
+        } else if (status == 200) {
+          file.open(part, std::ios::binary | std::ios::trunc);
+        } else {
+          return true;  // read the error body
+        }
+        return static_cast<bool>(file);
+      },
+      [&](const char* data, std::size_t n) {
+        if (status == 200 || status == 206) {
+          file.write(data, static_cast<std::streamsize>(n));
+          return static_cast<bool>(file);
+        }
+        if (error_body.size() < 4096) error_body.append(data, n);
+        return true;
+      });
+  file.close();
+  if (!r) return impl_->transport_error(r);
+  if (status == 416 && have > 0) {
+    // The partial file is already whole (or longer than the artifact): start over.
+    std::filesystem::remove(part, ec);
+    return download_artifact(run_id, job_id, inputs_hash, name, part);
+  }
+  if (status != 200 && status != 206)
+    return Error(kind_for_status(status), "download of " + name + " answered " + std::to_string(status) + ": " +
+                                              detail_of(error_body));
+  out.size_bytes = std::filesystem::file_size(part, ec);
+  auto sha = util::sha256_file_hex(part);
+  if (!sha) return sha.error();
+  out.sha256 = *sha;
+  return out;
+}
+
+}  // namespace rayvault::controller

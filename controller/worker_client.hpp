@@ -1,0 +1,76 @@
+// A typed, signed client for one worker's HTTP API. Every authenticated call builds a fresh
+// envelope; the secret itself never leaves this process.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "protocol/json.hpp"
+#include "util/error.hpp"
+#include "util/time.hpp"
+
+namespace rayvault::controller {
+
+using protocol::json;
+
+struct Endpoint {
+  std::string host;
+  int port = 8787;
+  double timeout_sec = 20.0;  // connect and read timeout of each request
+};
+
+struct DownloadResult {
+  std::uintmax_t size_bytes = 0;
+  std::string sha256;
+  bool resumed = false;  // continued a partial file with a Range request
+};
+
+class WorkerClient {
+ public:
+  WorkerClient(Endpoint endpoint, std::string secret, util::Clock clock = util::system_clock());
+  ~WorkerClient();
+  WorkerClient(WorkerClient&&) noexcept;
+
+  // GET /health (no auth).
+  Result<json> health();
+
+  // POST /caps with a REGISTER_CAPS envelope (job_id caps-<node_id>).
+  Result<json> caps(const std::string& run_id, const std::string& node_id);
+
+  // POST /caps in the v0.5 form: HMAC-signed, or (plain == true) the plain token.
+  Result<json> legacy_caps(const std::string& run_id, const std::string& node_id, bool plain);
+
+  // POST /job. Adds payload_hmac when inputs_hash is not the payload's own hash.
+  Result<json> submit(const std::string& run_id, const std::string& job_id, const std::string& step_name,
+                      const std::string& inputs_hash, const json& payload);
+
+  // GET /job/{job_id}, waiting up to wait_ms on the worker for a terminal state (0: answer now).
+  Result<json> job_status(const std::string& run_id, const std::string& job_id, const std::string& inputs_hash,
+                          int wait_ms = 0);
+
+  // GET /job/{job_id}/logs: JSON lines.
+  Result<std::string> job_logs(const std::string& run_id, const std::string& job_id, const std::string& inputs_hash);
+
+  // GET /job/{job_id}/artifacts.
+  Result<json> job_artifacts(const std::string& run_id, const std::string& job_id, const std::string& inputs_hash);
+
+  // GET /job/{job_id}/artifacts/{name} into `part`, resuming from its current size with Range.
+  // The caller verifies the hash and moves the file into place.
+  Result<DownloadResult> download_artifact(const std::string& run_id, const std::string& job_id,
+                                           const std::string& inputs_hash, const std::string& name,
+                                           const std::filesystem::path& part);
+
+  const Endpoint& endpoint() const { return endpoint_; }
+
+ private:
+  struct Impl;
+  Endpoint endpoint_;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Percent-encodes a query or path component (RFC 3986 unreserved characters kept).
+std::string url_encode(std::string_view s);
+
+}  // namespace rayvault::controller
