@@ -5,7 +5,9 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
@@ -22,6 +24,8 @@ struct ProcessSpec {
   std::function<void(std::string_view line)> on_output_line;
   bool capture_stdout = true;
   const std::atomic<bool>* cancel = nullptr;  // set to stop the child early
+  // Changes to the inherited environment: a value sets the variable, nullopt removes it.
+  std::vector<std::pair<std::string, std::optional<std::string>>> env;
 };
 
 struct ProcessResult {
@@ -36,6 +40,33 @@ struct ProcessResult {
 // group (TERM, then KILL after a grace period) on timeout or cancel. Error (unavailable) when the
 // program cannot be started, e.g. it is not installed.
 Result<ProcessResult> run_process(const ProcessSpec& spec);
+
+// A child left running in the background (a worker under test, a service), its stdout and stderr
+// appended to a file. The destructor kills it if it still runs.
+class Child {
+ public:
+  // Starts spec.argv with spec.cwd and spec.env (timeout, capture and cancel are not used).
+  static Result<Child> spawn(const ProcessSpec& spec, const std::filesystem::path& output_file);
+  Child(Child&& other) noexcept;
+  Child& operator=(Child&& other) noexcept;
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+  ~Child();
+
+  long pid() const { return pid_; }
+  bool running();
+  // Asks the child to stop (SIGTERM; CTRL_BREAK on Windows) and waits up to `grace` for it;
+  // then kills it. Returns its exit code (128 + signal when killed by one).
+  int terminate(std::chrono::milliseconds grace = std::chrono::seconds(10));
+  // Kills it at once, as a crash or power cut would, and reaps it.
+  int kill();
+
+ private:
+  Child() = default;
+  int reap(bool block);
+  long pid_ = -1;
+  std::optional<int> exit_code_;
+};
 
 // Full path of an executable found on PATH (or name itself when it contains a separator and
 // exists); empty when not found.

@@ -7,6 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+extern char** environ;
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -39,6 +41,91 @@ struct LineSplitter {
   }
 };
 
+struct Spawned {
+  pid_t pid = -1;
+};
+
+// Builds the environment block: the inherited one with spec.env applied.
+std::vector<std::string> build_env(const ProcessSpec& spec) {
+  std::vector<std::string> out;
+  for (char** e = environ; e && *e; ++e) {
+    const std::string entry(*e);
+    const std::string name = entry.substr(0, entry.find('='));
+    bool overridden = false;
+    for (const auto& [k, v] : spec.env) overridden = overridden || k == name;
+    if (!overridden) out.push_back(entry);
+  }
+  for (const auto& [k, v] : spec.env)
+    if (v) out.push_back(k + "=" + *v);
+  return out;
+}
+
+// Forks and execs spec.argv in a new process group with stdin from /dev/null and stdout/stderr on
+// the given descriptors. Everything is prepared before fork: the child only calls
+// async-signal-safe functions. Error (unavailable) when the program cannot be started.
+Result<Spawned> spawn(const ProcessSpec& spec, int out_fd, int err_fd) {
+  if (spec.argv.empty()) return Error(ErrorKind::internal, "spawn: empty argv");
+  const std::filesystem::path exe = find_executable(spec.argv[0]);
+  if (exe.empty()) return Error(ErrorKind::unavailable, "program not found: " + spec.argv[0]);
+  int exec_pipe[2];
+  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) return Error(ErrorKind::io, "pipe failed");
+  std::vector<char*> argv;
+  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const std::vector<std::string> env_strings = build_env(spec);
+  std::vector<char*> envp;
+  for (const auto& e : env_strings) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  const std::string exe_str = exe.string();
+  const std::string cwd_str = spec.cwd.string();
+  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(exec_pipe[0]);
+    ::close(exec_pipe[1]);
+    if (devnull >= 0) ::close(devnull);
+    return Error(ErrorKind::io, std::string("fork failed: ") + std::strerror(errno));
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    if (devnull >= 0) ::dup2(devnull, 0);
+    ::dup2(out_fd, 1);
+    ::dup2(err_fd, 2);
+    if (!cwd_str.empty() && ::chdir(cwd_str.c_str()) != 0) {
+      const int e = errno;
+      (void)!::write(exec_pipe[1], &e, sizeof e);
+      ::_exit(127);
+    }
+    ::execve(exe_str.c_str(), argv.data(), envp.data());
+    const int e = errno;
+    (void)!::write(exec_pipe[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  ::setpgid(pid, pid);  // also from the parent, so the group exists before any kill
+  ::close(exec_pipe[1]);
+  if (devnull >= 0) ::close(devnull);
+  int exec_errno = 0;
+  const ssize_t got = ::read(exec_pipe[0], &exec_errno, sizeof exec_errno);
+  ::close(exec_pipe[0]);
+  if (got == static_cast<ssize_t>(sizeof exec_errno)) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return Error(ErrorKind::unavailable, "cannot start " + spec.argv[0] + ": " + std::strerror(exec_errno));
+  }
+  return Spawned{pid};
+}
+
+int decode_status(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
 }  // namespace
 
 std::filesystem::path find_executable(std::string_view name) {
@@ -63,64 +150,22 @@ std::filesystem::path find_executable(std::string_view name) {
 }
 
 Result<ProcessResult> run_process(const ProcessSpec& spec) {
-  if (spec.argv.empty()) return Error(ErrorKind::internal, "run_process: empty argv");
-  const std::filesystem::path exe = find_executable(spec.argv[0]);
-  if (exe.empty()) return Error(ErrorKind::unavailable, "program not found: " + spec.argv[0]);
-
-  int out_pipe[2], err_pipe[2], exec_pipe[2];
+  int out_pipe[2], err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) return Error(ErrorKind::io, "pipe failed");
   if (::pipe2(err_pipe, O_CLOEXEC) != 0) {
-    ::close(out_pipe[0]); ::close(out_pipe[1]);
+    ::close(out_pipe[0]);
+    ::close(out_pipe[1]);
     return Error(ErrorKind::io, "pipe failed");
   }
-  if (::pipe2(exec_pipe, O_CLOEXEC) != 0) {
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]}) ::close(fd);
-    return Error(ErrorKind::io, "pipe failed");
+  auto spawned = spawn(spec, out_pipe[1], err_pipe[1]);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  if (!spawned) {
+    ::close(out_pipe[0]);
+    ::close(err_pipe[0]);
+    return spawned.error();
   }
-
-  // Everything the child needs is prepared before fork: after it only async-signal-safe calls.
-  std::vector<char*> argv;
-  for (const auto& a : spec.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  const std::string exe_str = exe.string();
-  const std::string cwd_str = spec.cwd.string();
-  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1], exec_pipe[0], exec_pipe[1], devnull}) ::close(fd);
-    return Error(ErrorKind::io, std::string("fork failed: ") + std::strerror(errno));
-  }
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (devnull >= 0) ::dup2(devnull, 0);
-    ::dup2(out_pipe[1], 1);
-    ::dup2(err_pipe[1], 2);
-    if (!cwd_str.empty() && ::chdir(cwd_str.c_str()) != 0) {
-      const int e = errno;
-      (void)!::write(exec_pipe[1], &e, sizeof e);
-      ::_exit(127);
-    }
-    ::execv(exe_str.c_str(), argv.data());
-    const int e = errno;
-    (void)!::write(exec_pipe[1], &e, sizeof e);
-    ::_exit(127);
-  }
-  ::setpgid(pid, pid);  // also from the parent, so the group exists before any kill
-  for (int fd : {out_pipe[1], err_pipe[1], exec_pipe[1], devnull}) ::close(fd);
-
-  int exec_errno = 0;
-  const ssize_t got = ::read(exec_pipe[0], &exec_errno, sizeof exec_errno);
-  ::close(exec_pipe[0]);
-  if (got == static_cast<ssize_t>(sizeof exec_errno)) {
-    ::close(out_pipe[0]); ::close(err_pipe[0]);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return Error(ErrorKind::unavailable, "cannot start " + spec.argv[0] + ": " + std::strerror(exec_errno));
-  }
+  const pid_t pid = spawned->pid;
 
   ProcessResult result;
   LineSplitter err_lines, out_lines;
@@ -176,9 +221,67 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (killing) ::kill(-pid, SIGKILL);  // grandchildren that kept running
-  if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  else if (WIFSIGNALED(status)) result.exit_code = 128 + WTERMSIG(status);
+  result.exit_code = decode_status(status);
   return result;
+}
+
+Result<Child> Child::spawn(const ProcessSpec& spec, const std::filesystem::path& output_file) {
+  const int fd = ::open(output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return Error(ErrorKind::io, "cannot open " + output_file.string());
+  auto spawned = platform::spawn(spec, fd, fd);
+  ::close(fd);
+  if (!spawned) return spawned.error();
+  Child c;
+  c.pid_ = spawned->pid;
+  return c;
+}
+
+Child::Child(Child&& o) noexcept : pid_(o.pid_), exit_code_(o.exit_code_) { o.pid_ = -1; }
+
+Child& Child::operator=(Child&& o) noexcept {
+  if (this != &o) {
+    if (pid_ > 0 && !exit_code_) kill();
+    pid_ = o.pid_;
+    exit_code_ = o.exit_code_;
+    o.pid_ = -1;
+  }
+  return *this;
+}
+
+Child::~Child() {
+  if (pid_ > 0 && !exit_code_) kill();
+}
+
+int Child::reap(bool block) {
+  if (exit_code_) return *exit_code_;
+  int status = 0;
+  pid_t r;
+  while ((r = ::waitpid(static_cast<pid_t>(pid_), &status, block ? 0 : WNOHANG)) < 0 && errno == EINTR) {
+  }
+  if (r == static_cast<pid_t>(pid_)) exit_code_ = decode_status(status);
+  return exit_code_ ? *exit_code_ : -1;
+}
+
+bool Child::running() { return pid_ > 0 && (reap(false), !exit_code_); }
+
+int Child::terminate(std::chrono::milliseconds grace) {
+  if (!running()) return exit_code_.value_or(-1);
+  ::kill(static_cast<pid_t>(pid_), SIGTERM);
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  while (running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  if (running()) return kill();
+  ::kill(-static_cast<pid_t>(pid_), SIGKILL);  // anything it left behind in its group
+  return exit_code_.value_or(-1);
+}
+
+int Child::kill() {
+  if (pid_ <= 0) return -1;
+  if (!exit_code_) {
+    ::kill(-static_cast<pid_t>(pid_), SIGKILL);
+    ::kill(static_cast<pid_t>(pid_), SIGKILL);
+  }
+  return reap(true);
 }
 
 }  // namespace rayvault::platform

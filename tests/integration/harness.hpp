@@ -1,0 +1,98 @@
+// Test harness: real rayvault-worker processes on loopback, the real rayvault-controller, and a
+// signed raw HTTP client for requests the controller would never send.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "platform/process.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/json.hpp"
+
+namespace rayvault::test {
+
+namespace fs = std::filesystem;
+using protocol::json;
+
+struct TempDir {
+  fs::path path;
+  TempDir();
+  ~TempDir();
+};
+
+struct HttpReply {
+  int status = 0;
+  std::string body;
+  std::map<std::string, std::string> headers;
+  json json_body() const;
+  std::string detail() const;
+};
+
+// Raw HTTP to 127.0.0.1:port (no signing of its own).
+HttpReply http_get(int port, const std::string& path, const std::map<std::string, std::string>& headers = {});
+HttpReply http_post(int port, const std::string& path, const std::string& body);
+
+struct WorkerOptions {
+  std::string secret = "s3cret";
+  std::string previous_secret;
+  std::vector<std::string> args;                        // extra flags
+  std::vector<std::pair<std::string, std::optional<std::string>>> env;  // extra environment
+};
+
+class WorkerProcess {
+ public:
+  // Starts a worker with its root under dir, on a free port, and waits (with a deadline) for its
+  // ready file. Fails the test when it does not come up.
+  WorkerProcess(const fs::path& dir, std::string worker_id, WorkerOptions options = {});
+  ~WorkerProcess();
+  int port() const { return port_; }
+  const fs::path& root() const { return root_; }
+  const std::string& id() const { return id_; }
+  std::string output() const;  // what the worker printed
+  void stop();                 // SIGTERM, as a service stop
+  void crash();                // SIGKILL, as a power cut
+  void start();                // again, on the same root (a new port)
+
+ private:
+  fs::path dir_, root_, ready_, log_;
+  std::string id_;
+  WorkerOptions options_;
+  std::optional<platform::Child> child_;
+  int port_ = 0;
+};
+
+struct CliResult {
+  int exit_code = -1;
+  std::string out;
+  json doc;  // stdout parsed (null when it is not JSON)
+};
+
+// Runs rayvault-controller in cwd with args; env entries are added to the environment.
+CliResult run_controller(const fs::path& cwd, const std::vector<std::string>& args,
+                         std::vector<std::pair<std::string, std::optional<std::string>>> env = {});
+
+// Writes cwd/state/cluster/nodes.json with one enabled worker node per (node_id, port).
+void write_nodes(const fs::path& cwd, const std::vector<std::pair<std::string, int>>& nodes, double poll_interval = 0.2);
+
+// A video with ffmpeg's lavfi sources (test pattern and a tone), `seconds` long.
+fs::path make_video(const fs::path& dir, double seconds);
+
+// A signed POST /job body.
+json job_body(const std::string& run_id, const std::string& job_id, const std::string& step, const json& payload,
+              const std::string& secret = "s3cret", std::optional<std::string> inputs_hash = std::nullopt);
+
+// The query string of a signed GET for job_id with a control step.
+std::string signed_query(const std::string& run_id, const std::string& job_id, std::string_view step,
+                         const std::string& inputs_hash, const std::string& secret = "s3cret");
+
+// Polls GET /job/{id} until `pred` holds for the record or the deadline passes; the last record.
+json poll_job(int port, const std::string& run_id, const std::string& job_id, const std::string& inputs_hash,
+              const std::function<bool(const json&)>& pred, std::chrono::seconds deadline = std::chrono::seconds(60));
+
+std::string sha256_of(const fs::path& file);
+
+}  // namespace rayvault::test

@@ -1,0 +1,80 @@
+// util: timestamps, safe names, containment and atomic writes.
+#include <doctest/doctest.h>
+
+#include <fstream>
+
+#include "util/crypto.hpp"
+#include "util/files.hpp"
+#include "util/time.hpp"
+
+using namespace rayvault;
+namespace fs = std::filesystem;
+
+namespace {
+struct TempDir {
+  fs::path path = fs::temp_directory_path() / ("rv-unit-" + util::random_hex(6));
+  TempDir() { fs::create_directories(path); }
+  ~TempDir() { std::error_code ec; fs::remove_all(path, ec); }
+};
+}  // namespace
+
+TEST_CASE("util::parse_iso8601") {
+  const auto base = util::parse_iso8601("2026-02-19T12:00:00Z");
+  REQUIRE(base);
+  CHECK(util::format_utc(*base) == "2026-02-19T12:00:00Z");
+  // The same instant in every accepted spelling.
+  for (const char* same : {"2026-02-19T12:00:00+00:00", "2026-02-19T13:30:00+01:30", "2026-02-19T07:00:00-0500",
+                           "2026-02-19 12:00:00", "2026-02-19T12:00:00.000Z", "2026-02-19t12:00:00z"}) {
+    const auto t = util::parse_iso8601(same);
+    REQUIRE_MESSAGE(t, same);
+    CHECK(*t == *base);
+  }
+  CHECK(util::millis_between(*base, *util::parse_iso8601("2026-02-19T12:00:00.25Z")) == 250);
+  for (const char* bad : {"", "2026-02-19", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-02-19T24:00:00Z",
+                          "2026-02-19T12:00:00Zjunk", "2026-02-19T12:00:00+25:00", "not a time"})
+    CHECK_MESSAGE(!util::parse_iso8601(bad), bad);
+}
+
+TEST_CASE("util::is_safe_component") {
+  CHECK(util::is_safe_component("ffprobe_001"));
+  CHECK(util::is_safe_component("run-2026.02.19"));
+  for (const char* bad : {"", ".", "..", "a/b", "a\\b", "../x", "a b", "x\n", "é"}) CHECK_MESSAGE(!util::is_safe_component(bad), bad);
+  CHECK_FALSE(util::is_safe_component(std::string(129, 'a')));
+}
+
+TEST_CASE("util::resolve_within") {
+  TempDir t;
+  fs::create_directories(t.path / "sub");
+  CHECK(util::resolve_within(t.path, "sub/x.txt") == t.path / "sub/x.txt");
+  CHECK(util::resolve_within(t.path, "../x").empty());
+  CHECK(util::resolve_within(t.path, "sub/../../x").empty());
+  CHECK(util::resolve_within(t.path, "/etc/passwd").empty());
+  CHECK(util::resolve_within(t.path, "").empty());
+  SUBCASE("a symlink that leads out is refused") {
+    fs::create_directory_symlink("/tmp", t.path / "out");
+    CHECK(util::resolve_within(t.path, "out/x").empty());
+  }
+}
+
+TEST_CASE("util::write_file_atomic") {
+  TempDir t;
+  const fs::path f = t.path / "a" / "b.json";
+  REQUIRE(util::write_file_atomic(f, "first").ok());
+  REQUIRE(util::write_file_atomic(f, "second").ok());
+  CHECK(*util::read_file(f) == "second");
+  // No temporary file is left beside it.
+  int entries = 0;
+  for ([[maybe_unused]] const auto& e : fs::directory_iterator(f.parent_path())) ++entries;
+  CHECK(entries == 1);
+  CHECK(util::read_file(f, 3).error().kind == ErrorKind::too_large);
+}
+
+TEST_CASE("util::crypto") {
+  CHECK(util::sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  // RFC 4231 test case 2.
+  CHECK(util::hmac_sha256_hex("Jefe", "what do ya want for nothing?") ==
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  CHECK(util::hex_equal_constant_time("abCD", "ABcd"));
+  CHECK_FALSE(util::hex_equal_constant_time("abcd", "abce"));
+  CHECK_FALSE(util::hex_equal_constant_time("abcd", "abc"));
+}
