@@ -40,6 +40,11 @@ Result<Cluster> Cluster::load(const GlobalOptions& g) {
   if (!cfg) return cfg.error();
   Cluster c;
   c.config_ = std::move(cfg).value();
+  // Relative folders are relative to where the controller runs; printed paths are absolute.
+  std::error_code ec;
+  c.config_.state_dir = std::filesystem::absolute(c.config_.state_dir, ec).lexically_normal();
+  c.config_.controller.local_workspace_root =
+      std::filesystem::absolute(c.config_.controller.local_workspace_root, ec).lexically_normal();
   c.secret_ = resolve_secret(g, c.config_);
   return c;
 }

@@ -6,7 +6,7 @@ packages=(
   build-essential cmake ninja-build pkgconf ccache git
   libcpp-httplib-dev libssl-dev nlohmann-json3-dev libsodium-dev libfmt-dev
   libcli11-dev doctest-dev libsqlitecpp-dev libsqlite3-dev sqlite3
-  ffmpeg curl iproute2 procps python3
+  ffmpeg
 )
 
 sudo_cmd=()

@@ -155,7 +155,7 @@ TEST_CASE("integration: idempotent resubmission runs the step once") {
   }
 }
 
-TEST_CASE("integration: a restart keeps jobs; a job cut off is WORKER_RESTARTED") {
+TEST_CASE("integration: a restart keeps jobs and fails the one it cut off with WORKER_RESTARTED") {
   TempDir t;
   const auto video = make_video(t.path, 2);
   // A stand-in ffprobe that never finishes keeps a job running while the worker is killed.
@@ -200,7 +200,7 @@ TEST_CASE("integration: a restart keeps jobs; a job cut off is WORKER_RESTARTED"
   }
 }
 
-TEST_CASE("integration: artifact bytes with Range, and hostile names") {
+TEST_CASE("integration: artifact bytes with Range and hostile names") {
   TempDir t;
   const auto video = make_video(t.path, 4);
   WorkerProcess w(t.path, "w1");
