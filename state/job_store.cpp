@@ -1,0 +1,330 @@
+// SQLite persistence for the worker (WAL journal; one connection guarded by a mutex).
+#include "state/job_store.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "protocol/steps.hpp"
+
+namespace rayvault::state {
+namespace {
+
+using protocol::json;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL UNIQUE,
+  run_id TEXT NOT NULL,
+  step_name TEXT NOT NULL,
+  inputs_hash TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  status TEXT NOT NULL,
+  progress REAL NOT NULL DEFAULT 0,
+  message TEXT NOT NULL DEFAULT '',
+  created_at TEXT NOT NULL,
+  started_at TEXT,
+  finished_at TEXT,
+  exit_code INTEGER,
+  metrics TEXT NOT NULL DEFAULT '{}',
+  artifacts TEXT NOT NULL DEFAULT '[]',
+  error_code TEXT NOT NULL DEFAULT '',
+  error_message TEXT NOT NULL DEFAULT '',
+  worker_id TEXT NOT NULL DEFAULT '',
+  log_path TEXT NOT NULL DEFAULT '',
+  receipt_path TEXT NOT NULL DEFAULT '',
+  artifact_dir TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS idempotency (
+  idem_key TEXT PRIMARY KEY,
+  job_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS aliases (
+  run_id TEXT NOT NULL,
+  job_id TEXT NOT NULL,
+  target_job_id TEXT NOT NULL,
+  PRIMARY KEY (run_id, job_id)
+);
+CREATE INDEX IF NOT EXISTS aliases_target ON aliases(target_job_id, run_id);
+CREATE TABLE IF NOT EXISTS logs (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL,
+  ts TEXT NOT NULL,
+  level TEXT NOT NULL,
+  event TEXT NOT NULL,
+  message TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS logs_job ON logs(job_id, id);
+)sql";
+
+constexpr const char* kColumns =
+    "job_id, run_id, step_name, inputs_hash, payload, status, progress, message, created_at, started_at, "
+    "finished_at, exit_code, metrics, artifacts, error_code, error_message, worker_id, log_path, receipt_path, "
+    "artifact_dir";
+
+std::optional<std::string> opt_text(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getString();
+}
+
+json parse_or(const std::string& text, json fallback) {
+  auto parsed = protocol::parse_json(text);
+  return parsed ? std::move(parsed).value() : std::move(fallback);
+}
+
+StoredJob row_to_job(SQLite::Statement& q) {
+  StoredJob j;
+  auto& r = j.record;
+  r.job_id = q.getColumn(0).getString();
+  r.run_id = q.getColumn(1).getString();
+  r.step_name = q.getColumn(2).getString();
+  r.inputs_hash = q.getColumn(3).getString();
+  j.payload = parse_or(q.getColumn(4).getString(), json::object());
+  r.status = q.getColumn(5).getString();
+  r.progress = q.getColumn(6).getDouble();
+  r.message = q.getColumn(7).getString();
+  r.created_at = q.getColumn(8).getString();
+  r.started_at = opt_text(q.getColumn(9));
+  r.finished_at = opt_text(q.getColumn(10));
+  if (!q.getColumn(11).isNull()) r.exit_code = q.getColumn(11).getInt();
+  r.metrics = parse_or(q.getColumn(12).getString(), json::object());
+  r.artifacts = parse_or(q.getColumn(13).getString(), json::array());
+  r.error_code = q.getColumn(14).getString();
+  r.error_message = q.getColumn(15).getString();
+  r.worker_id = q.getColumn(16).getString();
+  r.log_path = q.getColumn(17).getString();
+  r.receipt_path = q.getColumn(18).getString();
+  j.artifact_dir = q.getColumn(19).getString();
+  return j;
+}
+
+void bind_opt(SQLite::Statement& q, int i, const std::optional<std::string>& v) {
+  if (v) q.bind(i, *v);
+  else q.bind(i);
+}
+
+std::optional<StoredJob> select_job(SQLite::Database& db, const std::string& job_id) {
+  SQLite::Statement q(db, std::string("SELECT ") + kColumns + " FROM jobs WHERE job_id = ?");
+  q.bind(1, job_id);
+  if (!q.executeStep()) return std::nullopt;
+  return row_to_job(q);
+}
+
+void add_alias(SQLite::Database& db, const std::string& run_id, const std::string& job_id, const std::string& target) {
+  SQLite::Statement q(db, "INSERT OR IGNORE INTO aliases(run_id, job_id, target_job_id) VALUES (?, ?, ?)");
+  q.bind(1, run_id);
+  q.bind(2, job_id);
+  q.bind(3, target);
+  q.exec();
+}
+
+}  // namespace
+
+std::string idempotency_key(const std::string& step_name, const std::string& inputs_hash) {
+  return protocol::steps::normalize(step_name) + ":" + inputs_hash;
+}
+
+JobStore::JobStore(std::unique_ptr<SQLite::Database> db) : db_(std::move(db)) {}
+JobStore::~JobStore() = default;
+
+Result<std::unique_ptr<JobStore>> JobStore::open(const std::filesystem::path& db_path) {
+  try {
+    std::error_code ec;
+    std::filesystem::create_directories(db_path.parent_path(), ec);
+    auto db = std::make_unique<SQLite::Database>(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000);
+    db->exec("PRAGMA journal_mode=WAL");
+    db->exec("PRAGMA synchronous=NORMAL");
+    db->exec(kSchema);
+    return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
+  } catch (const std::exception& ex) {
+    return Error(ErrorKind::io, "cannot open job database " + db_path.string() + ": " + ex.what());
+  }
+}
+
+Result<std::pair<StoredJob, Admission>> JobStore::admit(const StoredJob& job) {
+  std::lock_guard lock(mu_);
+  try {
+    SQLite::Transaction tx(*db_);
+    const auto& r = job.record;
+    const std::string key = idempotency_key(r.step_name, r.inputs_hash);
+    std::optional<StoredJob> existing;
+    {
+      SQLite::Statement q(*db_, "SELECT job_id FROM idempotency WHERE idem_key = ?");
+      q.bind(1, key);
+      if (q.executeStep()) existing = select_job(*db_, q.getColumn(0).getString());
+    }
+    if (!existing) existing = select_job(*db_, r.job_id);
+    if (!existing) {
+      // A job id first seen under another run may be an alias of an earlier idempotent hit.
+      SQLite::Statement q(*db_, "SELECT target_job_id FROM aliases WHERE run_id = ? AND job_id = ?");
+      q.bind(1, r.run_id);
+      q.bind(2, r.job_id);
+      if (q.executeStep()) existing = select_job(*db_, q.getColumn(0).getString());
+    }
+    if (existing) {
+      if (existing->record.run_id != r.run_id || existing->record.job_id != r.job_id)
+        add_alias(*db_, r.run_id, r.job_id, existing->record.job_id);
+      tx.commit();
+      return std::pair{*existing, Admission::existing};
+    }
+    SQLite::Statement ins(*db_, std::string("INSERT INTO jobs(") + kColumns +
+                                    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    ins.bind(1, r.job_id);
+    ins.bind(2, r.run_id);
+    ins.bind(3, r.step_name);
+    ins.bind(4, r.inputs_hash);
+    ins.bind(5, protocol::canonical_json(job.payload));
+    ins.bind(6, r.status);
+    ins.bind(7, r.progress);
+    ins.bind(8, r.message);
+    ins.bind(9, r.created_at);
+    bind_opt(ins, 10, r.started_at);
+    bind_opt(ins, 11, r.finished_at);
+    if (r.exit_code) ins.bind(12, *r.exit_code);
+    else ins.bind(12);
+    ins.bind(13, r.metrics.dump());
+    ins.bind(14, r.artifacts.dump());
+    ins.bind(15, r.error_code);
+    ins.bind(16, r.error_message);
+    ins.bind(17, r.worker_id);
+    ins.bind(18, r.log_path);
+    ins.bind(19, r.receipt_path);
+    ins.bind(20, job.artifact_dir);
+    ins.exec();
+    SQLite::Statement idem(*db_, "INSERT INTO idempotency(idem_key, job_id) VALUES (?, ?)");
+    idem.bind(1, key);
+    idem.bind(2, r.job_id);
+    idem.exec();
+    tx.commit();
+    return std::pair{job, Admission::created};
+  } catch (const std::exception& ex) {
+    return Error(ErrorKind::io, std::string("job database: ") + ex.what());
+  }
+}
+
+std::optional<StoredJob> JobStore::get(const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  try {
+    return select_job(*db_, job_id);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+std::optional<JobStore::Lookup> JobStore::lookup(const std::string& run_id, const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  try {
+    auto job = select_job(*db_, job_id);
+    if (!job) {
+      SQLite::Statement q(*db_, "SELECT target_job_id FROM aliases WHERE run_id = ? AND job_id = ?");
+      q.bind(1, run_id);
+      q.bind(2, job_id);
+      if (!q.executeStep()) return std::nullopt;
+      job = select_job(*db_, q.getColumn(0).getString());
+      if (!job) return std::nullopt;
+      return Lookup{std::move(*job), true};
+    }
+    if (job->record.run_id == run_id) return Lookup{std::move(*job), true};
+    SQLite::Statement q(*db_, "SELECT 1 FROM aliases WHERE target_job_id = ? AND run_id = ?");
+    q.bind(1, job_id);
+    q.bind(2, run_id);
+    const bool aliased = q.executeStep();
+    return Lookup{std::move(*job), aliased};
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+Status JobStore::update(const StoredJob& job) {
+  std::lock_guard lock(mu_);
+  try {
+    const auto& r = job.record;
+    SQLite::Statement q(*db_,
+                        "UPDATE jobs SET status=?, progress=?, message=?, started_at=?, finished_at=?, exit_code=?, "
+                        "metrics=?, artifacts=?, error_code=?, error_message=?, log_path=?, receipt_path=?, "
+                        "artifact_dir=? WHERE job_id=?");
+    q.bind(1, r.status);
+    q.bind(2, r.progress);
+    q.bind(3, r.message);
+    bind_opt(q, 4, r.started_at);
+    bind_opt(q, 5, r.finished_at);
+    if (r.exit_code) q.bind(6, *r.exit_code);
+    else q.bind(6);
+    q.bind(7, r.metrics.dump());
+    q.bind(8, r.artifacts.dump());
+    q.bind(9, r.error_code);
+    q.bind(10, r.error_message);
+    q.bind(11, r.log_path);
+    q.bind(12, r.receipt_path);
+    q.bind(13, job.artifact_dir);
+    q.bind(14, r.job_id);
+    q.exec();
+    return ok_status();
+  } catch (const std::exception& ex) {
+    return Error(ErrorKind::io, std::string("job database: ") + ex.what());
+  }
+}
+
+Status JobStore::append_log(const std::string& job_id, const LogLine& line) {
+  std::lock_guard lock(mu_);
+  try {
+    SQLite::Statement q(*db_, "INSERT INTO logs(job_id, ts, level, event, message) VALUES (?,?,?,?,?)");
+    q.bind(1, job_id);
+    q.bind(2, line.ts);
+    q.bind(3, line.level);
+    q.bind(4, line.event);
+    q.bind(5, line.message);
+    q.exec();
+    return ok_status();
+  } catch (const std::exception& ex) {
+    return Error(ErrorKind::io, std::string("job database: ") + ex.what());
+  }
+}
+
+std::vector<LogLine> JobStore::logs(const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  std::vector<LogLine> out;
+  try {
+    SQLite::Statement q(*db_, "SELECT ts, level, event, message FROM logs WHERE job_id = ? ORDER BY id");
+    q.bind(1, job_id);
+    while (q.executeStep())
+      out.push_back({q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),
+                     q.getColumn(3).getString()});
+  } catch (const std::exception&) {
+  }
+  return out;
+}
+
+std::vector<std::string> JobStore::queued_job_ids() {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  SQLite::Statement q(*db_, "SELECT job_id FROM jobs WHERE status = 'queued' ORDER BY seq");
+  while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+  return out;
+}
+
+std::vector<std::string> JobStore::fail_interrupted(const std::string& now, const std::string& message) {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> ids;
+  SQLite::Transaction tx(*db_);
+  {
+    SQLite::Statement q(*db_, "SELECT job_id FROM jobs WHERE status = 'running' ORDER BY seq");
+    while (q.executeStep()) ids.push_back(q.getColumn(0).getString());
+  }
+  SQLite::Statement u(*db_,
+                      "UPDATE jobs SET status='failed', progress=1.0, finished_at=?, exit_code=1, "
+                      "error_code='WORKER_RESTARTED', error_message=?, message=? WHERE status='running'");
+  u.bind(1, now);
+  u.bind(2, message);
+  u.bind(3, message);
+  u.exec();
+  tx.commit();
+  return ids;
+}
+
+int JobStore::active_count() {
+  std::lock_guard lock(mu_);
+  SQLite::Statement q(*db_, "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')");
+  return q.executeStep() ? q.getColumn(0).getInt() : 0;
+}
+
+}  // namespace rayvault::state

@@ -1,0 +1,79 @@
+// The worker's durable state in SQLite: jobs, the idempotency index, run aliases and job logs.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "protocol/job_record.hpp"
+#include "protocol/json.hpp"
+#include "util/error.hpp"
+
+namespace SQLite {
+class Database;
+}
+
+namespace rayvault::state {
+
+// A job as stored: its wire record plus what the worker needs to run it again after a restart.
+struct StoredJob {
+  protocol::JobRecord record;
+  protocol::json payload = protocol::json::object();
+  std::string artifact_dir;  // where its artifacts live (output_dir or jobs/<id>/artifacts)
+};
+
+struct LogLine {
+  std::string ts, level, event, message;
+};
+
+enum class Admission { created, existing };
+
+class JobStore {
+ public:
+  // Opens (creating) the database file; error (io) when it cannot be opened or migrated.
+  static Result<std::unique_ptr<JobStore>> open(const std::filesystem::path& db_path);
+  ~JobStore();
+
+  // Inserts job unless its idempotency key (STEP:inputs_hash) or its job_id is already known, in
+  // one transaction. Returns the stored job and whether it was created. Records (run_id, job_id)
+  // as an alias of the existing job when the submission came from another run.
+  Result<std::pair<StoredJob, Admission>> admit(const StoredJob& job);
+
+  std::optional<StoredJob> get(const std::string& job_id);
+
+  // Resolves a (run_id, job_id) asked by a client to the stored job, through aliases.
+  // nullopt when no job has that id; the job with forbidden=true when the run does not match.
+  struct Lookup {
+    StoredJob job;
+    bool run_matches = false;
+  };
+  std::optional<Lookup> lookup(const std::string& run_id, const std::string& job_id);
+
+  // Writes the mutable fields of a job (status, progress, timings, results).
+  Status update(const StoredJob& job);
+
+  Status append_log(const std::string& job_id, const LogLine& line);
+  std::vector<LogLine> logs(const std::string& job_id);
+
+  // Jobs still queued, oldest first (to re-enqueue at start).
+  std::vector<std::string> queued_job_ids();
+
+  // Marks every job left 'running' by a previous process as failed/WORKER_RESTARTED; returns them.
+  std::vector<std::string> fail_interrupted(const std::string& now, const std::string& message);
+
+  // Number of jobs queued or running.
+  int active_count();
+
+ private:
+  explicit JobStore(std::unique_ptr<SQLite::Database> db);
+  std::unique_ptr<SQLite::Database> db_;
+  std::mutex mu_;
+};
+
+// The idempotency key of a job.
+std::string idempotency_key(const std::string& step_name, const std::string& inputs_hash);
+
+}  // namespace rayvault::state
