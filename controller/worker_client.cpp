@@ -132,12 +132,13 @@ Result<json> WorkerClient::legacy_caps(const std::string& run_id, const std::str
 }
 
 Result<json> WorkerClient::submit(const std::string& run_id, const std::string& job_id, const std::string& step_name,
-                                  const std::string& inputs_hash, const json& payload) {
+                                  const std::string& inputs_hash, const json& payload, bool force) {
   const auto env = protocol::make_signed_envelope(run_id, job_id, step_name, inputs_hash, impl_->secret, impl_->clock());
   json body{{"message_type", "submit_job"}, {"payload", payload}};
   protocol::envelope_to_json(env, body);
   if (protocol::inputs_hash(payload) != protocol::steps::lower(inputs_hash))
     body["payload_hmac"] = protocol::payload_hmac(impl_->secret, env.timestamp, payload);
+  if (force) body["force"] = true;
   // canonical_json keeps big integers exact, as the worker will hash them.
   return impl_->post("/job", protocol::canonical_json(body));
 }

@@ -43,8 +43,9 @@ class WorkerClient {
   Result<json> legacy_caps(const std::string& run_id, const std::string& node_id, bool plain);
 
   // POST /job. Adds payload_hmac when inputs_hash is not the payload's own hash.
+  // force: ask the worker to run a finished job again (ignored by workers without "force").
   Result<json> submit(const std::string& run_id, const std::string& job_id, const std::string& step_name,
-                      const std::string& inputs_hash, const json& payload);
+                      const std::string& inputs_hash, const json& payload, bool force = false);
 
   // GET /job/{job_id}, waiting up to wait_ms on the worker for a terminal state (0: answer now).
   Result<json> job_status(const std::string& run_id, const std::string& job_id, const std::string& inputs_hash,

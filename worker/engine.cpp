@@ -302,7 +302,10 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
     const Error& e = outcome.error();
     r.status = protocol::status::kFailed;
     r.error_code = e.code.empty() ? std::string(protocol::codes::kUnhandledException) : e.code;
-    r.exit_code = r.error_code == protocol::codes::kUnhandledException ? 1 : 2;
+    // A structured step error is exit 2; an unexpected error or a stop of the worker is exit 1.
+    const bool not_the_step = r.error_code == protocol::codes::kUnhandledException ||
+                              r.error_code == protocol::codes::kWorkerRestarted;
+    r.exit_code = not_the_step ? 1 : 2;
     r.error_message = e.message;
     r.message = e.message;
     log(job_id, LogLevel::error, "job_failed", r.error_code + ": " + e.message);

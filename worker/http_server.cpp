@@ -43,7 +43,7 @@ std::set<std::string> only(std::string_view step) { return {std::string(step)}; 
 }  // namespace
 
 std::vector<std::string> worker_protocol_features() {
-  return {"wire_v1", "hmac_rotation", "payload_hmac", "run_aliases", "wait_ms", "artifact_download", "range"};
+  return {"wire_v1", "hmac_rotation", "payload_hmac", "run_aliases", "wait_ms", "artifact_download", "range", "force"};
 }
 
 struct WorkerServer::Impl {
@@ -139,7 +139,10 @@ struct WorkerServer::Impl {
       }
       if (!bound) return reply_detail(res, 401, "payload does not match inputs_hash");
     }
-    auto admitted = engine.submit(Submission{env.run_id, env.job_id, env.step_name, claimed, payload});
+    // Extension: "force": true runs a finished job again (controller --force).
+    const auto force = body->find("force");
+    const bool forced = force != body->end() && force->is_boolean() && force->get<bool>();
+    auto admitted = engine.submit(Submission{env.run_id, env.job_id, env.step_name, claimed, payload, forced});
     if (!admitted) return reply_error(res, admitted.error());
     json record = protocol::to_json(admitted->job.record);
     json out{{"ok", true}, {"idempotent", admitted->idempotent}};

@@ -31,4 +31,9 @@ struct SyncOptions {
 };
 int run_sync_artifacts(const GlobalOptions& g, const SyncOptions& o);
 
+// `status`: the ledger's row and the worker's live record. `logs`: the job's log lines.
+using JobOptions = SyncOptions;
+int run_status(const GlobalOptions& g, const JobOptions& o);
+int run_logs(const GlobalOptions& g, const JobOptions& o);
+
 }  // namespace rayvault::controller::cli

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
   submit->add_option("--requirements-json", s.requirements_json, "os_in, min_ram_gb, min_vram_gb, gpu_required, davinci_available");
   submit->add_option("--requirements-file", s.requirements_file);
   submit->add_option("--inputs-hash", s.inputs_hash, "use this inputs_hash instead of the payload's hash");
-  submit->add_flag("--force", s.force, "run again even when a cached local result exists");
+  submit->add_flag("--force", s.force, "run again: bypass the local cache and ask the worker to re-run a finished job");
   submit->add_flag("--no-local-fallback", s.no_local_fallback, "fail instead of running locally");
 
   cli::SyncOptions y;
@@ -39,6 +39,17 @@ int main(int argc, char** argv) {
   sync->add_option("--job-id", y.job_id)->required();
   sync->add_option("--node-id", y.node_id, "the node that ran it (default: from the ledger)");
   sync->add_option("--inputs-hash", y.inputs_hash, "the job's inputs_hash (default: from the ledger)");
+
+  cli::JobOptions st;
+  auto* status = app.add_subcommand("status", "show what the ledger and the worker know of a job");
+  cli::JobOptions lg;
+  auto* logs = app.add_subcommand("logs", "print a job's log lines");
+  for (auto [cmd, opts] : {std::pair{status, &st}, std::pair{logs, &lg}}) {
+    cmd->add_option("--run-id", opts->run_id)->required();
+    cmd->add_option("--job-id", opts->job_id)->required();
+    cmd->add_option("--node-id", opts->node_id, "the node that ran it (default: from the ledger)");
+    cmd->add_option("--inputs-hash", opts->inputs_hash, "the job's inputs_hash (default: from the ledger)");
+  }
 
   try {
     app.parse(argc, argv);
@@ -50,6 +61,8 @@ int main(int argc, char** argv) {
     if (*caps) return cli::run_caps(g, caps_opts);
     if (*submit) return cli::run_submit(g, s);
     if (*sync) return cli::run_sync_artifacts(g, y);
+    if (*status) return cli::run_status(g, st);
+    if (*logs) return cli::run_logs(g, lg);
   } catch (const std::exception& ex) {
     return print_error(rayvault::Error(rayvault::ErrorKind::internal, std::string("unexpected error: ") + ex.what()));
   }

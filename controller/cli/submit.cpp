@@ -52,7 +52,8 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   auto client = cluster.client_for(node, cc.request_timeout_sec);
   const std::string submitted_at = util::format_utc(std::chrono::system_clock::now());
   const auto started = std::chrono::steady_clock::now();
-  auto submitted = client.submit(req.run_id, req.job_id, req.step_name, req.inputs_hash, req.payload);
+  auto submitted = client.submit(req.run_id, req.job_id, req.step_name, req.inputs_hash, req.payload,
+                                 req.force && has_feature(caps, "force"));
   if (!submitted) return {false, submitted.error().message, {}};
   const bool idempotent = submitted->contains("idempotent") && (*submitted)["idempotent"] == true;
   json record = submitted->contains("job") && (*submitted)["job"].is_object() ? (*submitted)["job"] : json::object();

@@ -107,6 +107,17 @@ TEST_CASE("integration: FFMPEG_PROBE and FRAME_SAMPLING through the controller")
     CHECK(fs::exists(t.path / "state/cluster/receipts/run2/frames2/artifacts/frame_000003.jpg"));
     CHECK_FALSE(fs::exists(w.root() / "jobs/frames2"));
   }
+  SUBCASE("--force runs a finished job again on the worker") {
+    const auto forced = run_controller(
+        t.path, {"submit", "--run-id", "run1", "--job-id", "probe1", "--step-name", "FFMPEG_PROBE", "--payload-json",
+                 json{{"media_path", video.string()}}.dump(), "--force"});
+    CHECK(forced.exit_code == 0);
+    CHECK(forced.doc["mode"] == "remote");
+    const std::string log = *util::read_file(t.path / "state/cluster/receipts/run1/probe1/worker.log");
+    std::size_t starts = 0;
+    for (std::size_t p = 0; (p = log.find("\"event\":\"job_started\"", p)) != std::string::npos; ++p) ++starts;
+    CHECK(starts == 2);
+  }
   SUBCASE("sync-artifacts resumes a partial file with Range, from the ledger alone") {
     const fs::path frame = fdir / "frame_000002.jpg";
     const std::string bytes = *util::read_file(frame);

@@ -1,0 +1,76 @@
+// `status` and `logs`: what the ledger knows of a job, its live record, and its log.
+#include "controller/cli/commands.hpp"
+#include "controller/job_lookup.hpp"
+#include "util/files.hpp"
+
+namespace rayvault::controller::cli {
+namespace {
+
+json ledger_json(const std::optional<state::LedgerEntry>& e) {
+  if (!e) return nullptr;
+  return {{"mode", e->mode},           {"node_id", e->node_id},       {"host", e->host},
+          {"port", e->port},           {"remote_job_id", e->remote_job_id}, {"step_name", e->step_name},
+          {"inputs_hash", e->inputs_hash}, {"status", e->status},
+          {"exit_code", e->exit_code ? json(*e->exit_code) : json()},
+          {"submitted_at", e->submitted_at}, {"finished_at", e->finished_at}, {"duration_ms", e->duration_ms},
+          {"receipt_path", e->receipt_path}};
+}
+
+}  // namespace
+
+int run_status(const GlobalOptions& g, const JobOptions& o) {
+  auto cluster = Cluster::load(g);
+  if (!cluster) return print_error(cluster.error());
+  auto ledger = state::Ledger::open(cluster->config().state_dir);
+  if (!ledger) return print_error(ledger.error());
+  auto found = find_job(*cluster, **ledger, o.run_id, o.job_id, o.node_id, o.inputs_hash);
+  if (!found) return print_error(found.error());
+  json out{{"ok", true}, {"run_id", o.run_id}, {"job_id", o.job_id}, {"ledger", ledger_json(found->entry)}};
+  if (found->local) {
+    out["job"] = nullptr;
+    print_json(out);
+    return 0;
+  }
+  if (auto st = cluster->require_secret(); !st) return print_error(st.error());
+  auto client = cluster->client_for(*found->remote.node);
+  auto live = client.job_status(o.run_id, found->remote.remote_job_id, found->remote.inputs_hash);
+  if (!live) return print_error(live.error());
+  out["node_id"] = found->remote.node->node_id;
+  out["job"] = live->contains("job") ? (*live)["job"] : json();
+  print_json(out);
+  return 0;
+}
+
+int run_logs(const GlobalOptions& g, const JobOptions& o) {
+  auto cluster = Cluster::load(g);
+  if (!cluster) return print_error(cluster.error());
+  auto ledger = state::Ledger::open(cluster->config().state_dir);
+  if (!ledger) return print_error(ledger.error());
+  auto found = find_job(*cluster, **ledger, o.run_id, o.job_id, o.node_id, o.inputs_hash);
+  if (!found) return print_error(found.error());
+  std::string text;
+  if (found->local) {
+    auto read = util::read_file(cluster->receipt_dir(o.run_id, o.job_id) / "worker.log");
+    if (!read) return print_error(read.error());
+    text = std::move(read).value();
+  } else {
+    if (auto st = cluster->require_secret(); !st) return print_error(st.error());
+    auto client = cluster->client_for(*found->remote.node);
+    auto logs = client.job_logs(o.run_id, found->remote.remote_job_id, found->remote.inputs_hash);
+    if (!logs) return print_error(logs.error());
+    text = std::move(logs).value();
+  }
+  json lines = json::array();
+  for (std::size_t start = 0; start < text.size();) {
+    const auto nl = text.find('\n', start);
+    const std::string line = text.substr(start, nl == std::string::npos ? std::string::npos : nl - start);
+    start = nl == std::string::npos ? text.size() : nl + 1;
+    if (line.empty()) continue;
+    auto parsed = protocol::parse_json(line);
+    lines.push_back(parsed ? *parsed : json(line));
+  }
+  print_json({{"ok", true}, {"run_id", o.run_id}, {"job_id", o.job_id}, {"lines", lines}});
+  return 0;
+}
+
+}  // namespace rayvault::controller::cli

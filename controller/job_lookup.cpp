@@ -1,0 +1,35 @@
+// Job lookup shared by sync-artifacts, status and logs.
+#include "controller/job_lookup.hpp"
+
+#include "util/files.hpp"
+
+namespace rayvault::controller {
+
+Result<JobLookup> find_job(const Cluster& cluster, state::Ledger& ledger, const std::string& run_id,
+                           const std::string& job_id, const std::string& node_id, const std::string& inputs_hash) {
+  if (!util::is_safe_component(run_id) || !util::is_safe_component(job_id))
+    return Error(ErrorKind::invalid_input, "run_id and job_id may hold only letters, digits, '.', '_' and '-'");
+  JobLookup out;
+  out.entry = ledger.find(run_id, job_id);
+  if (out.entry && out.entry->mode != "remote" && node_id.empty()) {
+    out.local = true;
+    return out;
+  }
+  const std::string node_name = !node_id.empty() ? node_id : (out.entry ? out.entry->node_id : "");
+  if (node_name.empty())
+    return Error(ErrorKind::not_found,
+                 "the ledger has no submission " + run_id + "/" + job_id + ": pass --node-id and --inputs-hash");
+  const state::NodeEntry* node = nullptr;
+  for (const auto& n : cluster.config().nodes)
+    if (n.node_id == node_name) node = &n;
+  if (!node) return Error(ErrorKind::not_found, "no node '" + node_name + "' in the nodes file");
+  const std::string hash = !inputs_hash.empty() ? inputs_hash : (out.entry ? out.entry->inputs_hash : "");
+  if (hash.empty()) return Error(ErrorKind::invalid_input, "--inputs-hash is required for a job the ledger does not know");
+  const bool same_node = out.entry && out.entry->node_id == node_name;
+  out.remote = RemoteJob{node, run_id, job_id,
+                         same_node && !out.entry->remote_job_id.empty() ? out.entry->remote_job_id : job_id,
+                         out.entry ? out.entry->step_name : "", hash};
+  return out;
+}
+
+}  // namespace rayvault::controller

@@ -1,0 +1,24 @@
+// Finding where a submitted job lives: the ledger's row, overridden by --node-id/--inputs-hash.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "controller/cluster.hpp"
+#include "controller/sync.hpp"
+#include "state/ledger.hpp"
+
+namespace rayvault::controller {
+
+struct JobLookup {
+  std::optional<state::LedgerEntry> entry;  // the ledger's row, if any
+  bool local = false;                       // it ran on the controller (no node to ask)
+  RemoteJob remote;                         // filled when !local
+};
+
+// Error (invalid_input) for ids that are not plain names or a missing inputs_hash, (not_found) for
+// a job the ledger does not know when no node is given, or an unknown node.
+Result<JobLookup> find_job(const Cluster& cluster, state::Ledger& ledger, const std::string& run_id,
+                           const std::string& job_id, const std::string& node_id, const std::string& inputs_hash);
+
+}  // namespace rayvault::controller
