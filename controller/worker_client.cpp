@@ -136,7 +136,7 @@ Result<json> WorkerClient::submit(const std::string& run_id, const std::string& 
   const auto env = protocol::make_signed_envelope(run_id, job_id, step_name, inputs_hash, impl_->secret, impl_->clock());
   json body{{"message_type", "submit_job"}, {"payload", payload}};
   protocol::envelope_to_json(env, body);
-  if (protocol::inputs_hash(payload) != protocol::steps::lower(inputs_hash))
+  if (protocol::inputs_hash(payload) != protocol::normalize_hash(inputs_hash))
     body["payload_hmac"] = protocol::payload_hmac(impl_->secret, env.timestamp, payload);
   if (force) body["force"] = true;
   // canonical_json keeps big integers exact, as the worker will hash them.

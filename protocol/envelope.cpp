@@ -106,6 +106,8 @@ Result<std::size_t> verify_envelope(const Envelope& env, const VerifyPolicy& pol
   return Error(ErrorKind::unauthorized, "auth_token invalid");
 }
 
+std::string normalize_hash(std::string_view hash) { return steps::lower(trim(hash)); }
+
 std::string payload_hmac(std::string_view secret, std::string_view timestamp, const json& payload) {
   std::string message(trim(timestamp));
   message += '\n';

@@ -58,6 +58,9 @@ struct VerifyPolicy {
 // that signed the token. On failure, an unauthorized Error whose message is the contract's.
 Result<std::size_t> verify_envelope(const Envelope& env, const VerifyPolicy& policy);
 
+// The form an inputs_hash is stored and compared in: trimmed and lower-cased, as it is signed.
+std::string normalize_hash(std::string_view hash);
+
 // payload_hmac: hex HMAC-SHA256(secret, timestamp + "\n" + canonical JSON of payload).
 std::string payload_hmac(std::string_view secret, std::string_view timestamp, const json& payload);
 

@@ -83,8 +83,7 @@ struct WorkerServer::Impl {
     if (auto ok = protocol::verify_envelope(env, policy(only(step))); !ok) return ok.error();
     auto found = engine.lookup(env.run_id, env.job_id);
     if (!found) return Error(ErrorKind::not_found, "job_id not found: " + env.job_id);
-    const std::string hash = protocol::steps::lower(env.inputs_hash);
-    if (!found->run_matches || protocol::steps::lower(found->job.record.inputs_hash) != hash)
+    if (!found->run_matches || found->job.record.inputs_hash != protocol::normalize_hash(env.inputs_hash))
       return Error(ErrorKind::forbidden, "job envelope mismatch");
     return found->job;
   }
@@ -127,7 +126,7 @@ struct WorkerServer::Impl {
       payload = *p;
     }
     // Bind the payload to the token: implicitly through inputs_hash, else through payload_hmac.
-    const std::string claimed = protocol::steps::lower(env.inputs_hash);
+    const std::string claimed = protocol::normalize_hash(env.inputs_hash);
     if (protocol::inputs_hash(payload) != claimed && !config.allow_custom_inputs_hash) {
       bool bound = false;
       if (const auto h = body->find("payload_hmac"); h != body->end() && h->is_string()) {

@@ -107,6 +107,21 @@ TEST_CASE("integration: FFMPEG_PROBE and FRAME_SAMPLING through the controller")
     CHECK(fs::exists(t.path / "state/cluster/receipts/run2/frames2/artifacts/frame_000003.jpg"));
     CHECK_FALSE(fs::exists(w.root() / "jobs/frames2"));
   }
+  SUBCASE("status and logs answer from the ledger and the worker") {
+    const auto st = run_controller(t.path, {"status", "--run-id", "run1", "--job-id", "frames1"});
+    CHECK(st.exit_code == 0);
+    CHECK(st.doc["ledger"]["node_id"] == "w1");
+    CHECK(st.doc["ledger"]["status"] == "succeeded");
+    CHECK(st.doc["job"]["status"] == "succeeded");
+    CHECK(st.doc["job"]["worker_id"] == "w1");
+    const auto lg = run_controller(t.path, {"logs", "--run-id", "run1", "--job-id", "frames1"});
+    CHECK(lg.exit_code == 0);
+    REQUIRE(lg.doc["lines"].size() >= 3);
+    CHECK(lg.doc["lines"][0]["event"] == "job_queued");
+    const auto unknown = run_controller(t.path, {"status", "--run-id", "run1", "--job-id", "never"});
+    CHECK(unknown.exit_code == 2);
+    CHECK(unknown.doc["error"].get<std::string>().find("the ledger has no submission run1/never") != std::string::npos);
+  }
   SUBCASE("--force runs a finished job again on the worker") {
     const auto forced = run_controller(
         t.path, {"submit", "--run-id", "run1", "--job-id", "probe1", "--step-name", "FFMPEG_PROBE", "--payload-json",
