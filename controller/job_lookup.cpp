@@ -32,4 +32,18 @@ Result<JobLookup> find_job(const Cluster& cluster, state::Ledger& ledger, const 
   return out;
 }
 
+Result<OpenedJob> open_job(const GlobalOptions& g, const std::string& run_id, const std::string& job_id,
+                           const std::string& node_id, const std::string& inputs_hash) {
+  auto cluster = Cluster::load(g);
+  if (!cluster) return cluster.error();
+  auto ledger = state::Ledger::open(cluster->config().state_dir);
+  if (!ledger) return ledger.error();
+  OpenedJob out{std::move(cluster).value(), std::move(ledger).value(), {}};
+  // Looked up after the move: the node pointer points into out.cluster's node list.
+  auto found = find_job(out.cluster, *out.ledger, run_id, job_id, node_id, inputs_hash);
+  if (!found) return found.error();
+  out.job = std::move(found).value();
+  return out;
+}
+
 }  // namespace rayvault::controller

@@ -21,4 +21,15 @@ struct JobLookup {
 Result<JobLookup> find_job(const Cluster& cluster, state::Ledger& ledger, const std::string& run_id,
                            const std::string& job_id, const std::string& node_id, const std::string& inputs_hash);
 
+// Everything a command about one existing job needs: the cluster, its ledger, and the job.
+struct OpenedJob {
+  Cluster cluster;
+  std::unique_ptr<state::Ledger> ledger;
+  JobLookup job;
+};
+
+// Loads nodes.json and the ledger and finds the job (see find_job for its errors).
+Result<OpenedJob> open_job(const GlobalOptions& g, const std::string& run_id, const std::string& job_id,
+                           const std::string& node_id, const std::string& inputs_hash);
+
 }  // namespace rayvault::controller

@@ -109,6 +109,31 @@ std::optional<StoredJob> select_job(SQLite::Database& db, const std::string& job
   return row_to_job(q);
 }
 
+// Writes every field of a job that changes over its life.
+void write_mutable(SQLite::Database& db, const StoredJob& job) {
+  const auto& r = job.record;
+  SQLite::Statement q(db,
+                      "UPDATE jobs SET status=?, progress=?, message=?, started_at=?, finished_at=?, exit_code=?, "
+                      "metrics=?, artifacts=?, error_code=?, error_message=?, log_path=?, receipt_path=?, "
+                      "artifact_dir=? WHERE job_id=?");
+  q.bind(1, r.status);
+  q.bind(2, r.progress);
+  q.bind(3, r.message);
+  bind_opt(q, 4, r.started_at);
+  bind_opt(q, 5, r.finished_at);
+  if (r.exit_code) q.bind(6, *r.exit_code);
+  else q.bind(6);
+  q.bind(7, r.metrics.dump());
+  q.bind(8, r.artifacts.dump());
+  q.bind(9, r.error_code);
+  q.bind(10, r.error_message);
+  q.bind(11, r.log_path);
+  q.bind(12, r.receipt_path);
+  q.bind(13, job.artifact_dir);
+  q.bind(14, r.job_id);
+  q.exec();
+}
+
 void add_alias(SQLite::Database& db, const std::string& run_id, const std::string& job_id, const std::string& target) {
   SQLite::Statement q(db, "INSERT OR IGNORE INTO aliases(run_id, job_id, target_job_id) VALUES (?, ?, ?)");
   q.bind(1, run_id);
@@ -166,30 +191,20 @@ Result<std::pair<StoredJob, Admission>> JobStore::admit(const StoredJob& job) {
       tx.commit();
       return std::pair{*existing, Admission::existing};
     }
-    SQLite::Statement ins(*db_, std::string("INSERT INTO jobs(") + kColumns +
-                                    ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    // The row is created with its fixed fields; write_mutable fills the rest, as update() does.
+    SQLite::Statement ins(*db_,
+                          "INSERT INTO jobs(job_id, run_id, step_name, inputs_hash, payload, status, created_at, "
+                          "worker_id) VALUES (?,?,?,?,?,?,?,?)");
     ins.bind(1, r.job_id);
     ins.bind(2, r.run_id);
     ins.bind(3, r.step_name);
     ins.bind(4, r.inputs_hash);
     ins.bind(5, protocol::canonical_json(job.payload));
     ins.bind(6, r.status);
-    ins.bind(7, r.progress);
-    ins.bind(8, r.message);
-    ins.bind(9, r.created_at);
-    bind_opt(ins, 10, r.started_at);
-    bind_opt(ins, 11, r.finished_at);
-    if (r.exit_code) ins.bind(12, *r.exit_code);
-    else ins.bind(12);
-    ins.bind(13, r.metrics.dump());
-    ins.bind(14, r.artifacts.dump());
-    ins.bind(15, r.error_code);
-    ins.bind(16, r.error_message);
-    ins.bind(17, r.worker_id);
-    ins.bind(18, r.log_path);
-    ins.bind(19, r.receipt_path);
-    ins.bind(20, job.artifact_dir);
+    ins.bind(7, r.created_at);
+    ins.bind(8, r.worker_id);
     ins.exec();
+    write_mutable(*db_, job);
     SQLite::Statement idem(*db_, "INSERT INTO idempotency(idem_key, job_id) VALUES (?, ?)");
     idem.bind(1, key);
     idem.bind(2, r.job_id);
@@ -237,27 +252,7 @@ std::optional<JobStore::Lookup> JobStore::lookup(const std::string& run_id, cons
 Status JobStore::update(const StoredJob& job) {
   std::lock_guard lock(mu_);
   try {
-    const auto& r = job.record;
-    SQLite::Statement q(*db_,
-                        "UPDATE jobs SET status=?, progress=?, message=?, started_at=?, finished_at=?, exit_code=?, "
-                        "metrics=?, artifacts=?, error_code=?, error_message=?, log_path=?, receipt_path=?, "
-                        "artifact_dir=? WHERE job_id=?");
-    q.bind(1, r.status);
-    q.bind(2, r.progress);
-    q.bind(3, r.message);
-    bind_opt(q, 4, r.started_at);
-    bind_opt(q, 5, r.finished_at);
-    if (r.exit_code) q.bind(6, *r.exit_code);
-    else q.bind(6);
-    q.bind(7, r.metrics.dump());
-    q.bind(8, r.artifacts.dump());
-    q.bind(9, r.error_code);
-    q.bind(10, r.error_message);
-    q.bind(11, r.log_path);
-    q.bind(12, r.receipt_path);
-    q.bind(13, job.artifact_dir);
-    q.bind(14, r.job_id);
-    q.exec();
+    write_mutable(*db_, job);
     return ok_status();
   } catch (const std::exception& ex) {
     return Error(ErrorKind::io, std::string("job database: ") + ex.what());

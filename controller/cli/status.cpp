@@ -19,12 +19,10 @@ json ledger_json(const std::optional<state::LedgerEntry>& e) {
 }  // namespace
 
 int run_status(const GlobalOptions& g, const JobOptions& o) {
-  auto cluster = Cluster::load(g);
-  if (!cluster) return print_error(cluster.error());
-  auto ledger = state::Ledger::open(cluster->config().state_dir);
-  if (!ledger) return print_error(ledger.error());
-  auto found = find_job(*cluster, **ledger, o.run_id, o.job_id, o.node_id, o.inputs_hash);
-  if (!found) return print_error(found.error());
+  auto opened = open_job(g, o.run_id, o.job_id, o.node_id, o.inputs_hash);
+  if (!opened) return print_error(opened.error());
+  const Cluster* cluster = &opened->cluster;
+  const JobLookup* found = &opened->job;
   json out{{"ok", true}, {"run_id", o.run_id}, {"job_id", o.job_id}, {"ledger", ledger_json(found->entry)}};
   if (found->local) {
     out["job"] = nullptr;
@@ -42,12 +40,10 @@ int run_status(const GlobalOptions& g, const JobOptions& o) {
 }
 
 int run_logs(const GlobalOptions& g, const JobOptions& o) {
-  auto cluster = Cluster::load(g);
-  if (!cluster) return print_error(cluster.error());
-  auto ledger = state::Ledger::open(cluster->config().state_dir);
-  if (!ledger) return print_error(ledger.error());
-  auto found = find_job(*cluster, **ledger, o.run_id, o.job_id, o.node_id, o.inputs_hash);
-  if (!found) return print_error(found.error());
+  auto opened = open_job(g, o.run_id, o.job_id, o.node_id, o.inputs_hash);
+  if (!opened) return print_error(opened.error());
+  const Cluster* cluster = &opened->cluster;
+  const JobLookup* found = &opened->job;
   std::string text;
   if (found->local) {
     auto read = util::read_file(cluster->receipt_dir(o.run_id, o.job_id) / "worker.log");

@@ -6,12 +6,10 @@
 namespace rayvault::controller::cli {
 
 int run_sync_artifacts(const GlobalOptions& g, const SyncOptions& o) {
-  auto cluster = Cluster::load(g);
-  if (!cluster) return print_error(cluster.error());
-  auto ledger = state::Ledger::open(cluster->config().state_dir);
-  if (!ledger) return print_error(ledger.error());
-  auto found = find_job(*cluster, **ledger, o.run_id, o.job_id, o.node_id, o.inputs_hash);
-  if (!found) return print_error(found.error());
+  auto opened = open_job(g, o.run_id, o.job_id, o.node_id, o.inputs_hash);
+  if (!opened) return print_error(opened.error());
+  const Cluster* cluster = &opened->cluster;
+  const JobLookup* found = &opened->job;
   const auto receipt_dir = cluster->receipt_dir(o.run_id, o.job_id);
 
   if (found->local) {
