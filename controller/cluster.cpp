@@ -7,6 +7,7 @@
 
 #include "platform/system_info.hpp"
 #include "protocol/errors.hpp"
+#include "util/files.hpp"
 
 namespace rayvault::controller {
 
@@ -36,7 +37,7 @@ SecretInfo resolve_secret(const GlobalOptions& g, const state::NodesConfig& cfg)
 }
 
 Result<Cluster> Cluster::load(const GlobalOptions& g) {
-  auto cfg = state::load_nodes_config(g.nodes_file);
+  auto cfg = state::load_nodes_config(util::path_from_utf8(g.nodes_file));
   if (!cfg) return cfg.error();
   Cluster c;
   c.config_ = std::move(cfg).value();

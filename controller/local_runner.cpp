@@ -25,7 +25,7 @@ json copy_artifacts(const json& artifacts, const fs::path& art_dir) {
     fs::path part = dest;
     part += ".part";
     fs::create_directories(dest.parent_path(), ec);
-    fs::copy_file(a["path"].get<std::string>(), part, fs::copy_options::overwrite_existing, ec);
+    fs::copy_file(util::path_from_utf8(a["path"].get<std::string>()), part, fs::copy_options::overwrite_existing, ec);
     auto sha = util::sha256_file_hex(part);
     if (ec || !sha || *sha != a.value("sha256", "")) {
       fs::remove(part, ec);
@@ -33,7 +33,7 @@ json copy_artifacts(const json& artifacts, const fs::path& art_dir) {
     }
     fs::rename(part, dest, ec);
     if (ec) continue;
-    out.push_back({{"name", name}, {"path", dest.string()}, {"sha256", *sha}, {"size_bytes", fs::file_size(dest, ec)},
+    out.push_back({{"name", name}, {"path", util::u8(dest)}, {"sha256", *sha}, {"size_bytes", fs::file_size(dest, ec)},
                    {"verified", true}});
   }
   return out;
@@ -54,7 +54,7 @@ json output_doc(const JobRequest& req, const std::string& mode, const json& rece
               {"exit_code", receipt.value("exit_code", json())},
               {"error_code", receipt.value("error_code", "")},
               {"message", message},
-              {"receipt_path", receipt_path.string()}};
+              {"receipt_path", util::u8(receipt_path)}};
 }
 
 }  // namespace
@@ -71,7 +71,7 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
     state::LedgerEntry e{req.run_id, req.job_id, step, req.inputs_hash, mode, "local", "", 0, req.job_id,
                          receipt.value("status", ""), std::nullopt, submitted_at,
                          util::format_utc(std::chrono::system_clock::now()), receipt.value("duration_ms", 0LL),
-                         receipt_path.string()};
+                         util::u8(receipt_path)};
     if (receipt.contains("exit_code") && receipt["exit_code"].is_number_integer()) e.exit_code = receipt["exit_code"].get<int>();
     return ledger.record(e);
   };
@@ -84,7 +84,7 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
         receipt["run_id"] = req.run_id;
         receipt["job_id"] = req.job_id;
         receipt["fallback_reason"] = reason;
-        receipt["cached_from"] = cache.string();
+        receipt["cached_from"] = util::u8(cache);
         if (auto st = util::write_file_atomic(receipt_path, receipt.dump(2)); !st) return st.error();
         if (auto st = record_ledger("local_cached", receipt); !st) return st.error();
         return output_doc(req, "local_cached", receipt, receipt_path, true,

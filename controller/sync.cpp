@@ -43,7 +43,7 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
   const fs::path art_dir = receipt_dir / "artifacts";
   std::error_code ec;
   fs::create_directories(art_dir, ec);
-  if (ec) return Error(ErrorKind::io, "cannot create " + art_dir.string() + ": " + ec.message());
+  if (ec) return Error(ErrorKind::io, "cannot create " + util::u8(art_dir) + ": " + ec.message());
 
   json downloaded = json::array();
   json errors = json::array();
@@ -60,7 +60,7 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
     }
     if (fs::is_regular_file(dest, ec)) {
       if (auto sha = util::sha256_file_hex(dest); sha && *sha == expected) {
-        downloaded.push_back({{"name", name}, {"path", dest.string()}, {"sha256", *sha},
+        downloaded.push_back({{"name", name}, {"path", util::u8(dest)}, {"sha256", *sha},
                               {"size_bytes", fs::file_size(dest, ec)}, {"verified", true}, {"skipped", true}});
         ++out.downloaded;
         continue;
@@ -89,7 +89,7 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
       ++out.failed;
       continue;
     }
-    downloaded.push_back({{"name", name}, {"path", dest.string()}, {"sha256", got->sha256},
+    downloaded.push_back({{"name", name}, {"path", util::u8(dest)}, {"sha256", got->sha256},
                           {"size_bytes", got->size_bytes}, {"verified", true}, {"resumed", got->resumed}});
     ++out.downloaded;
   }

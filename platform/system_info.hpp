@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace rayvault::platform {
 
@@ -28,6 +29,10 @@ bool ui_session_active();
 // Calls on_signal once, from a dedicated thread, when the process is asked to stop (SIGINT,
 // SIGTERM; Ctrl-C, Ctrl-Break and service stop on Windows). Call before starting other threads.
 void on_shutdown_signal(std::function<void()> on_signal);
+
+// The command line as UTF-8 strings, argv[0] first (on Windows from the UTF-16 command line,
+// since argv there is in the ANSI code page).
+std::vector<std::string> utf8_arguments(int argc, char** argv);
 
 // This process's id.
 long process_id();

@@ -1,5 +1,6 @@
 // SQLite persistence for the worker (WAL journal; one connection guarded by a mutex).
 #include "state/job_store.hpp"
+#include "util/files.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -155,13 +156,13 @@ Result<std::unique_ptr<JobStore>> JobStore::open(const std::filesystem::path& db
   try {
     std::error_code ec;
     std::filesystem::create_directories(db_path.parent_path(), ec);
-    auto db = std::make_unique<SQLite::Database>(db_path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000);
+    auto db = std::make_unique<SQLite::Database>(util::u8(db_path), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000);
     db->exec("PRAGMA journal_mode=WAL");
     db->exec("PRAGMA synchronous=NORMAL");
     db->exec(kSchema);
     return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
   } catch (const std::exception& ex) {
-    return Error(ErrorKind::io, "cannot open job database " + db_path.string() + ": " + ex.what());
+    return Error(ErrorKind::io, "cannot open job database " + util::u8(db_path) + ": " + ex.what());
   }
 }
 

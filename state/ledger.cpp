@@ -1,5 +1,6 @@
 // Controller ledger persistence.
 #include "state/ledger.hpp"
+#include "util/files.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
@@ -12,7 +13,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& state_
   try {
     std::error_code ec;
     std::filesystem::create_directories(state_dir, ec);
-    auto db = std::make_unique<SQLite::Database>((state_dir / "controller.db").string(),
+    auto db = std::make_unique<SQLite::Database>(util::u8(state_dir / "controller.db"),
                                                  SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000);
     db->exec("PRAGMA journal_mode=WAL");
     db->exec(R"sql(

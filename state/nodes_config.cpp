@@ -57,7 +57,7 @@ Result<NodesConfig> parse_nodes_config(std::string_view text) {
   std::string state_dir;
   if (!read_opt(doc, "cluster_name", cfg.cluster_name, err, "") || !read_opt(doc, "state_dir", state_dir, err, ""))
     return bad(err);
-  if (!state_dir.empty()) cfg.state_dir = state_dir;
+  if (!state_dir.empty()) cfg.state_dir = util::path_from_utf8(state_dir);
 
   if (doc.contains("auth") && !doc["auth"].is_null()) {
     if (!doc["auth"].is_object()) return bad("auth must be an object");
@@ -79,7 +79,7 @@ Result<NodesConfig> parse_nodes_config(std::string_view text) {
                                   std::pair{"poll_timeout_sec", s.poll_timeout_sec}}) {
       if (!(v > 0) || !std::isfinite(v)) return bad(std::string("controller.") + name + " must be positive");
     }
-    if (!root.empty()) s.local_workspace_root = root;
+    if (!root.empty()) s.local_workspace_root = util::path_from_utf8(root);
   }
   if (cfg.controller.local_workspace_root.empty()) cfg.controller.local_workspace_root = cfg.state_dir / "local_worker";
 
@@ -120,7 +120,7 @@ Result<NodesConfig> parse_nodes_config(std::string_view text) {
 
 Result<NodesConfig> load_nodes_config(const std::filesystem::path& path) {
   auto text = util::read_file(path, 1u << 20);
-  if (!text) return Error(ErrorKind::config, "cannot read nodes file " + path.string() + ": " + text.error().message);
+  if (!text) return Error(ErrorKind::config, "cannot read nodes file " + util::u8(path) + ": " + text.error().message);
   return parse_nodes_config(*text);
 }
 

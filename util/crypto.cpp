@@ -1,6 +1,8 @@
 // libsodium-backed hashing; sodium_init is called once on first use.
 #include "util/crypto.hpp"
 
+#include "util/files.hpp"
+
 #include <sodium.h>
 
 #include <array>
@@ -41,7 +43,7 @@ std::string sha256_hex(std::string_view data) {
 Result<std::string> sha256_file_hex(const std::filesystem::path& path) {
   ensure_sodium();
   std::ifstream in(path, std::ios::binary);
-  if (!in) return Error(ErrorKind::io, "cannot read file: " + path.filename().string());
+  if (!in) return Error(ErrorKind::io, "cannot read file: " + u8(path.filename()));
   crypto_hash_sha256_state st;
   crypto_hash_sha256_init(&st);
   std::vector<char> buf(1 << 16);
@@ -51,7 +53,7 @@ Result<std::string> sha256_file_hex(const std::filesystem::path& path) {
     if (got > 0) crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(buf.data()),
                                            static_cast<unsigned long long>(got));
   }
-  if (in.bad()) return Error(ErrorKind::io, "read failed: " + path.filename().string());
+  if (in.bad()) return Error(ErrorKind::io, "read failed: " + u8(path.filename()));
   std::array<unsigned char, crypto_hash_sha256_BYTES> digest{};
   crypto_hash_sha256_final(&st, digest.data());
   return to_hex(digest.data(), digest.size());

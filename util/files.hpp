@@ -12,6 +12,13 @@ namespace rayvault::util {
 
 namespace fs = std::filesystem;
 
+// A path's text as UTF-8 (on Windows, std::filesystem's narrow text is the ANSI code page, not
+// UTF-8, so every path that reaches JSON, a log or a message goes through here).
+std::string u8(const fs::path& p);
+
+// A path from UTF-8 text (payload fields, nodes.json, flags).
+fs::path path_from_utf8(std::string_view text);
+
 // Writes data to a temporary file beside path, flushes it and renames it over path, so readers
 // see either the old or the whole new content. Creates parent folders. Error on any I/O failure.
 Status write_file_atomic(const fs::path& path, std::string_view data);

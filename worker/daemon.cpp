@@ -71,7 +71,7 @@ int run_daemon(DaemonOptions o) {
   if (stop_requested) server.stop();
 
   std::fprintf(stderr, "rayvault-worker %s (%s) listening on %s:%d, root %s, %d slots%s\n", RAYVAULT_VERSION,
-               o.worker_id.c_str(), o.host.c_str(), *port, (*engine)->config().root.string().c_str(), o.slots,
+               o.worker_id.c_str(), o.host.c_str(), *port, util::u8((*engine)->config().root).c_str(), o.slots,
                previous.empty() ? "" : ", accepting the previous secret");
   if (!o.ready_file.empty()) {
     const protocol::json ready{{"host", o.host}, {"port", *port}, {"pid", platform::process_id()}, {"worker_id", o.worker_id}};

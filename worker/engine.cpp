@@ -43,7 +43,7 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineConfig config, StepRegistry s
   std::error_code ec;
   fs::create_directories(config.root / "jobs", ec);
   if (!ec) fs::create_directories(config.root / "workspace", ec);
-  if (ec) return Error(ErrorKind::io, "cannot create worker root " + config.root.string() + ": " + ec.message());
+  if (ec) return Error(ErrorKind::io, "cannot create worker root " + util::u8(config.root) + ": " + ec.message());
   config.root = fs::absolute(config.root);
   if (config.slots < 1) config.slots = 1;
   auto store = state::JobStore::open(config.root / "worker.db");
@@ -115,10 +115,10 @@ Result<Admitted> Engine::submit(const Submission& s) {
   r.created_at = util::format_utc(config_.clock());
   r.worker_id = config_.worker_id;
   const fs::path dir = config_.root / "jobs" / s.job_id;
-  r.log_path = (dir / "worker.log").string();
-  r.receipt_path = (dir / "job_receipt.json").string();
+  r.log_path = util::u8(dir / "worker.log");
+  r.receipt_path = util::u8(dir / "job_receipt.json");
   job.payload = s.payload;
-  job.artifact_dir = (dir / "artifacts").string();
+  job.artifact_dir = util::u8(dir / "artifacts");
 
   auto admitted = store_->admit(job);
   if (!admitted) return admitted.error();
@@ -202,17 +202,17 @@ void Engine::slot_loop() {
 
 Result<fs::path> Engine::artifact_dir_for(const state::StoredJob& job) const {
   const auto it = job.payload.find("output_dir");
-  if (it == job.payload.end() || it->is_null()) return fs::path(job.artifact_dir);
+  if (it == job.payload.end() || it->is_null()) return util::path_from_utf8(job.artifact_dir);
   const fs::path ws = workspace_root();
   if (!it->is_string() || it->get<std::string>().empty())
     return Error(ErrorKind::invalid_input, "payload.output_dir must be a non-empty string",
                  std::string(protocol::codes::kInvalidOutputDir));
   const std::string raw = it->get<std::string>();
-  fs::path candidate = fs::u8path(raw);
+  fs::path candidate = util::path_from_utf8(raw);
   if (candidate.is_relative()) candidate = ws / candidate;
   candidate = candidate.lexically_normal();
   if (raw.find('\0') != std::string::npos || !util::is_within(ws, candidate))
-    return Error(ErrorKind::invalid_input, "payload.output_dir must resolve inside the worker workspace " + ws.string(),
+    return Error(ErrorKind::invalid_input, "payload.output_dir must resolve inside the worker workspace " + util::u8(ws),
                  std::string(protocol::codes::kInvalidOutputDir));
   return candidate;
 }
@@ -277,12 +277,12 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
       }
       auto sha = util::sha256_file_hex(to);
       const auto size = fs::file_size(to, ec);
-      artifacts.push_back({{"path", to.string()}, {"name", name}, {"sha256", sha ? *sha : ""}, {"size_bytes", size}});
+      artifacts.push_back({{"path", util::u8(to)}, {"name", name}, {"sha256", sha ? *sha : ""}, {"size_bytes", size}});
     }
     if (outcome) r.artifacts = std::move(artifacts);
   }
   fs::remove_all(staging, ec);
-  if (dir) job.artifact_dir = dir->string();
+  if (dir) job.artifact_dir = util::u8(*dir);
 
   r.finished_at = util::format_utc(config_.clock());
   r.progress = 1.0;
@@ -317,8 +317,8 @@ void Engine::finish(state::StoredJob& job) {
   // The log and the receipt are written before the terminal state is stored, so a client that
   // sees the job terminal can fetch both.
   const auto& r = job.record;
-  (void)util::write_file_atomic(r.log_path, render_log(r.job_id, store_->logs(r.job_id)));
-  (void)util::write_file_atomic(r.receipt_path, receipt_of(job).dump(2));
+  (void)util::write_file_atomic(util::path_from_utf8(r.log_path), render_log(r.job_id, store_->logs(r.job_id)));
+  (void)util::write_file_atomic(util::path_from_utf8(r.receipt_path), receipt_of(job).dump(2));
   (void)store_->update(job);
   notify();
 }

@@ -204,7 +204,7 @@ struct WorkerServer::Impl {
     const json* entry = nullptr;
     for (const auto& a : job->record.artifacts)
       if (a.is_object() && a.value("name", "") == name) entry = &a;
-    const fs::path path = entry ? util::resolve_within(job->artifact_dir, name) : fs::path();
+    const fs::path path = entry ? util::resolve_within(util::path_from_utf8(job->artifact_dir), name) : fs::path();
     std::error_code ec;
     if (path.empty() || !fs::is_regular_file(path, ec)) return reply_detail(res, 404, "artifact not found: " + name);
     const auto size = fs::file_size(path, ec);

@@ -1,13 +1,18 @@
 // rayvault-worker: parses flags and environment, then runs the daemon.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+
+#include "platform/system_info.hpp"
+#include "util/files.hpp"
+
 #include "worker/daemon.hpp"
 
 int main(int argc, char** argv) {
   rayvault::worker::DaemonOptions o;
   CLI::App app{"rayvault-worker: runs RayVault cluster job steps for controllers on the tailnet"};
   app.set_version_flag("--version", RAYVAULT_VERSION);
-  std::string root = o.root.string();
+  std::string root = "state/worker";
   std::string ready;
   app.add_option("--host", o.host, "address to listen on (loopback or tailnet)")->envname("RAYVAULT_WORKER_HOST")->capture_default_str();
   app.add_option("--port", o.port, "port to listen on (0: any free port)")->envname("RAYVAULT_WORKER_PORT")->capture_default_str();
@@ -21,12 +26,16 @@ int main(int argc, char** argv) {
   app.add_flag("--allow-custom-inputs-hash", o.allow_custom_inputs_hash,
                "accept jobs whose inputs_hash is not their payload's hash without payload_hmac (old controllers)");
   app.add_option("--ready-file", ready, "write {host, port, pid, worker_id} here once listening");
+  // CLI11 takes the arguments in reverse order, without the program name.
+  std::vector<std::string> args = rayvault::platform::utf8_arguments(argc, argv);
+  std::reverse(args.begin(), args.end());
+  args.pop_back();
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
-  o.root = root;
-  o.ready_file = ready;
+  o.root = rayvault::util::path_from_utf8(root);
+  o.ready_file = rayvault::util::path_from_utf8(ready);
   return rayvault::worker::run_daemon(std::move(o));
 }

@@ -1,6 +1,10 @@
 // rayvault-controller: the command line (the only translation unit with CLI11).
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
+
+#include "platform/system_info.hpp"
+
 #include "controller/cli/commands.hpp"
 
 int main(int argc, char** argv) {
@@ -51,8 +55,12 @@ int main(int argc, char** argv) {
     cmd->add_option("--inputs-hash", opts->inputs_hash, "the job's inputs_hash (default: from the ledger)");
   }
 
+  // CLI11 takes the arguments in reverse order, without the program name.
+  std::vector<std::string> args = rayvault::platform::utf8_arguments(argc, argv);
+  std::reverse(args.begin(), args.end());
+  args.pop_back();
   try {
-    app.parse(argc, argv);
+    app.parse(args);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }

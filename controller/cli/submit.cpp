@@ -22,7 +22,7 @@ Result<json> read_json_arg(const std::string& inline_text, const std::string& fi
     return Error(ErrorKind::invalid_input, std::string("give --") + what + "-json or --" + what + "-file, not both");
   std::string text = inline_text;
   if (!file.empty()) {
-    auto read = util::read_file(file, 16u << 20);
+    auto read = util::read_file(util::path_from_utf8(file), 16u << 20);
     if (!read) return Error(ErrorKind::invalid_input, std::string("cannot read --") + what + "-file: " + read.error().message);
     text = std::move(read).value();
   }
@@ -97,7 +97,7 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
   state::LedgerEntry entry{req.run_id, req.job_id, job.step_name, req.inputs_hash, "remote", node.node_id, node.host,
                            node.port, follow, rec.status, rec.exit_code, submitted_at,
-                           util::format_utc(std::chrono::system_clock::now()), duration_ms, synced->receipt_path.string()};
+                           util::format_utc(std::chrono::system_clock::now()), duration_ms, util::u8(synced->receipt_path)};
   (void)ledger.record(entry);
 
   std::string message = succeeded ? rec.message : (rec.error_message.empty() ? rec.message : rec.error_message);
@@ -116,7 +116,7 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
            {"message", message},
            {"remote_job_id", follow},
            {"artifacts_downloaded", synced->downloaded},
-           {"receipt_path", synced->receipt_path.string()}};
+           {"receipt_path", util::u8(synced->receipt_path)}};
   return {true, {}, out};
 }
 

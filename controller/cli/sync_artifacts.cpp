@@ -18,7 +18,7 @@ int run_sync_artifacts(const GlobalOptions& g, const SyncOptions& o) {
     if (!text) return print_error(text.error());
     auto receipt = protocol::parse_json(*text);
     if (!receipt) return print_error(receipt.error());
-    print_json({{"ok", true}, {"receipt_path", (receipt_dir / "job_receipt.json").string()}, {"receipt", *receipt}});
+    print_json({{"ok", true}, {"receipt_path", util::u8(receipt_dir / "job_receipt.json")}, {"receipt", *receipt}});
     return 0;
   }
   if (auto st = cluster->require_secret(); !st) return print_error(st.error());
@@ -26,7 +26,7 @@ int run_sync_artifacts(const GlobalOptions& g, const SyncOptions& o) {
   auto synced = sync_remote_job(client, found->remote, receipt_dir);
   if (!synced) return print_error(synced.error());
   const bool ok = synced->failed == 0;
-  print_json({{"ok", ok}, {"receipt_path", synced->receipt_path.string()}, {"receipt", synced->receipt}});
+  print_json({{"ok", ok}, {"receipt_path", util::u8(synced->receipt_path)}, {"receipt", synced->receipt}});
   return ok ? 0 : 2;
 }
 

@@ -20,6 +20,8 @@ std::string getenv_string(const char* name) {
   return v ? std::string(v) : std::string();
 }
 
+std::vector<std::string> utf8_arguments(int argc, char** argv) { return {argv, argv + argc}; }
+
 long process_id() { return static_cast<long>(::getpid()); }
 
 std::string os_name() {

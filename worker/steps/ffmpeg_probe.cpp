@@ -11,7 +11,7 @@ std::string_view FfmpegProbe::name() const { return protocol::steps::kFfmpegProb
 
 Status check_media_file(const std::string& path, const char* key) {
   std::error_code ec;
-  const fs::path p = fs::u8path(path);
+  const fs::path p = util::path_from_utf8(path);
   if (!fs::is_regular_file(p, ec))
     return Error(ErrorKind::invalid_input, std::string("payload.") + key + " is not a file on this worker: " + path,
                  std::string(protocol::codes::kInvalidInput));
@@ -50,7 +50,7 @@ Result<StepOutput> FfmpegProbe::run(const StepContext& ctx) const {
                  {"video_streams", video},
                  {"audio_streams", audio}};
   out.artifacts = {"ffprobe.json"};
-  out.message = "probed " + fs::u8path(*media).filename().string();
+  out.message = "probed " + util::u8(util::path_from_utf8(*media).filename());
   return out;
 }
 

@@ -22,13 +22,13 @@ Result<StepOutput> FrameSampling::run(const StepContext& ctx) const {
   const std::string rate = "fps=1/" + protocol::python_float_repr(*every);
   const fs::path pattern = ctx.staging_dir / "frame_%06d.jpg";
   auto res = ctx.run_tool({"ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", *video, "-vf", rate,
-                           "-q:v", "2", pattern.string()},
+                           "-q:v", "2", util::u8(pattern)},
                           protocol::codes::kFfmpegMissing);
   if (!res) return res.error();
 
   std::vector<std::string> frames;
   for (const auto& entry : fs::directory_iterator(ctx.staging_dir)) {
-    const std::string n = entry.path().filename().string();
+    const std::string n = util::u8(entry.path().filename());
     if (entry.is_regular_file() && n.rfind("frame_", 0) == 0 && entry.path().extension() == ".jpg") frames.push_back(n);
   }
   std::sort(frames.begin(), frames.end());
