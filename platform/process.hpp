@@ -66,7 +66,12 @@ class Child {
   int reap(bool block);
   long pid_ = -1;
   std::optional<int> exit_code_;
+  void* process_ = nullptr;  // Windows: the process handle
+  void* job_ = nullptr;      // Windows: the job object holding its process tree
 };
+
+// Quotes one argument so that CommandLineToArgvW (and the C runtime) reads it back unchanged.
+std::string quote_windows_argument(std::string_view arg);
 
 // Full path of an executable found on PATH (or name itself when it contains a separator and
 // exists); empty when not found.
