@@ -50,10 +50,12 @@ TEST_CASE("util::resolve_within") {
   CHECK(util::resolve_within(t.path, "sub/../../x").empty());
   CHECK(util::resolve_within(t.path, "/etc/passwd").empty());
   CHECK(util::resolve_within(t.path, "").empty());
+#ifndef _WIN32  // symlinks need a privilege on Windows, and mingw's libstdc++ cannot make them
   SUBCASE("a symlink that leads out is refused") {
     fs::create_directory_symlink("/tmp", t.path / "out");
     CHECK(util::resolve_within(t.path, "out/x").empty());
   }
+#endif
 }
 
 TEST_CASE("util::write_file_atomic") {

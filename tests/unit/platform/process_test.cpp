@@ -1,0 +1,54 @@
+// Child processes through the platform layer: argument quoting, UTF-8 arguments, exit codes,
+// output capture and timeouts. Under wine this runs the Windows implementation for real.
+#include <doctest/doctest.h>
+
+#include "platform/process.hpp"
+#include "tests/unit/child_path.hpp"
+
+using namespace rayvault;
+using platform::quote_windows_argument;
+
+TEST_CASE("platform::quote_windows_argument") {
+  // CommandLineToArgvW's rules: quotes around white space, \" for a quote, backslashes doubled
+  // only before a quote.
+  CHECK(quote_windows_argument("plain") == "plain");
+  CHECK(quote_windows_argument("") == "\"\"");
+  CHECK(quote_windows_argument("with space") == "\"with space\"");
+  CHECK(quote_windows_argument(R"(C:\Program Files\x)") == R"("C:\Program Files\x")");
+  CHECK(quote_windows_argument(R"(C:\dir\)") == R"(C:\dir\)");
+  CHECK(quote_windows_argument(R"(C:\my dir\)") == R"("C:\my dir\\")");
+  CHECK(quote_windows_argument(R"(say "hi")") == R"("say \"hi\"")");
+  CHECK(quote_windows_argument(R"(a\"b)") == R"("a\\\"b")");
+  CHECK(quote_windows_argument("tab\there") == "\"tab\there\"");
+}
+
+TEST_CASE("platform::run_process") {
+  REQUIRE_FALSE(test::g_self_path.empty());
+  SUBCASE("arguments arrive unchanged, output is captured, the exit code is the child's") {
+    const std::vector<std::string> args = {"plain", "with space", R"(C:\my dir\)", R"(say "hi")", "",
+                                           "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac", R"(a\\b\")"};
+    platform::ProcessSpec spec;
+    spec.argv = {test::g_self_path, "--rayvault-test-child", "echo"};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.timeout = std::chrono::seconds(30);
+    std::vector<std::string> err;
+    spec.on_output_line = [&err](std::string_view l) { err.emplace_back(l); };
+    auto r = platform::run_process(spec);
+    REQUIRE(r.ok());
+    CHECK(r->exit_code == static_cast<int>(args.size()));
+    CHECK_FALSE(r->timed_out);
+    std::string expected;
+    for (const auto& a : args) expected += a + "\n";
+    std::string got = r->stdout_text;
+    std::erase(got, '\r');
+    CHECK(got == expected);
+    CHECK(err == std::vector<std::string>{"child stderr line"});
+  }
+  SUBCASE("a program that is not installed is 'unavailable'") {
+    platform::ProcessSpec spec;
+    spec.argv = {"rayvault-no-such-program-xyz"};
+    auto r = platform::run_process(spec);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().kind == ErrorKind::unavailable);
+  }
+}
