@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages RayVault cluster needs to build, test and run its demo.
+# --with-wine adds wine, which the tests use to run the Windows build.
 set -euo pipefail
 
 packages=(
@@ -8,6 +9,8 @@ packages=(
   libcli11-dev doctest-dev libsqlitecpp-dev libsqlite3-dev sqlite3
   ffmpeg
 )
+
+if [ "${1:-}" = "--with-wine" ]; then packages+=(wine wine64 procps); fi
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi

@@ -72,8 +72,9 @@ void WorkerProcess::start() {
   std::error_code ec;
   fs::remove(ready_, ec);
   platform::ProcessSpec spec;
-  spec.argv = {RAYVAULT_WORKER_BIN, "--host", "127.0.0.1", "--port", "0", "--root", root_.string(),
-               "--worker-id", id_, "--ready-file", ready_.string()};
+  spec.argv = options_.launcher.empty() ? std::vector<std::string>{RAYVAULT_WORKER_BIN} : options_.launcher;
+  spec.argv.insert(spec.argv.end(), {"--host", "127.0.0.1", "--port", "0", "--root", root_.string(), "--worker-id", id_,
+                                     "--ready-file", ready_.string()});
   spec.argv.insert(spec.argv.end(), options_.args.begin(), options_.args.end());
   if (std::find(options_.args.begin(), options_.args.end(), "--slots") == options_.args.end())
     spec.argv.insert(spec.argv.end(), {"--slots", "2"});
@@ -85,7 +86,7 @@ void WorkerProcess::start() {
   auto child = platform::Child::spawn(spec, log_);
   REQUIRE_MESSAGE(child.ok(), "cannot start worker");
   child_.emplace(std::move(child).value());
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  const auto deadline = std::chrono::steady_clock::now() + options_.ready_within;
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto text = util::read_file(ready_); text.ok()) {
       port_ = json::parse(*text)["port"].get<int>();
@@ -94,7 +95,7 @@ void WorkerProcess::start() {
     REQUIRE_MESSAGE(child_->running(), "worker exited at start: " << output());
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  FAIL("worker did not become ready within 20 s: " << output());
+  FAIL("worker did not become ready in time: " << output());
 }
 
 std::string WorkerProcess::output() const {

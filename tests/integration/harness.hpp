@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -37,10 +38,17 @@ HttpReply http_get(int port, const std::string& path, const std::map<std::string
 HttpReply http_post(int port, const std::string& path, const std::string& body);
 
 struct WorkerOptions {
+  WorkerOptions() = default;
+  WorkerOptions(std::string current, std::string previous, std::vector<std::string> extra_args = {},
+                std::vector<std::pair<std::string, std::optional<std::string>>> extra_env = {})
+      : secret(std::move(current)), previous_secret(std::move(previous)), args(std::move(extra_args)),
+        env(std::move(extra_env)) {}
   std::string secret = "s3cret";
   std::string previous_secret;
   std::vector<std::string> args;                        // extra flags
   std::vector<std::pair<std::string, std::optional<std::string>>> env;  // extra environment
+  std::vector<std::string> launcher;  // e.g. {"wine", ".../rayvault-worker.exe"}; default: the Linux worker
+  std::chrono::seconds ready_within{20};
 };
 
 class WorkerProcess {
