@@ -9,6 +9,8 @@ packages=(
   libcli11-dev doctest-dev libsqlitecpp-dev libsqlite3-dev sqlite3
   ffmpeg
 )
+# Node.js checks the PowerShell scripts' syntax in the tests; a machine that has node keeps its own.
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 
 if [ "${1:-}" = "--with-wine" ]; then packages+=(wine wine64 procps); fi
 

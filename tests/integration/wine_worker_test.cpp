@@ -86,6 +86,18 @@ TEST_CASE("wine: the Windows worker serves the Linux controller") {
     CHECK(logs.out.find("stand-in ffprobe: probing") != std::string::npos);
     CHECK(logs.out.find("job_succeeded") != std::string::npos);
   }
+  SUBCASE("backslash and drive-letter paths in payloads") {
+    // Z: is wine's drive for '/'; output_dir uses backslashes and stays inside the workspace.
+    const json p{{"media_path", windows_path(media)}, {"output_dir", "shots\\take1"}};
+    const auto r = run_controller(t.path, {"submit", "--run-id", "winrun", "--job-id", "winpath", "--step-name",
+                                           "FFMPEG_PROBE", "--payload-json", p.dump()});
+    CHECK(r.doc["status"] == "succeeded");
+    CHECK(fs::exists(worker->root() / "workspace/shots/take1/ffprobe.json"));
+    const json out{{"media_path", windows_path(media)}, {"output_dir", "..\\..\\escape"}};
+    const auto esc = run_controller(t.path, {"submit", "--run-id", "winrun", "--job-id", "winesc", "--step-name",
+                                             "FFMPEG_PROBE", "--payload-json", out.dump()});
+    CHECK(esc.doc["error_code"] == "INVALID_OUTPUT_DIR");
+  }
   SUBCASE("a tool's exit code fails the job with its last lines") {
     const fs::path bad = t.path / "media dir" / "fail me.mp4";
     REQUIRE(util::write_file_atomic(bad, "x").ok());
