@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages RayVault cluster needs to build, test and run its demo.
-# --with-wine adds wine, which the tests use to run the Windows build.
+# --with-wine adds wine, which the tests use to run the Windows build; further arguments are more
+# packages to install (tools/windows/cross_build.sh passes its toolchain).
 set -euo pipefail
 
 packages=(
@@ -12,7 +13,9 @@ packages=(
 # Node.js checks the PowerShell scripts' syntax in the tests; a machine that has node keeps its own.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 
-if [ "${1:-}" = "--with-wine" ]; then packages+=(wine wine64 procps); fi
+for arg in "$@"; do
+  if [ "$arg" = "--with-wine" ]; then packages+=(wine wine64 procps); else packages+=("$arg"); fi
+done
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
