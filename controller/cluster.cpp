@@ -93,7 +93,7 @@ std::vector<HealthProbe> probe_health(const Cluster& cluster, const std::vector<
 }
 
 void print_json(const json& doc) {
-  std::cout << doc.dump(2, ' ', false, json::error_handler_t::replace) << std::endl;
+  std::cout << protocol::dump_json(doc, 2) << std::endl;
 }
 
 int print_error(const Error& e) {

@@ -85,7 +85,7 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
         receipt["job_id"] = req.job_id;
         receipt["fallback_reason"] = reason;
         receipt["cached_from"] = util::u8(cache);
-        if (auto st = util::write_file_atomic(receipt_path, receipt.dump(2)); !st) return st.error();
+        if (auto st = util::write_file_atomic(receipt_path, protocol::dump_json(receipt, 2)); !st) return st.error();
         if (auto st = record_ledger("local_cached", receipt); !st) return st.error();
         return output_doc(req, "local_cached", receipt, receipt_path, true,
                           "cached local result (" + reason + "); --force runs it again");
@@ -112,10 +112,8 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
   const auto& r = job->record;
   const long long duration_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
 
-  std::string log_text;
-  for (const auto& l : logs)
-    log_text += json{{"event", l.event}, {"job_id", local_id}, {"level", l.level}, {"message", l.message}, {"ts", l.ts}}.dump() + "\n";
-  if (auto st = util::write_file_atomic(receipt_dir / "worker.log", log_text); !st) return st.error();
+  if (auto st = util::write_file_atomic(receipt_dir / "worker.log", state::render_log(local_id, logs)); !st)
+    return st.error();
 
   json receipt{{"mode", "local"},
                {"run_id", req.run_id},
@@ -142,9 +140,9 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
     receipt["status"] = "failed";
     receipt["error_message"] = "local run did not finish within poll_timeout_sec";
   }
-  if (auto st = util::write_file_atomic(receipt_path, receipt.dump(2)); !st) return st.error();
+  if (auto st = util::write_file_atomic(receipt_path, protocol::dump_json(receipt, 2)); !st) return st.error();
   if (r.status == protocol::status::kSucceeded) {
-    if (auto st = util::write_file_atomic(cache, receipt.dump(2)); !st) return st.error();
+    if (auto st = util::write_file_atomic(cache, protocol::dump_json(receipt, 2)); !st) return st.error();
   }
   if (auto st = record_ledger("local", receipt); !st) return st.error();
   std::string message = "ran locally (" + reason + ")";

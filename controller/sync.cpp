@@ -96,7 +96,7 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
 
   std::string log_text;
   if (auto logs = client.job_logs(job.run_id, job.remote_job_id, job.inputs_hash)) log_text = *logs;
-  else log_text = json{{"event", "log_unavailable"}, {"message", logs.error().message}}.dump() + "\n";
+  else log_text = protocol::dump_json(json{{"event", "log_unavailable"}, {"message", logs.error().message}}) + "\n";
   if (auto st = util::write_file_atomic(receipt_dir / "worker.log", log_text); !st) return st.error();
 
   out.receipt = {{"mode", "remote"},
@@ -124,7 +124,7 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
                  {"remote_receipt_path", rec.receipt_path},
                  {"synced_at", util::format_utc(std::chrono::system_clock::now())}};
   out.receipt_path = receipt_dir / "job_receipt.json";
-  if (auto st = util::write_file_atomic(out.receipt_path, out.receipt.dump(2)); !st) return st.error();
+  if (auto st = util::write_file_atomic(out.receipt_path, protocol::dump_json(out.receipt, 2)); !st) return st.error();
   return out;
 }
 

@@ -30,7 +30,7 @@ std::string detail_of(const std::string& body) {
   auto parsed = protocol::parse_json(body);
   if (parsed && parsed->is_object() && parsed->contains("detail")) {
     const auto& d = (*parsed)["detail"];
-    return d.is_string() ? d.get<std::string>() : d.dump();
+    return d.is_string() ? d.get<std::string>() : protocol::dump_json(d);
   }
   return body.substr(0, 200);
 }
@@ -113,7 +113,7 @@ Result<json> WorkerClient::caps(const std::string& run_id, const std::string& no
                                                   protocol::inputs_hash(basis), impl_->secret, impl_->clock());
   json body{{"message_type", "register_caps"}, {"payload", {{"controller", "rayvault"}}}};
   protocol::envelope_to_json(env, body);
-  return impl_->post("/caps", body.dump());
+  return impl_->post("/caps", protocol::dump_json(body));
 }
 
 Result<json> WorkerClient::legacy_caps(const std::string& run_id, const std::string& node_id, bool plain) {
@@ -124,7 +124,7 @@ Result<json> WorkerClient::legacy_caps(const std::string& run_id, const std::str
     body = protocol::legacy::caps_body(run_id, node_id);
     protocol::legacy::sign(body, impl_->secret);
   }
-  auto res = impl_->post("/caps", body.dump());
+  auto res = impl_->post("/caps", body.dump(-1, ' ', false, protocol::ordered_json::error_handler_t::replace));
   if (!res) return res;
   (*res)["_compat_mode"] =
       std::string(plain ? protocol::legacy::kCompatModePlain : protocol::legacy::kCompatModeHmac);

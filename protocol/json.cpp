@@ -196,6 +196,10 @@ std::string python_float_repr(double v) {
   return out;
 }
 
+std::string dump_json(const json& value, int indent) {
+  return value.dump(indent, ' ', false, json::error_handler_t::replace);
+}
+
 std::string canonical_json(const json& value) {
   std::string out;
   write_canonical(out, value);

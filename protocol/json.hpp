@@ -29,6 +29,10 @@ Result<ordered_json> parse_json_ordered(std::string_view text);
 // and float text. Deterministic; used for inputs_hash and signing.
 std::string canonical_json(const json& value);
 
+// JSON text for answers, receipts, logs and the stores. Text from tools may hold bytes that are
+// not UTF-8; they are written as U+FFFD instead of throwing. indent < 0: one line.
+std::string dump_json(const json& value, int indent = -1);
+
 // Python's repr(float): the shortest text that reads back to the same double, always with a '.'
 // or an exponent ("1.0", "1e-05", "1e+16"), "nan"/"inf" spelled as json.dumps writes them.
 std::string python_float_repr(double v);

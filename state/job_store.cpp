@@ -124,8 +124,8 @@ void write_mutable(SQLite::Database& db, const StoredJob& job) {
   bind_opt(q, 5, r.finished_at);
   if (r.exit_code) q.bind(6, *r.exit_code);
   else q.bind(6);
-  q.bind(7, r.metrics.dump());
-  q.bind(8, r.artifacts.dump());
+  q.bind(7, protocol::dump_json(r.metrics));
+  q.bind(8, protocol::dump_json(r.artifacts));
   q.bind(9, r.error_code);
   q.bind(10, r.error_message);
   q.bind(11, r.log_path);
@@ -144,6 +144,16 @@ void add_alias(SQLite::Database& db, const std::string& run_id, const std::strin
 }
 
 }  // namespace
+
+std::string render_log(const std::string& job_id, const std::vector<LogLine>& lines) {
+  std::string out;
+  for (const auto& l : lines) {
+    out += protocol::dump_json(
+        json{{"event", l.event}, {"job_id", job_id}, {"level", l.level}, {"message", l.message}, {"ts", l.ts}});
+    out += '\n';
+  }
+  return out;
+}
 
 std::string idempotency_key(const std::string& step_name, const std::string& inputs_hash) {
   return protocol::steps::normalize(step_name) + ":" + inputs_hash;

@@ -29,6 +29,9 @@ struct LogLine {
   std::string ts, level, event, message;
 };
 
+// A job's log as the wire serves it: one {event, job_id, level, message, ts} object a line.
+std::string render_log(const std::string& job_id, const std::vector<LogLine>& lines);
+
 enum class Admission { created, existing };
 
 class JobStore {

@@ -75,7 +75,7 @@ int run_daemon(DaemonOptions o) {
                previous.empty() ? "" : ", accepting the previous secret");
   if (!o.ready_file.empty()) {
     const protocol::json ready{{"host", o.host}, {"port", *port}, {"pid", platform::process_id()}, {"worker_id", o.worker_id}};
-    if (auto st = util::write_file_atomic(o.ready_file, ready.dump()); !st) return fail(st.error());
+    if (auto st = util::write_file_atomic(o.ready_file, protocol::dump_json(ready)); !st) return fail(st.error());
   }
   server.serve();
   server_ptr = nullptr;

@@ -22,16 +22,6 @@ json receipt_of(const state::StoredJob& job) {
   return receipt;
 }
 
-std::string render_log(const std::string& job_id, const std::vector<state::LogLine>& lines) {
-  std::string out;
-  for (const auto& l : lines) {
-    out += json{{"event", l.event}, {"job_id", job_id}, {"level", l.level}, {"message", l.message}, {"ts", l.ts}}.dump(
-        -1, ' ', false, json::error_handler_t::replace);
-    out += '\n';
-  }
-  return out;
-}
-
 }  // namespace
 
 Engine::Engine(EngineConfig config, StepRegistry steps, std::unique_ptr<state::JobStore> store)
@@ -317,8 +307,8 @@ void Engine::finish(state::StoredJob& job) {
   // The log and the receipt are written before the terminal state is stored, so a client that
   // sees the job terminal can fetch both.
   const auto& r = job.record;
-  (void)util::write_file_atomic(util::path_from_utf8(r.log_path), render_log(r.job_id, store_->logs(r.job_id)));
-  (void)util::write_file_atomic(util::path_from_utf8(r.receipt_path), receipt_of(job).dump(2));
+  (void)util::write_file_atomic(util::path_from_utf8(r.log_path), state::render_log(r.job_id, store_->logs(r.job_id)));
+  (void)util::write_file_atomic(util::path_from_utf8(r.receipt_path), protocol::dump_json(receipt_of(job), 2));
   (void)store_->update(job);
   notify();
 }

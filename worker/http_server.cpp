@@ -27,7 +27,7 @@ constexpr const char* kWorkerVersion = RAYVAULT_VERSION;
 
 void reply_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+  res.set_content(protocol::dump_json(body), "application/json");
 }
 
 void reply_error(httplib::Response& res, const Error& e) {
@@ -176,13 +176,7 @@ struct WorkerServer::Impl {
   void get_logs(const httplib::Request& req, httplib::Response& res) {
     auto job = authorize_job_read(req, protocol::steps::kJobLogs);
     if (!job) return reply_error(res, job.error());
-    std::string text;
-    for (const auto& l : engine.logs(job->record.job_id)) {
-      text += json{{"event", l.event}, {"job_id", job->record.job_id}, {"level", l.level}, {"message", l.message},
-                   {"ts", l.ts}}
-                  .dump(-1, ' ', false, json::error_handler_t::replace);
-      text += '\n';
-    }
+    const std::string text = state::render_log(job->record.job_id, engine.logs(job->record.job_id));
     res.status = 200;
     res.set_content(text, "text/plain; charset=utf-8");
   }

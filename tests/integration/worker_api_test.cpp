@@ -285,3 +285,23 @@ TEST_CASE("integration: the worker refuses to listen on a public address") {
     CHECK(err.find("no cluster secret") != std::string::npos);
   }
 }
+
+TEST_CASE("integration: tool output that is not UTF-8 fails the job and not the worker") {
+  TempDir t;
+  const auto video = make_video(t.path, 1);
+  const fs::path bin = t.path / "bad-bin";
+  REQUIRE(util::write_file_atomic(bin / "ffprobe", "#!/bin/sh\nprintf 'bad \\377\\376 bytes\\n' >&2\nexit 1\n").ok());
+  fs::permissions(bin / "ffprobe", fs::perms::owner_all);
+  WorkerProcess w(t.path, "w1", WorkerOptions{"s3cret", "", {}, {{"PATH", bin.string() + ":" + std::getenv("PATH")}}});
+  const json payload{{"media_path", video.string()}};
+  const std::string h = protocol::inputs_hash(payload);
+  REQUIRE(http_post(w.port(), "/job", job_body("run", "bad-utf8", "FFMPEG_PROBE", payload).dump()).status == 200);
+  const json done = poll_job(w.port(), "run", "bad-utf8", h, terminal);
+  CHECK(done["status"] == "failed");
+  CHECK(done["error_code"] == "COMMAND_FAILED");
+  CHECK(done["error_message"].get<std::string>().find("bad") != std::string::npos);
+  // The worker is still up, its log and receipt are readable.
+  CHECK(http_get(w.port(), "/health").status == 200);
+  CHECK(http_get(w.port(), "/job/bad-utf8/logs?" + signed_query("run", "bad-utf8", "JOB_LOGS", h)).status == 200);
+  CHECK(protocol::parse_json(*util::read_file(w.root() / "jobs/bad-utf8/job_receipt.json")).ok());
+}

@@ -43,7 +43,7 @@ Result<StepOutput> FrameSampling::run(const StepContext& ctx) const {
                 {"count", frames.size()},
                 {"every_sec", *every},
                 {"frames", frames}};
-  if (auto st = util::write_file_atomic(ctx.staging_dir / "frames_index.json", index.dump(2)); !st)
+  if (auto st = util::write_file_atomic(ctx.staging_dir / "frames_index.json", protocol::dump_json(index, 2)); !st)
     return Error(st.error().kind, st.error().message, std::string(protocol::codes::kCommandFailed));
 
   StepOutput out;
