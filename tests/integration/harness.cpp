@@ -194,6 +194,13 @@ json poll_job(int port, const std::string& run_id, const std::string& job_id, co
   return last;
 }
 
+std::string path_with_standin(const fs::path& dir, const std::string& tool, const std::string& script) {
+  REQUIRE(util::write_file_atomic(dir / tool, "#!/bin/sh\n" + script + "\n").ok());
+  fs::permissions(dir / tool, fs::perms::owner_all);
+  const char* path = std::getenv("PATH");
+  return dir.string() + ":" + (path ? path : "/usr/bin:/bin");
+}
+
 std::string sha256_of(const fs::path& file) {
   auto r = util::sha256_file_hex(file);
   return r ? *r : std::string();

@@ -103,4 +103,8 @@ json poll_job(int port, const std::string& run_id, const std::string& job_id, co
 
 std::string sha256_of(const fs::path& file);
 
+// Writes a shell script named `tool` into dir and returns a PATH value that finds it first: a
+// stand-in for a tool's misbehaviour (hanging, printing bytes that are not UTF-8, ...).
+std::string path_with_standin(const fs::path& dir, const std::string& tool, const std::string& script);
+
 }  // namespace rayvault::test

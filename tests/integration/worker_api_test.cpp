@@ -159,10 +159,7 @@ TEST_CASE("integration: a restart keeps jobs and fails the one it cut off with W
   TempDir t;
   const auto video = make_video(t.path, 2);
   // A stand-in ffprobe that never finishes keeps a job running while the worker is killed.
-  const fs::path slow_bin = t.path / "slow-bin";
-  REQUIRE(util::write_file_atomic(slow_bin / "ffprobe", "#!/bin/sh\nexec sleep 120\n").ok());
-  fs::permissions(slow_bin / "ffprobe", fs::perms::owner_all);
-  const std::string path_env = slow_bin.string() + ":" + std::string(std::getenv("PATH"));
+  const std::string path_env = path_with_standin(t.path / "slow-bin", "ffprobe", "exec sleep 120");
   WorkerProcess w(t.path, "w1", WorkerOptions{"s3cret", "", {"--slots", "1"}, {{"PATH", path_env}}});
 
   const json p1{{"media_path", video.string()}};
@@ -289,10 +286,9 @@ TEST_CASE("integration: the worker refuses to listen on a public address") {
 TEST_CASE("integration: tool output that is not UTF-8 fails the job and not the worker") {
   TempDir t;
   const auto video = make_video(t.path, 1);
-  const fs::path bin = t.path / "bad-bin";
-  REQUIRE(util::write_file_atomic(bin / "ffprobe", "#!/bin/sh\nprintf 'bad \\377\\376 bytes\\n' >&2\nexit 1\n").ok());
-  fs::permissions(bin / "ffprobe", fs::perms::owner_all);
-  WorkerProcess w(t.path, "w1", WorkerOptions{"s3cret", "", {}, {{"PATH", bin.string() + ":" + std::getenv("PATH")}}});
+  const std::string path_env =
+      path_with_standin(t.path / "bad-bin", "ffprobe", "printf 'bad \\377\\376 bytes\\n' >&2\nexit 1");
+  WorkerProcess w(t.path, "w1", WorkerOptions{"s3cret", "", {}, {{"PATH", path_env}}});
   const json payload{{"media_path", video.string()}};
   const std::string h = protocol::inputs_hash(payload);
   REQUIRE(http_post(w.port(), "/job", job_body("run", "bad-utf8", "FFMPEG_PROBE", payload).dump()).status == 200);
