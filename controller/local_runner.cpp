@@ -5,6 +5,7 @@
 #include "protocol/steps.hpp"
 #include "util/crypto.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 #include "worker/engine.hpp"
 
 namespace rayvault::controller {
@@ -62,7 +63,7 @@ json output_doc(const JobRequest& req, const std::string& mode, const json& rece
 Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobRequest& req, const std::string& reason) {
   const auto& cfg = cluster.config();
   const std::string step = protocol::steps::normalize(req.step_name);
-  const fs::path cache = cfg.state_dir / "local_cache" / (protocol::steps::lower(step) + "_" + req.inputs_hash + ".json");
+  const fs::path cache = cfg.state_dir / "local_cache" / (util::ascii_lower(step) + "_" + req.inputs_hash + ".json");
   const fs::path receipt_dir = cluster.receipt_dir(req.run_id, req.job_id);
   const fs::path receipt_path = receipt_dir / "job_receipt.json";
   const std::string submitted_at = util::format_utc(std::chrono::system_clock::now());

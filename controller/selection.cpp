@@ -1,19 +1,16 @@
 // Requirement parsing and matching.
 #include "controller/selection.hpp"
 
-#include <algorithm>
-#include <cctype>
 #include <fmt/format.h>
+
+#include <algorithm>
+
+#include "util/strings.hpp"
 
 namespace rayvault::controller {
 namespace {
 
 Error bad(const std::string& m) { return Error(ErrorKind::invalid_input, "requirements: " + m); }
-
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 bool flag(const json& caps, const char* key) {
   const auto it = caps.find(key);
@@ -40,13 +37,13 @@ Result<Requirements> parse_requirements(const json& j) {
     if (v.is_null()) continue;
     if (key == "os_in") {
       if (v.is_string()) {
-        r.os_in.push_back(lower(v.get<std::string>()));
+        r.os_in.push_back(util::ascii_lower(v.get<std::string>()));
         continue;
       }
       if (!v.is_array()) return bad("os_in must be a list of names");
       for (const auto& o : v) {
         if (!o.is_string()) return bad("os_in must be a list of names");
-        r.os_in.push_back(lower(o.get<std::string>()));
+        r.os_in.push_back(util::ascii_lower(o.get<std::string>()));
       }
     } else if (key == "min_ram_gb" || key == "min_vram_gb") {
       if (!v.is_number()) return bad(key + " must be a number");
@@ -70,7 +67,7 @@ std::string unmet_reason(const json& caps, const Requirements& req, const std::s
     if (std::find(it->begin(), it->end(), json(step)) == it->end()) return "does not run " + step;
   }
   if (!req.os_in.empty()) {
-    const std::string os = lower(text(caps, "os"));
+    const std::string os = util::ascii_lower(text(caps, "os"));
     if (std::find(req.os_in.begin(), req.os_in.end(), os) == req.os_in.end()) return "os " + os + " not in os_in";
   }
   if (req.min_ram_gb && number_or(caps, "ram_gb", 0) < *req.min_ram_gb)

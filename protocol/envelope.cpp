@@ -1,20 +1,16 @@
 // Envelope signing and the contract's ordered verification.
 #include "protocol/envelope.hpp"
 
-#include <cctype>
 #include <cmath>
 
 #include "protocol/steps.hpp"
 #include "util/crypto.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::protocol {
 namespace {
 
-std::string trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
+using util::trim;
 
 std::string field(const json& body, const char* name) {
   if (!body.is_object()) return {};
@@ -106,7 +102,7 @@ Result<std::size_t> verify_envelope(const Envelope& env, const VerifyPolicy& pol
   return Error(ErrorKind::unauthorized, "auth_token invalid");
 }
 
-std::string normalize_hash(std::string_view hash) { return steps::lower(trim(hash)); }
+std::string normalize_hash(std::string_view hash) { return util::ascii_lower(util::trim(hash)); }
 
 std::string payload_hmac(std::string_view secret, std::string_view timestamp, const json& payload) {
   std::string message(trim(timestamp));

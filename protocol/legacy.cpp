@@ -8,6 +8,7 @@
 
 #include "protocol/steps.hpp"
 #include "util/crypto.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::protocol::legacy {
 namespace {
@@ -180,7 +181,7 @@ ordered_json job_body(std::string_view run_id, std::string_view job_id, std::str
   ordered_json body = ordered_json::object();
   body["run_id"] = std::string(run_id);
   body["job_id"] = std::string(job_id);
-  body["step_name"] = steps::lower(steps::normalize(step));
+  body["step_name"] = util::ascii_lower(steps::normalize(step));
   body["job_type"] = steps::legacy_job_type(step);
   body["params"] = payload;
   return body;

@@ -1,8 +1,7 @@
 // Step-name sets and spellings.
 #include "protocol/steps.hpp"
+#include "util/strings.hpp"
 
-#include <algorithm>
-#include <cctype>
 
 namespace rayvault::protocol::steps {
 
@@ -15,27 +14,12 @@ const std::set<std::string>& job_steps() {
 
 bool is_job_step(std::string_view name) { return job_steps().count(normalize(name)) > 0; }
 
-std::string normalize(std::string_view name) {
-  auto is_space = [](unsigned char c) { return std::isspace(c) != 0; };
-  while (!name.empty() && is_space(static_cast<unsigned char>(name.front()))) name.remove_prefix(1);
-  while (!name.empty() && is_space(static_cast<unsigned char>(name.back()))) name.remove_suffix(1);
-  std::string out(name);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  return out;
-}
-
-std::string lower(std::string_view step) {
-  std::string out(step);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+std::string normalize(std::string_view name) { return util::ascii_upper(util::trim(name)); }
 
 std::string legacy_job_type(std::string_view step) {
   const std::string s = normalize(step);
   if (s == kFfmpegProbe) return "ffprobe_analyze";
-  return lower(s);
+  return util::ascii_lower(s);
 }
 
 }  // namespace rayvault::protocol::steps

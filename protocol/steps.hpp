@@ -31,7 +31,4 @@ std::string normalize(std::string_view name);
 // The v0.5 job_type for a step: FFMPEG_PROBE -> ffprobe_analyze, others their lower-case name.
 std::string legacy_job_type(std::string_view step);
 
-// Lower-case of a step name (v0.5 step_name, local cache file names).
-std::string lower(std::string_view step);
-
 }  // namespace rayvault::protocol::steps

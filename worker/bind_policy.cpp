@@ -5,6 +5,8 @@
 #include <charconv>
 #include <string>
 
+#include "util/strings.hpp"
+
 namespace rayvault::worker {
 namespace {
 
@@ -22,17 +24,11 @@ bool parse_ipv4(std::string_view s, std::array<int, 4>& out) {
   return true;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c);
-  return out;
-}
-
 }  // namespace
 
 bool is_loopback_or_tailnet(std::string_view host) {
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  const std::string h = lower(host);
+  const std::string h = util::ascii_lower(host);
   if (h == "localhost" || h == "::1" || h == "0:0:0:0:0:0:0:1") return true;
   std::array<int, 4> v4{};
   if (parse_ipv4(h, v4)) {

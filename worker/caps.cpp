@@ -6,17 +6,15 @@
 
 #include "platform/process.hpp"
 #include "platform/system_info.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::worker {
 namespace {
 
+using util::trim;
+
 double round2(double v) { return std::round(v * 100.0) / 100.0; }
 
-std::string trim(std::string s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.erase(0, 1);
-  return s;
-}
 
 // First line a tool prints for a version query; empty when it is missing or fails.
 std::string first_line_of(std::vector<std::string> argv) {

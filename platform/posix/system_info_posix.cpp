@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "platform/system_info.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::platform {
 
@@ -27,9 +28,7 @@ long process_id() { return static_cast<long>(::getpid()); }
 std::string os_name() {
   utsname u{};
   if (::uname(&u) != 0) return "linux";
-  std::string s = u.sysname;
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
+  return util::ascii_lower(u.sysname);
 }
 
 std::string platform_string() {

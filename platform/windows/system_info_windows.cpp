@@ -8,6 +8,7 @@
 #include "platform/process.hpp"
 #include "platform/system_info.hpp"
 #include "platform/windows/wide.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::platform {
 namespace {
@@ -36,10 +37,6 @@ BOOL WINAPI on_console_event(DWORD event) {
   }
 }
 
-std::string lower(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 }  // namespace
 
@@ -113,7 +110,7 @@ bool ui_session_active() {
   DWORD session = 0;
   if (::ProcessIdToSessionId(::GetCurrentProcessId(), &session) && session == 0) return false;
   // An interactive logon sets SESSIONNAME (Console, RDP-Tcp#N).
-  const std::string name = lower(getenv_string("SESSIONNAME"));
+  const std::string name = util::ascii_lower(getenv_string("SESSIONNAME"));
   if (name == "console" || name.rfind("rdp-", 0) == 0) return true;
   // Otherwise ask `query user` whether this user has an active session.
   ProcessSpec spec;
@@ -121,12 +118,12 @@ bool ui_session_active() {
   spec.timeout = std::chrono::seconds(5);
   auto res = run_process(spec);
   if (!res || res->exit_code != 0) return false;
-  const std::string user = lower(getenv_string("USERNAME"));
+  const std::string user = util::ascii_lower(getenv_string("USERNAME"));
   std::size_t start = 0;
   const std::string& text = res->stdout_text;
   while (start < text.size()) {
     const auto nl = text.find('\n', start);
-    const std::string line = lower(text.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
+    const std::string line = util::ascii_lower(text.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
     start = nl == std::string::npos ? text.size() : nl + 1;
     if (!user.empty() && line.find(user) != std::string::npos && line.find("active") != std::string::npos) return true;
   }
