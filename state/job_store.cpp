@@ -4,6 +4,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
+#include "protocol/errors.hpp"
 #include "protocol/steps.hpp"
 
 namespace rayvault::state {
@@ -318,10 +319,11 @@ std::vector<std::string> JobStore::fail_interrupted(const std::string& now, cons
   }
   SQLite::Statement u(*db_,
                       "UPDATE jobs SET status='failed', progress=1.0, finished_at=?, exit_code=1, "
-                      "error_code='WORKER_RESTARTED', error_message=?, message=? WHERE status='running'");
+                      "error_code=?, error_message=?, message=? WHERE status='running'");
   u.bind(1, now);
-  u.bind(2, message);
+  u.bind(2, std::string(protocol::codes::kWorkerRestarted));
   u.bind(3, message);
+  u.bind(4, message);
   u.exec();
   tx.commit();
   return ids;

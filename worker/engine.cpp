@@ -113,11 +113,12 @@ Result<Admitted> Engine::submit(const Submission& s) {
   auto admitted = store_->admit(job);
   if (!admitted) return admitted.error();
   auto& [stored, how] = admitted.value();
-  if (how == state::Admission::created) {
+  const bool created = how == state::Admission::created;
+  if (created) {
     log(r.job_id, LogLevel::info, "job_queued", "queued " + r.step_name + " for run " + r.run_id);
   } else if ((s.force && protocol::is_terminal_status(stored.record.status)) ||
              (stored.record.status == protocol::status::kFailed && protocol::is_node_fault(stored.record.error_code))) {
-    // The earlier attempt died with its worker or lacked a tool: this submission runs it again.
+    // The earlier attempt died with its worker or lacked a tool (or force asks): run it again.
     auto& er = stored.record;
     er.status = protocol::status::kQueued;
     er.progress = 0.0;
@@ -131,23 +132,15 @@ Result<Admitted> Engine::submit(const Submission& s) {
     er.metrics = json::object();
     if (auto st = store_->update(stored); !st) return st.error();
     log(er.job_id, LogLevel::info, "job_requeued", er.message);
-    how = state::Admission::created;
-    {
-      std::lock_guard lock(mu_);
-      queue_.push_back(er.job_id);
-    }
-    queue_cv_.notify_one();
-    return Admitted{stored, true};
+  } else {
+    return Admitted{stored, true};  // the existing job is the answer
   }
-  if (how == state::Admission::created) {
-    {
-      std::lock_guard lock(mu_);
-      queue_.push_back(r.job_id);
-    }
-    queue_cv_.notify_one();
-    return Admitted{stored, false};
+  {
+    std::lock_guard lock(mu_);
+    queue_.push_back(stored.record.job_id);
   }
-  return Admitted{stored, true};
+  queue_cv_.notify_one();
+  return Admitted{stored, !created};
 }
 
 std::optional<state::JobStore::Lookup> Engine::lookup(const std::string& run_id, const std::string& job_id) {
