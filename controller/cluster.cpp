@@ -1,34 +1,37 @@
 // Shared controller plumbing.
 #include "controller/cluster.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <future>
 #include <iostream>
 
 #include "platform/system_info.hpp"
 #include "protocol/errors.hpp"
+#include "protocol/ids.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::controller {
 
 SecretInfo resolve_secret(const GlobalOptions& g, const state::NodesConfig& cfg) {
   SecretInfo s;
-  s.mode = platform::getenv_string("RAYVAULT_CONTROLLER_AUTH_MODE");
+  s.mode = util::ascii_lower(util::trim(platform::getenv_string("RAYVAULT_CONTROLLER_AUTH_MODE")));
   if (s.mode.empty()) s.mode = "hmac_strict";
-  const std::string plain = platform::getenv_string("RAYVAULT_ALLOW_PLAIN_FALLBACK");
+  const std::string plain = util::ascii_lower(util::trim(platform::getenv_string("RAYVAULT_ALLOW_PLAIN_FALLBACK")));
   s.allow_plain_fallback = plain == "1" || plain == "true" || plain == "yes" || plain == "on";
-  if (!g.cluster_secret.empty()) {
-    s.value = g.cluster_secret;
+  // Every value trimmed; a blank one counts as unset, so the next source is used.
+  if (std::string v = util::trim(g.cluster_secret); !v.empty()) {
+    s.value = std::move(v);
     s.source = "cli";
     return s;
   }
   for (const std::string& name : {cfg.secret_env, std::string("RAYVAULT_CLUSTER_SECRET_CURRENT"),
                                   std::string("RAYVAULT_CLUSTER_SECRET")}) {
     if (name.empty()) continue;
-    std::string v = platform::getenv_string(name.c_str());
-    if (!v.empty()) {
+    if (std::string v = util::trim(platform::getenv_string(name.c_str())); !v.empty()) {
       s.value = std::move(v);
-      s.source = "env:" + name;
+      s.source = name;
       return s;
     }
   }
@@ -39,6 +42,7 @@ SecretInfo resolve_secret(const GlobalOptions& g, const state::NodesConfig& cfg)
 Result<Cluster> Cluster::load(const GlobalOptions& g) {
   auto cfg = state::load_nodes_config(util::path_from_utf8(g.nodes_file));
   if (!cfg) return cfg.error();
+  for (const auto& w : cfg->warnings) std::fprintf(stderr, "rayvault-controller: warning: %s\n", w.c_str());
   Cluster c;
   c.config_ = std::move(cfg).value();
   // Relative folders are relative to where the controller runs; printed paths are absolute.
@@ -58,11 +62,24 @@ Status Cluster::require_secret() const {
 }
 
 std::filesystem::path Cluster::receipt_dir(const std::string& run_id, const std::string& job_id) const {
-  return config_.state_dir / "receipts" / run_id / job_id;
+  return config_.state_dir / "receipts" / protocol::id_folder_name(run_id) / protocol::id_folder_name(job_id);
+}
+
+std::vector<const state::NodeEntry*> Cluster::worker_nodes() const {
+  std::vector<const state::NodeEntry*> out;
+  for (const auto& n : config_.nodes)
+    if (n.takes_jobs()) out.push_back(&n);
+  return out;
 }
 
 WorkerClient Cluster::client_for(const state::NodeEntry& node, double timeout_sec) const {
   return WorkerClient(Endpoint{node.host, node.port, timeout_sec}, secret_.value);
+}
+
+bool has_protocol_feature(const json& caps, std::string_view feature) {
+  const auto it = caps.is_object() ? caps.find("protocol_features") : caps.end();
+  if (it == caps.end() || !it->is_array()) return false;
+  return std::any_of(it->begin(), it->end(), [feature](const json& f) { return f.is_string() && f == feature; });
 }
 
 std::vector<HealthProbe> probe_health(const Cluster& cluster, const std::vector<const state::NodeEntry*>& nodes) {

@@ -18,23 +18,29 @@ struct GlobalOptions {
 
 struct SecretInfo {
   std::string value;
-  std::string source;  // "cli", "env:NAME" or "none"
+  std::string source;  // "cli", the variable's name (RAYVAULT_CLUSTER_SECRET, ...) or "none"
   std::string mode;    // RAYVAULT_CONTROLLER_AUTH_MODE, default hmac_strict
   bool allow_plain_fallback = false;
 };
 
 // --cluster-secret, else the variable auth.secret_env names, else RAYVAULT_CLUSTER_SECRET_CURRENT,
-// else RAYVAULT_CLUSTER_SECRET. An empty value means none was found.
+// else RAYVAULT_CLUSTER_SECRET; each trimmed, a blank one skipped. An empty value means none was
+// found. The auth mode is lower-cased.
 SecretInfo resolve_secret(const GlobalOptions& g, const state::NodesConfig& cfg);
 
 class Cluster {
  public:
-  // Loads nodes.json; error (config) when it is missing or invalid.
+  // Loads nodes.json, printing its warnings on stderr; error (config) when it is missing or is not
+  // a JSON object.
   static Result<Cluster> load(const GlobalOptions& g);
 
   const state::NodesConfig& config() const { return config_; }
   const SecretInfo& secret() const { return secret_; }
+  // state/cluster/receipts/<run_id>/<job_id>/, each id through protocol::id_folder_name.
   std::filesystem::path receipt_dir(const std::string& run_id, const std::string& job_id) const;
+
+  // The enabled nodes whose role is worker: the ones health, caps and submit use.
+  std::vector<const state::NodeEntry*> worker_nodes() const;
   WorkerClient client_for(const state::NodeEntry& node, double timeout_sec) const;
   WorkerClient client_for(const state::NodeEntry& node) const { return client_for(node, node.timeout_sec); }
 
@@ -53,6 +59,9 @@ struct HealthProbe {
   json answer;        // the worker's /health document
   std::string error;  // why not ok
 };
+
+// True when a worker's caps list `feature` in protocol_features (Python nodes list none).
+bool has_protocol_feature(const json& caps, std::string_view feature);
 
 // GET /health on every given node at once, each bounded by its own timeout_sec.
 std::vector<HealthProbe> probe_health(const Cluster& cluster, const std::vector<const state::NodeEntry*>& nodes);

@@ -1,41 +1,52 @@
 // Job lookup shared by sync-artifacts, status and logs.
 #include "controller/job_lookup.hpp"
 
+#include "protocol/envelope.hpp"
+#include "protocol/ids.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::controller {
 
 Result<JobLookup> find_job(const Cluster& cluster, state::Ledger& ledger, const std::string& run_id,
                            const std::string& job_id, const std::string& node_id, const std::string& inputs_hash) {
-  if (!util::is_safe_component(run_id) || !util::is_safe_component(job_id))
-    return Error(ErrorKind::invalid_input, "run_id and job_id may hold only letters, digits, '.', '_' and '-'");
+  auto run = protocol::normalize_id(run_id, "--run-id");
+  if (!run) return run.error();
+  auto job = protocol::normalize_id(job_id, "--job-id");
+  if (!job) return job.error();
   JobLookup out;
-  out.entry = ledger.find(run_id, job_id);
+  out.run_id = *run;
+  out.job_id = *job;
+  out.entry = ledger.find(out.run_id, out.job_id);
   if (out.entry && out.entry->mode != "remote" && node_id.empty()) {
     out.local = true;
     return out;
   }
-  const std::string node_name = !node_id.empty() ? node_id : (out.entry ? out.entry->node_id : "");
+  const std::string node_name = !util::trim(node_id).empty() ? util::trim(node_id) : (out.entry ? out.entry->node_id : "");
   if (node_name.empty())
     return Error(ErrorKind::not_found,
-                 "the ledger has no submission " + run_id + "/" + job_id + ": pass --node-id and --inputs-hash");
+                 "the ledger has no submission " + out.run_id + "/" + out.job_id + ": pass --node-id and --inputs-hash");
   const state::NodeEntry* node = nullptr;
   for (const auto& n : cluster.config().nodes)
     if (n.node_id == node_name) node = &n;
   if (!node) return Error(ErrorKind::not_found, "no node '" + node_name + "' in the nodes file");
-  const std::string hash = !inputs_hash.empty() ? inputs_hash : (out.entry ? out.entry->inputs_hash : "");
+  const std::string given_hash = protocol::normalize_hash(inputs_hash);
+  const std::string hash = !given_hash.empty() ? given_hash : (out.entry ? out.entry->inputs_hash : "");
   if (hash.empty()) return Error(ErrorKind::invalid_input, "--inputs-hash is required for a job the ledger does not know");
   const bool same_node = out.entry && out.entry->node_id == node_name;
-  out.remote = RemoteJob{node, run_id, job_id,
-                         same_node && !out.entry->remote_job_id.empty() ? out.entry->remote_job_id : job_id,
+  out.remote = RemoteJob{node, out.run_id, out.job_id,
+                         same_node && !out.entry->remote_job_id.empty() ? out.entry->remote_job_id : out.job_id,
                          out.entry ? out.entry->step_name : "", hash};
   return out;
 }
 
 Result<OpenedJob> open_job(const GlobalOptions& g, const std::string& run_id, const std::string& job_id,
-                           const std::string& node_id, const std::string& inputs_hash) {
+                           const std::string& node_id, const std::string& inputs_hash, Secret secret) {
   auto cluster = Cluster::load(g);
   if (!cluster) return cluster.error();
+  if (secret == Secret::required) {
+    if (auto st = cluster->require_secret(); !st) return st.error();
+  }
   auto ledger = state::Ledger::open(cluster->config().state_dir);
   if (!ledger) return ledger.error();
   OpenedJob out{std::move(cluster).value(), std::move(ledger).value(), {}};

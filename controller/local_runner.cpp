@@ -34,7 +34,7 @@ json copy_artifacts(const json& artifacts, const fs::path& art_dir) {
     }
     fs::rename(part, dest, ec);
     if (ec) continue;
-    out.push_back({{"name", name}, {"path", util::u8(dest)}, {"sha256", *sha}, {"size_bytes", fs::file_size(dest, ec)},
+    out.push_back({{"name", name}, {"local_path", util::u8(dest)}, {"size", fs::file_size(dest, ec)}, {"sha256", *sha},
                    {"verified", true}});
   }
   return out;
@@ -52,7 +52,7 @@ json output_doc(const JobRequest& req, const std::string& mode, const json& rece
               {"status", status},
               {"node_id", "local"},
               {"idempotent", idempotent},
-              {"exit_code", receipt.value("exit_code", json())},
+              {"exit_code", receipt.value("exit_code", json(0))},
               {"error_code", receipt.value("error_code", "")},
               {"message", message},
               {"receipt_path", util::u8(receipt_path)}};
@@ -89,7 +89,7 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
         if (auto st = util::write_file_atomic(receipt_path, protocol::dump_json(receipt, 2)); !st) return st.error();
         if (auto st = record_ledger("local_cached", receipt); !st) return st.error();
         return output_doc(req, "local_cached", receipt, receipt_path, true,
-                          "cached local result (" + reason + "); --force runs it again");
+                          reason + "; used local fallback: a cached local result (--force runs it again)");
       }
     }
   }
@@ -102,7 +102,12 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
   if (!engine) return engine.error();
   (*engine)->start();
   const auto started = std::chrono::steady_clock::now();
-  auto admitted = (*engine)->submit(worker::Submission{req.run_id, req.job_id, step, req.inputs_hash, req.payload, req.force});
+  // One local job per STEP:inputs_hash, whatever job_id names it, so a fixed input is a new job
+  // rather than the old job_id's record; a failed local run is never reused (retry_failed).
+  const std::string local_job_id = "local_" + util::sha256_hex(state::idempotency_key(step, req.inputs_hash)).substr(0, 32);
+  worker::Submission submission{req.run_id, local_job_id, step, req.inputs_hash, req.payload, req.force};
+  submission.retry_failed = true;
+  auto admitted = (*engine)->submit(submission);
   if (!admitted) return admitted.error();
   const std::string local_id = admitted->job.record.job_id;
   const auto deadline = started + std::chrono::milliseconds(static_cast<long long>(cfg.controller.poll_timeout_sec * 1000));
@@ -126,15 +131,17 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
                {"worker_id", r.worker_id},
                {"status", r.status},
                {"job_status", r.status},
-               {"exit_code", r.exit_code ? json(*r.exit_code) : json()},
+               {"exit_code", r.exit_code.value_or(0)},
                {"error_code", r.error_code},
                {"error_message", r.error_message},
-               {"started_at", r.started_at ? json(*r.started_at) : json()},
-               {"finished_at", r.finished_at ? json(*r.finished_at) : json()},
+               {"started_at", r.started_at.value_or("")},
+               {"finished_at", r.finished_at.value_or("")},
                {"duration_ms", duration_ms},
                {"metrics", r.metrics},
                {"artifacts", r.artifacts},
                {"downloaded_artifacts", copy_artifacts(r.artifacts, receipt_dir / "artifacts")},
+               {"artifacts_dir", util::u8(receipt_dir / "artifacts")},
+               {"log_path", util::u8(receipt_dir / "worker.log")},
                {"fallback_reason", reason},
                {"local_receipt_path", r.receipt_path}};
   if (!protocol::is_terminal_status(r.status)) {
@@ -146,8 +153,14 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
     if (auto st = util::write_file_atomic(cache, protocol::dump_json(receipt, 2)); !st) return st.error();
   }
   if (auto st = record_ledger("local", receipt); !st) return st.error();
-  std::string message = "ran locally (" + reason + ")";
-  if (!r.error_message.empty()) message += ": " + r.error_message;
+  // The Python controller's phrases: "<reason>; used local fallback", or "CODE: message" first
+  // when the local run failed.
+  std::string message = reason + "; used local fallback";
+  if (receipt["status"] != protocol::status::kSucceeded) {
+    const std::string code = r.error_code.empty() ? "LOCAL_FAILED" : r.error_code;
+    const std::string text = receipt.value("error_message", r.message);
+    message = code + ": " + (text.empty() ? r.message : text) + " (" + message + ")";
+  }
   return output_doc(req, "local", receipt, receipt_path, admitted->idempotent, message);
 }
 

@@ -4,6 +4,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <optional>
 
 #include "util/strings.hpp"
 
@@ -33,29 +36,48 @@ Result<Requirements> parse_requirements(const json& j) {
   Requirements r;
   if (j.is_null()) return r;
   if (!j.is_object()) return bad("must be an object");
+  auto boolean = [&r](const std::string& key, const json& v) -> std::optional<bool> {
+    if (v.is_boolean()) return v.get<bool>();
+    std::optional<bool> out;
+    if (v.is_number()) out = v.get<double>() != 0;
+    if (v.is_string()) {
+      const std::string t = util::ascii_lower(util::trim(v.get_ref<const std::string&>()));
+      if (t == "true" || t == "yes" || t == "on" || t == "1") out = true;
+      if (t == "false" || t == "no" || t == "off" || t == "0") out = false;
+    }
+    if (out) r.warnings.push_back("requirements: " + key + " is " + v.dump() + ", read as " + (*out ? "true" : "false"));
+    return out;
+  };
+  auto number = [](const json& v) -> std::optional<double> {
+    if (v.is_number()) return v.get<double>();
+    if (!v.is_string()) return std::nullopt;
+    const std::string t = util::trim(v.get_ref<const std::string&>());
+    char* end = nullptr;
+    const double d = t.empty() ? 0 : std::strtod(t.c_str(), &end);
+    if (t.empty() || end != t.c_str() + t.size() || !std::isfinite(d)) return std::nullopt;
+    return d;
+  };
   for (const auto& [key, v] : j.items()) {
     if (v.is_null()) continue;
     if (key == "os_in") {
-      if (v.is_string()) {
-        r.os_in.push_back(util::ascii_lower(v.get<std::string>()));
-        continue;
-      }
-      if (!v.is_array()) return bad("os_in must be a list of names");
-      for (const auto& o : v) {
+      const json list = v.is_string() ? json::array({v}) : v;
+      if (!list.is_array()) return bad("os_in must be a list of names");
+      for (const auto& o : list) {
         if (!o.is_string()) return bad("os_in must be a list of names");
-        r.os_in.push_back(util::ascii_lower(o.get<std::string>()));
+        r.os_in.push_back(util::ascii_lower(util::trim(o.get_ref<const std::string&>())));
       }
     } else if (key == "min_ram_gb" || key == "min_vram_gb") {
-      if (!v.is_number()) return bad(key + " must be a number");
-      (key == "min_ram_gb" ? r.min_ram_gb : r.min_vram_gb) = v.get<double>();
-    } else if (key == "gpu_required") {
-      if (!v.is_boolean()) return bad("gpu_required must be true or false");
-      r.gpu_required = v.get<bool>();
-    } else if (key == "davinci_available") {
-      if (!v.is_boolean()) return bad("davinci_available must be true or false");
-      r.davinci_available = v.get<bool>();
+      const auto n = number(v);
+      if (!n) return bad(key + " must be a number");
+      (key == "min_ram_gb" ? r.min_ram_gb : r.min_vram_gb) = *n;
+    } else if (key == "gpu_required" || key == "davinci_available") {
+      const auto b = boolean(key, v);
+      if (!b) return bad(key + " must be true or false");
+      if (key == "gpu_required") r.gpu_required = *b;
+      else r.davinci_available = *b;
     } else {
-      return bad("unknown key '" + key + "' (known: os_in, min_ram_gb, min_vram_gb, gpu_required, davinci_available)");
+      r.warnings.push_back("requirements: unknown key '" + key +
+                           "' ignored (known: os_in, min_ram_gb, min_vram_gb, gpu_required, davinci_available)");
     }
   }
   return r;

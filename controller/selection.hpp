@@ -17,10 +17,12 @@ struct Requirements {
   std::optional<double> min_ram_gb, min_vram_gb;
   bool gpu_required = false;
   std::optional<bool> davinci_available;
+  std::vector<std::string> warnings;  // values interpreted and keys ignored, for stderr
 };
 
-// Reads a requirements object; error (invalid_input) naming a field of the wrong type or an
-// unknown key (a typo must not silently match every worker).
+// Reads a requirements object as the Python controller does: numeric strings are numbers,
+// "true"/"false"/0/1 are booleans (with a warning), unknown keys are ignored (with a warning, since
+// a typo matches every worker). Error (invalid_input) naming a field that cannot be read.
 Result<Requirements> parse_requirements(const json& j);
 
 // Empty when caps meet the requirements and the worker can run step (when it lists

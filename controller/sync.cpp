@@ -45,24 +45,35 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
   fs::create_directories(art_dir, ec);
   if (ec) return Error(ErrorKind::io, "cannot create " + util::u8(art_dir) + ": " + ec.message());
 
+  // Rows as the Python controller writes them: {name, local_path, size, sha256}, or
+  // {name, local_path: "", error, sha256} for an artifact that did not arrive whole.
   json downloaded = json::array();
-  json errors = json::array();
-  for (const auto& a : artifacts) {
+  auto failed = [&](const std::string& name, const std::string& expected, const std::string& error) {
+    downloaded.push_back({{"name", name}, {"local_path", ""}, {"error", error}, {"sha256", expected}});
+    ++out.failed;
+  };
+  auto arrived = [&](const std::string& name, const fs::path& dest, const std::string& sha, json extra) {
+    json row{{"name", name}, {"local_path", util::u8(dest)}, {"size", fs::file_size(dest, ec)}, {"sha256", sha},
+             {"verified", true}};
+    row.update(extra);
+    downloaded.push_back(std::move(row));
+    ++out.downloaded;
+  };
+  // A worker that does not serve artifact bytes (any Python node) is not asked for them: its
+  // artifact rows are recorded, and the job is not failed for it.
+  for (const auto& a : job.artifact_download ? artifacts : json::array()) {
     if (!a.is_object()) continue;
     const std::string name = artifact_name(a);
     const std::string expected = a.value("sha256", "");
     // A hostile worker must not make us write outside the receipt folder.
     const fs::path dest = util::resolve_within(art_dir, name);
     if (name.empty() || dest.empty()) {
-      errors.push_back({{"name", name}, {"error", "unsafe artifact name refused"}});
-      ++out.failed;
+      failed(name, expected, "unsafe artifact name refused");
       continue;
     }
     if (fs::is_regular_file(dest, ec)) {
       if (auto sha = util::sha256_file_hex(dest); sha && *sha == expected) {
-        downloaded.push_back({{"name", name}, {"path", util::u8(dest)}, {"sha256", *sha},
-                              {"size_bytes", fs::file_size(dest, ec)}, {"verified", true}, {"skipped", true}});
-        ++out.downloaded;
+        arrived(name, dest, *sha, {{"skipped", true}});
         continue;
       }
     }
@@ -71,27 +82,22 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
     fs::create_directories(dest.parent_path(), ec);
     auto got = client.download_artifact(job.run_id, job.remote_job_id, job.inputs_hash, name, part);
     if (!got) {
-      errors.push_back({{"name", name}, {"error", got.error().message}});
-      ++out.failed;
+      failed(name, expected, got.error().message);
       continue;
     }
     if (expected.empty() || !util::hex_equal_constant_time(got->sha256, expected)) {
       fs::remove(part, ec);
-      errors.push_back({{"name", name},
-                        {"error", "sha256 mismatch: worker listed " + (expected.empty() ? "none" : expected) +
-                                      ", received " + got->sha256 + "; the file was not kept"}});
-      ++out.failed;
+      failed(name, expected,
+             "sha256 mismatch: worker listed " + (expected.empty() ? "none" : expected) + ", received " + got->sha256 +
+                 "; the file was not kept");
       continue;
     }
     fs::rename(part, dest, ec);
     if (ec) {
-      errors.push_back({{"name", name}, {"error", "cannot move into place: " + ec.message()}});
-      ++out.failed;
+      failed(name, expected, "cannot move into place: " + ec.message());
       continue;
     }
-    downloaded.push_back({{"name", name}, {"path", util::u8(dest)}, {"sha256", got->sha256},
-                          {"size_bytes", got->size_bytes}, {"verified", true}, {"resumed", got->resumed}});
-    ++out.downloaded;
+    arrived(name, dest, got->sha256, {{"resumed", got->resumed}});
   }
 
   std::string log_text;
@@ -99,29 +105,31 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
   else log_text = protocol::dump_json(json{{"event", "log_unavailable"}, {"message", logs.error().message}}) + "\n";
   if (auto st = util::write_file_atomic(receipt_dir / "worker.log", log_text); !st) return st.error();
 
+  // The Python controller's receipt shape; fields after log_path are this project's additions.
   out.receipt = {{"mode", "remote"},
+                 {"node_id", job.node->node_id},
                  {"run_id", job.run_id},
                  {"job_id", job.job_id},
-                 {"remote_job_id", job.remote_job_id},
-                 {"step_name", job.step_name.empty() ? rec.step_name : job.step_name},
                  {"inputs_hash", job.inputs_hash},
-                 {"node_id", job.node->node_id},
+                 {"status", rec.status},
+                 {"exit_code", rec.exit_code.value_or(0)},
+                 {"finished_at", rec.finished_at.value_or("")},
+                 {"job_status", record},
+                 {"artifacts", artifacts},
+                 {"downloaded_artifacts", downloaded},
+                 {"artifacts_dir", util::u8(art_dir)},
+                 {"artifacts_zip", ""},
+                 {"remote_receipt_path", rec.receipt_path},
+                 {"log_path", util::u8(receipt_dir / "worker.log")},
+                 {"step_name", job.step_name.empty() ? rec.step_name : job.step_name},
+                 {"remote_job_id", job.remote_job_id},
                  {"host", job.node->host},
                  {"port", job.node->port},
                  {"worker_id", rec.worker_id},
-                 {"job_status", rec.status},
-                 {"status", rec.status},
-                 {"exit_code", record.value("exit_code", json())},
                  {"error_code", rec.error_code},
                  {"error_message", rec.error_message},
-                 {"created_at", rec.created_at},
-                 {"started_at", record.value("started_at", json())},
-                 {"finished_at", record.value("finished_at", json())},
                  {"metrics", rec.metrics},
-                 {"artifacts", artifacts},
-                 {"downloaded_artifacts", downloaded},
-                 {"download_errors", errors},
-                 {"remote_receipt_path", rec.receipt_path},
+                 {"artifact_download", job.artifact_download},
                  {"synced_at", util::format_utc(std::chrono::system_clock::now())}};
   out.receipt_path = receipt_dir / "job_receipt.json";
   if (auto st = util::write_file_atomic(out.receipt_path, protocol::dump_json(out.receipt, 2)); !st) return st.error();

@@ -15,19 +15,21 @@ struct RemoteJob {
   std::string run_id, job_id;  // as the controller submitted them
   std::string remote_job_id;   // the job the worker answers for (differs on idempotent hits)
   std::string step_name, inputs_hash;
+  bool artifact_download = true;  // the worker serves artifact bytes (advertises artifact_download)
 };
 
 struct SyncOutcome {
   json receipt;               // what job_receipt.json now holds
   std::filesystem::path receipt_path;
-  int downloaded = 0;         // artifacts fetched and verified
+  int downloaded = 0;         // artifacts fetched (or already here) and verified
   int failed = 0;             // artifacts that could not be fetched or did not verify
 };
 
-// Fetches the job's record (given, or asked for), log and artifact list; downloads each artifact
-// into artifacts/ (resuming partial files, skipping ones already verified), keeps only those whose
-// SHA-256 matches the worker's, and writes worker.log and job_receipt.json atomically.
-// Error when the worker cannot be reached or refuses; artifact failures are listed in the receipt.
+// Fetches the job's record (given, or asked for), log and artifact list; when the worker serves
+// artifact bytes, downloads each artifact into artifacts/ (resuming partial files, skipping ones
+// already verified) and keeps only those whose SHA-256 matches the worker's; writes worker.log and
+// job_receipt.json (the Python controller's shape) atomically. Error when the worker cannot be
+// reached or refuses; artifact failures are rows of the receipt's downloaded_artifacts.
 Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, const std::filesystem::path& receipt_dir,
                                     const json* known_record = nullptr);
 

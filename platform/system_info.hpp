@@ -40,4 +40,8 @@ long process_id();
 // Reads an environment variable; empty when unset.
 std::string getenv_string(const char* name);
 
+// The user's home folder as UTF-8 (HOME, else the password database; on Windows USERPROFILE, else
+// HOMEDRIVE + HOMEPATH), as Python's os.path.expanduser finds it; empty when unknown.
+std::string home_folder();
+
 }  // namespace rayvault::platform

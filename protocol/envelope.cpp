@@ -16,7 +16,7 @@ std::string field(const json& body, const char* name) {
   if (!body.is_object()) return {};
   const auto it = body.find(name);
   if (it == body.end() || !it->is_string()) return {};
-  return it->get<std::string>();
+  return trim(it->get_ref<const std::string&>());
 }
 
 }  // namespace

@@ -31,7 +31,8 @@ struct Envelope {
 inline constexpr int kMaxSkewSeconds = 300;
 inline constexpr std::size_t kMinInputsHashLength = 16;
 
-// Reads the envelope fields of a JSON object; a field that is absent or not a string is empty.
+// Reads the envelope fields of a JSON object, trimmed as the Python worker does (a padded run_id
+// finds its job); a field that is absent or not a string is empty.
 Envelope envelope_from_json(const json& body);
 
 // Writes the six fields into a JSON object (used for request bodies).

@@ -20,6 +20,8 @@ inline constexpr std::string_view kUnhandledException = "UNHANDLED_EXCEPTION";
 // Extensions of this project.
 inline constexpr std::string_view kWorkerRestarted = "WORKER_RESTARTED";
 inline constexpr std::string_view kTimeout = "TIMEOUT";
+inline constexpr std::string_view kGpuRequired = "GPU_REQUIRED";
+inline constexpr std::string_view kPoseRunnerMissing = "POSE_RUNNER_MISSING";
 }  // namespace codes
 
 // HTTP status for an error answered by the worker.
@@ -29,8 +31,10 @@ int http_status(ErrorKind kind);
 // contract's submit does), 3 for configuration, 4 for I/O, 5 for unreachable peers, 1 otherwise.
 int exit_code(ErrorKind kind);
 
-// True when a failed job's error_code blames the node rather than the job, so the controller
-// may run the job elsewhere.
+// True when a failed job's error_code says this node cannot run the job (a path it does not have,
+// a missing tool, no desktop session or GPU, a stopped worker), so the controller runs the job
+// elsewhere and a worker runs it again when it is submitted again. A step's verdict on the
+// content (an empty error_code) is never a node fault.
 bool is_node_fault(std::string_view error_code);
 
 }  // namespace rayvault::protocol

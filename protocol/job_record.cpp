@@ -4,7 +4,8 @@
 namespace rayvault::protocol {
 namespace {
 
-json optional_text(const std::optional<std::string>& v) { return v ? json(*v) : json(nullptr); }
+// Unset text is "" on the wire, never null: the Python clients write str(record.get(key, "")).
+json optional_text(const std::optional<std::string>& v) { return v ? json(*v) : json(""); }
 
 std::string text(const json& j, const char* key) {
   const auto it = j.find(key);
@@ -13,7 +14,7 @@ std::string text(const json& j, const char* key) {
 
 std::optional<std::string> optional_text_from(const json& j, const char* key) {
   const auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) return std::nullopt;
+  if (it == j.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) return std::nullopt;
   return it->get<std::string>();
 }
 
@@ -35,13 +36,13 @@ json to_json(const JobRecord& r) {
               {"created_at", r.created_at},
               {"started_at", optional_text(r.started_at)},
               {"finished_at", optional_text(r.finished_at)},
-              {"exit_code", r.exit_code ? json(*r.exit_code) : json(nullptr)},
+              {"exit_code", r.exit_code.value_or(0)},
               {"metrics", r.metrics},
               {"artifacts", r.artifacts},
-              {"error_code", r.error_code.empty() ? json(nullptr) : json(r.error_code)},
-              {"error_message", r.error_message.empty() ? json(nullptr) : json(r.error_message)},
+              {"error_code", r.error_code},
+              {"error_message", r.error_message},
               {"idempotent", r.idempotent},
-              {"cached_job_id", r.cached_job_id.empty() ? json(nullptr) : json(r.cached_job_id)},
+              {"cached_job_id", r.cached_job_id},
               {"worker_id", r.worker_id},
               {"log_path", r.log_path},
               {"receipt_path", r.receipt_path}};

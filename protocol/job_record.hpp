@@ -35,10 +35,11 @@ struct JobRecord {
   std::string worker_id, log_path, receipt_path;
 };
 
-// The wire form: every RECORD field, null where unset.
+// The wire form: every RECORD field; unset text is "" and exit_code is 0 until the job ends.
 json to_json(const JobRecord& r);
 
-// Reads a RECORD from a worker's answer, tolerating absent fields (older workers).
+// Reads a RECORD from a worker's answer, tolerating absent fields (older workers); "" and null
+// timestamps read as unset.
 JobRecord job_record_from_json(const json& j);
 
 }  // namespace rayvault::protocol

@@ -1,11 +1,15 @@
-// nodes.json validation: every field type-checked, with messages that name the field.
+// nodes.json: read as leniently as the Python controller reads it, with a warning for every value
+// that had to be interpreted or an entry that had to be skipped.
 #include "state/nodes_config.hpp"
 
 #include <cmath>
+#include <cstdlib>
 #include <set>
 
+#include "protocol/ids.hpp"
 #include "protocol/json.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::state {
 namespace {
@@ -24,25 +28,132 @@ bool valid_host(const std::string& h) {
   return true;
 }
 
-// Reads an optional field of the given kind; sets err on a wrong type.
-template <class T>
-bool read_opt(const json& obj, const char* key, T& out, std::string& err, const std::string& where) {
-  const auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return true;
-  try {
-    if constexpr (std::is_same_v<T, std::string>) {
-      if (!it->is_string()) throw std::runtime_error("");
-    } else if constexpr (std::is_same_v<T, bool>) {
-      if (!it->is_boolean()) throw std::runtime_error("");
-    } else {
-      if (!it->is_number()) throw std::runtime_error("");
-    }
-    out = it->get<T>();
-    return true;
-  } catch (const std::exception&) {
-    err = where + key + " has the wrong type";
-    return false;
+// Reads the fields of one object. A value of a type the Python controller would also take is
+// interpreted (a numeric string as a number, "yes" as true) and noted in `warnings` where a person
+// may not have meant it; a value that cannot be read sets `error`.
+class FieldReader {
+ public:
+  FieldReader(const json& obj, std::string where, std::vector<std::string>& warnings)
+      : obj_(obj), where_(std::move(where)), warnings_(warnings) {}
+
+  // The first field that could not be read: "port must be a number" (without the `where` prefix).
+  const std::string& error() const { return error_; }
+
+  void text(const char* key, std::string& out) {
+    const json* v = find(key);
+    if (!v) return;
+    if (v->is_string()) out = v->get<std::string>();
+    else if (v->is_number()) out = protocol::dump_json(*v);
+    else fail(key, "must be text");
   }
+
+  void number(const char* key, double& out) {
+    const json* v = find(key);
+    if (!v) return;
+    if (v->is_number()) {
+      out = v->get<double>();
+      return;
+    }
+    if (v->is_string()) {
+      const std::string t = util::trim(v->get_ref<const std::string&>());
+      char* end = nullptr;
+      const double d = t.empty() ? 0 : std::strtod(t.c_str(), &end);
+      if (!t.empty() && end == t.c_str() + t.size() && std::isfinite(d)) {
+        out = d;
+        return;
+      }
+    }
+    fail(key, "must be a number");
+  }
+
+  void boolean(const char* key, bool& out) {
+    const json* v = find(key);
+    if (!v) return;
+    if (v->is_boolean()) {
+      out = v->get<bool>();
+      return;
+    }
+    bool value = false;
+    if (v->is_number()) {
+      value = v->get<double>() != 0;
+    } else if (v->is_string()) {
+      const std::string t = util::ascii_lower(util::trim(v->get_ref<const std::string&>()));
+      if (t == "true" || t == "yes" || t == "on" || t == "1") value = true;
+      else if (t == "false" || t == "no" || t == "off" || t == "0" || t.empty()) value = false;
+      else value = true;  // Python's truth of a non-empty string
+    } else {
+      fail(key, "must be true or false");
+      return;
+    }
+    warnings_.push_back("nodes.json: " + where_ + key + " is " + protocol::dump_json(*v) + ", read as " +
+                        (value ? "true" : "false"));
+    out = value;
+  }
+
+  // A number that must be positive: otherwise a warning, and the default stays.
+  void positive(const char* key, double& out) {
+    double v = out;
+    number(key, v);
+    if (!error_.empty()) return;
+    if (v > 0) out = v;
+    else warnings_.push_back("nodes.json: " + where_ + key + " must be positive; using " + protocol::dump_json(out));
+  }
+
+ private:
+  const json* find(const char* key) const {
+    const auto it = obj_.find(key);
+    return it == obj_.end() || it->is_null() ? nullptr : &*it;
+  }
+  void fail(const char* key, const char* what) {
+    if (error_.empty()) error_ = std::string(key) + " " + what;
+  }
+
+  const json& obj_;
+  std::string where_;
+  std::vector<std::string>& warnings_;
+  std::string error_;
+};
+
+// One nodes[] entry, or nullopt (with a warning) when it cannot be used.
+std::optional<NodeEntry> read_node(const json& n, std::size_t index, std::vector<std::string>& warnings) {
+  std::string name = "nodes[" + std::to_string(index) + "]";
+  auto skip = [&](const std::string& why) {
+    warnings.push_back("nodes.json: " + name + " " + why + "; skipped");
+    return std::nullopt;
+  };
+  if (!n.is_object()) return skip("is not an object");
+  NodeEntry node;
+  {
+    FieldReader id(n, name + ".", warnings);
+    id.text("node_id", node.node_id);
+    if (!id.error().empty()) return skip(id.error());
+  }
+  node.node_id = util::trim(node.node_id);
+  if (node.node_id.empty()) return skip("has no node_id");
+  name += " ('" + node.node_id + "')";
+  FieldReader f(n, name + ".", warnings);
+  f.text("host", node.host);
+  double port = node.port;
+  f.number("port", port);
+  f.text("role", node.role);
+  f.boolean("enabled", node.enabled);
+  f.positive("timeout_sec", node.timeout_sec);
+  if (!f.error().empty()) return skip(f.error());
+  node.host = util::trim(node.host);
+  node.role = util::ascii_lower(util::trim(node.role));
+  if (auto id = protocol::normalize_id(node.node_id, "node_id"); !id) return skip(id.error().message);
+  if (node.host.empty()) return skip("has no host");
+  if (!valid_host(node.host)) return skip("host must be a host name or address (no scheme, path or spaces)");
+  if (port != std::floor(port) || port < 1 || port > 65535) return skip("port must be an integer in 1..65535");
+  node.port = static_cast<int>(port);
+  if (const auto t = n.find("tags"); t != n.end() && !t->is_null()) {
+    const json list = t->is_array() ? *t : json::array({*t});
+    for (const auto& tag : list) {
+      if (tag.is_string()) node.tags.push_back(util::trim(tag.get<std::string>()));
+      else warnings.push_back("nodes.json: " + name + ".tags holds " + protocol::dump_json(tag) + ", not text; ignored");
+    }
+  }
+  return node;
 }
 
 }  // namespace
@@ -53,33 +164,33 @@ Result<NodesConfig> parse_nodes_config(std::string_view text) {
   const json& doc = *parsed;
   if (!doc.is_object()) return bad("the document must be an object");
   NodesConfig cfg;
-  std::string err;
+  FieldReader top(doc, "", cfg.warnings);
   std::string state_dir;
-  if (!read_opt(doc, "cluster_name", cfg.cluster_name, err, "") || !read_opt(doc, "state_dir", state_dir, err, ""))
-    return bad(err);
-  if (!state_dir.empty()) cfg.state_dir = util::path_from_utf8(state_dir);
+  top.text("cluster_name", cfg.cluster_name);
+  top.text("state_dir", state_dir);
+  if (!top.error().empty()) return bad(top.error());
+  if (!util::trim(state_dir).empty()) cfg.state_dir = util::path_from_utf8(util::trim(state_dir));
 
   if (doc.contains("auth") && !doc["auth"].is_null()) {
     if (!doc["auth"].is_object()) return bad("auth must be an object");
-    if (!read_opt(doc["auth"], "secret_env", cfg.secret_env, err, "auth.")) return bad(err);
+    FieldReader a(doc["auth"], "auth.", cfg.warnings);
+    a.text("secret_env", cfg.secret_env);
+    if (!a.error().empty()) return bad("auth." + a.error());
+    cfg.secret_env = util::trim(cfg.secret_env);
   }
   if (doc.contains("controller") && !doc["controller"].is_null()) {
-    const json& c = doc["controller"];
-    if (!c.is_object()) return bad("controller must be an object");
-    std::string root;
+    if (!doc["controller"].is_object()) return bad("controller must be an object");
     auto& s = cfg.controller;
-    if (!read_opt(c, "node_id", s.node_id, err, "controller.") ||
-        !read_opt(c, "request_timeout_sec", s.request_timeout_sec, err, "controller.") ||
-        !read_opt(c, "poll_interval_sec", s.poll_interval_sec, err, "controller.") ||
-        !read_opt(c, "poll_timeout_sec", s.poll_timeout_sec, err, "controller.") ||
-        !read_opt(c, "local_workspace_root", root, err, "controller."))
-      return bad(err);
-    for (const auto& [name, v] : {std::pair{"request_timeout_sec", s.request_timeout_sec},
-                                  std::pair{"poll_interval_sec", s.poll_interval_sec},
-                                  std::pair{"poll_timeout_sec", s.poll_timeout_sec}}) {
-      if (!(v > 0) || !std::isfinite(v)) return bad(std::string("controller.") + name + " must be positive");
-    }
-    if (!root.empty()) s.local_workspace_root = util::path_from_utf8(root);
+    FieldReader c(doc["controller"], "controller.", cfg.warnings);
+    std::string root;
+    c.text("node_id", s.node_id);
+    c.positive("request_timeout_sec", s.request_timeout_sec);
+    c.positive("poll_interval_sec", s.poll_interval_sec);
+    c.positive("poll_timeout_sec", s.poll_timeout_sec);
+    c.text("local_workspace_root", root);
+    if (!c.error().empty()) return bad("controller." + c.error());
+    s.node_id = util::trim(s.node_id);
+    if (!util::trim(root).empty()) s.local_workspace_root = util::path_from_utf8(util::trim(root));
   }
   if (cfg.controller.local_workspace_root.empty()) cfg.controller.local_workspace_root = cfg.state_dir / "local_worker";
 
@@ -87,33 +198,15 @@ Result<NodesConfig> parse_nodes_config(std::string_view text) {
   if (nodes_it == doc.end() || nodes_it->is_null()) return cfg;
   if (!nodes_it->is_array()) return bad("nodes must be a list");
   std::set<std::string> seen;
-  std::size_t index = 0;
-  for (const auto& n : *nodes_it) {
-    const std::string where = "nodes[" + std::to_string(index++) + "].";
-    if (!n.is_object()) return bad(where.substr(0, where.size() - 1) + " must be an object");
-    NodeEntry node;
-    double port = node.port;
-    if (!read_opt(n, "node_id", node.node_id, err, where) || !read_opt(n, "host", node.host, err, where) ||
-        !read_opt(n, "port", port, err, where) || !read_opt(n, "role", node.role, err, where) ||
-        !read_opt(n, "enabled", node.enabled, err, where) ||
-        !read_opt(n, "timeout_sec", node.timeout_sec, err, where))
-      return bad(err);
-    if (node.node_id.empty()) return bad(where + "node_id is required");
-    if (!util::is_safe_component(node.node_id))
-      return bad(where + "node_id may hold only letters, digits, '.', '_' and '-'");
-    if (!seen.insert(node.node_id).second) return bad("duplicate node_id '" + node.node_id + "'");
-    if (!valid_host(node.host)) return bad(where + "host must be a host name or address (no scheme, path or spaces)");
-    if (port != std::floor(port) || port < 1 || port > 65535) return bad(where + "port must be an integer in 1..65535");
-    node.port = static_cast<int>(port);
-    if (!(node.timeout_sec > 0) || !std::isfinite(node.timeout_sec)) return bad(where + "timeout_sec must be positive");
-    if (n.contains("tags") && !n["tags"].is_null()) {
-      if (!n["tags"].is_array()) return bad(where + "tags must be a list");
-      for (const auto& t : n["tags"]) {
-        if (!t.is_string()) return bad(where + "tags must hold strings");
-        node.tags.push_back(t.get<std::string>());
-      }
+  for (std::size_t i = 0; i < nodes_it->size(); ++i) {
+    auto node = read_node((*nodes_it)[i], i, cfg.warnings);
+    if (!node) continue;
+    if (!seen.insert(node->node_id).second) {
+      cfg.warnings.push_back("nodes.json: nodes[" + std::to_string(i) + "] repeats node_id '" + node->node_id +
+                             "'; skipped (the first entry is used)");
+      continue;
     }
-    cfg.nodes.push_back(std::move(node));
+    cfg.nodes.push_back(std::move(*node));
   }
   return cfg;
 }

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -37,11 +38,15 @@ struct NodesConfig {
   std::string secret_env;  // auth.secret_env: the variable that holds the secret
   ControllerSettings controller;
   std::vector<NodeEntry> nodes;
+  std::vector<std::string> warnings;  // values interpreted and entries skipped, for stderr
 };
 
-// Parses and validates nodes.json text. Error (config) naming the first bad field: wrong types,
-// a node without node_id or host, duplicate or unsafe node ids, ports outside 1..65535,
-// non-positive timeouts, hosts with a scheme, path or white space.
+// Parses nodes.json text, accepting every file the Python controller accepts: a numeric string is
+// a number, "true"/"false"/0/1 are booleans, node_id and host are trimmed, a non-positive timeout
+// keeps its default. A nodes[] entry that cannot be used (not an object; no node_id or host; an
+// id the contract refuses; a repeated node_id; a host with a scheme, path or spaces; a port
+// outside 1..65535; a field of an unusable type) is skipped. Each of these is said in `warnings`.
+// Error (config) only when the text is not a JSON object or a top-level field is unusable.
 Result<NodesConfig> parse_nodes_config(std::string_view text);
 
 // Reads and parses a nodes.json file (at most 1 MiB). Error (config) when missing or invalid.

@@ -50,6 +50,11 @@ std::pair<std::string, double> parse_nvidia_smi(const std::string& csv) {
   return {"", 0.0};
 }
 
+std::string default_tts_provider() {
+  const std::string configured = util::ascii_lower(trim(platform::getenv_string("TTS_PROVIDER")));
+  return configured.empty() ? std::string(kDefaultTtsProvider) : configured;
+}
+
 json detect_caps(const CapsInputs& inputs) {
   std::string gpu_model;
   double vram_gb = 0.0;
@@ -69,7 +74,6 @@ json detect_caps(const CapsInputs& inputs) {
   std::string davinci_path = platform::getenv_string("RAYVAULT_DAVINCI_RESOLVE");
   bool davinci = !davinci_path.empty() && !platform::find_executable(davinci_path).empty();
   if (!davinci) davinci = !platform::find_executable("resolve").empty();
-  std::string tts = platform::getenv_string("RAYVAULT_TTS_PROVIDER");
   const std::string os = platform::os_name();
 
   json caps = {
@@ -82,16 +86,17 @@ json detect_caps(const CapsInputs& inputs) {
       {"ffmpeg_version", ffmpeg_line.empty() ? "missing" : ffmpeg_line},
       {"davinci_available", davinci},
       // Compatibility keys of the reference worker.
-      {"platform", platform::platform_string()},
+      {"platform", os == "windows" ? "win32" : os},  // Python's sys.platform
       {"python", python_version},
       {"ffmpeg", !ffmpeg_line.empty()},
       {"ffprobe", has_ffprobe},
       {"openclaw_available", has_openclaw},
       {"gpu", !gpu_model.empty()},
-      {"tts_provider", tts.empty() ? "none" : tts},
+      {"tts_provider", default_tts_provider()},
       {"ui_session_active", platform::ui_session_active()},
       // Extensions.
       {"hostname", platform::hostname()},
+      {"platform_release", platform::platform_string()},
       {"supported_steps", inputs.supported_steps},
       {"slots", inputs.slots},
       {"protocol_features", inputs.protocol_features},

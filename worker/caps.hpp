@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -21,6 +22,11 @@ struct CapsInputs {
   int slots = 1;
   std::vector<std::string> protocol_features;
 };
+
+// The TTS provider of a job that names none: TTS_PROVIDER (lower-cased), else this worker's
+// default, espeak-ng (the Python nodes default to mock).
+inline constexpr std::string_view kDefaultTtsProvider = "espeak-ng";
+std::string default_tts_provider();
 
 // Runs the probes (nvidia-smi, ffmpeg -version, python3 --version, ...) and returns the caps
 // object: the eight normalized keys, the compatibility keys and our extensions.

@@ -7,6 +7,7 @@
 #include "platform/system_info.hpp"
 #include "protocol/errors.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 #include "worker/bind_policy.hpp"
 #include "worker/caps.hpp"
 #include "worker/engine.hpp"
@@ -23,9 +24,10 @@ int fail(const Error& e) {
 }  // namespace
 
 int run_daemon(DaemonOptions o) {
-  std::string current = platform::getenv_string("RAYVAULT_CLUSTER_SECRET_CURRENT");
-  if (current.empty()) current = platform::getenv_string("RAYVAULT_CLUSTER_SECRET");
-  const std::string previous = platform::getenv_string("RAYVAULT_CLUSTER_SECRET_PREVIOUS");
+  // Trimmed as the Python worker does; a blank value counts as unset.
+  std::string current = util::trim(platform::getenv_string("RAYVAULT_CLUSTER_SECRET_CURRENT"));
+  if (current.empty()) current = util::trim(platform::getenv_string("RAYVAULT_CLUSTER_SECRET"));
+  const std::string previous = util::trim(platform::getenv_string("RAYVAULT_CLUSTER_SECRET_PREVIOUS"));
   if (current.empty())
     return fail(Error(ErrorKind::config,
                       "no cluster secret: set RAYVAULT_CLUSTER_SECRET (and RAYVAULT_CLUSTER_SECRET_PREVIOUS while rotating)"));

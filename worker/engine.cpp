@@ -2,9 +2,11 @@
 #include "worker/engine.hpp"
 
 #include "protocol/errors.hpp"
+#include "protocol/ids.hpp"
 #include "protocol/steps.hpp"
 #include "util/crypto.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::worker {
 namespace {
@@ -89,14 +91,14 @@ void Engine::log(const std::string& job_id, LogLevel level, std::string_view eve
 }
 
 Result<Admitted> Engine::submit(const Submission& s) {
-  if (!util::is_safe_component(s.job_id))
-    return Error(ErrorKind::invalid_input, "job_id may hold only letters, digits, '.', '_' and '-' (at most 128)");
-  if (!util::is_safe_component(s.run_id))
-    return Error(ErrorKind::invalid_input, "run_id may hold only letters, digits, '.', '_' and '-' (at most 128)");
+  auto job_id = protocol::normalize_id(s.job_id, "job_id");
+  if (!job_id) return job_id.error();
+  auto run_id = protocol::normalize_id(s.run_id, "run_id");
+  if (!run_id) return run_id.error();
   state::StoredJob job;
   auto& r = job.record;
-  r.run_id = s.run_id;
-  r.job_id = s.job_id;
+  r.run_id = *run_id;
+  r.job_id = *job_id;
   r.step_name = protocol::steps::normalize(s.step_name);
   r.inputs_hash = s.inputs_hash;
   r.status = protocol::status::kQueued;
@@ -104,7 +106,7 @@ Result<Admitted> Engine::submit(const Submission& s) {
   r.message = "queued";
   r.created_at = util::format_utc(config_.clock());
   r.worker_id = config_.worker_id;
-  const fs::path dir = config_.root / "jobs" / s.job_id;
+  const fs::path dir = config_.root / "jobs" / protocol::id_folder_name(r.job_id);
   r.log_path = util::u8(dir / "worker.log");
   r.receipt_path = util::u8(dir / "job_receipt.json");
   job.payload = s.payload;
@@ -117,7 +119,8 @@ Result<Admitted> Engine::submit(const Submission& s) {
   if (created) {
     log(r.job_id, LogLevel::info, "job_queued", "queued " + r.step_name + " for run " + r.run_id);
   } else if ((s.force && protocol::is_terminal_status(stored.record.status)) ||
-             (stored.record.status == protocol::status::kFailed && protocol::is_node_fault(stored.record.error_code))) {
+             (stored.record.status == protocol::status::kFailed &&
+              (s.retry_failed || protocol::is_node_fault(stored.record.error_code)))) {
     // The earlier attempt died with its worker or lacked a tool (or force asks): run it again.
     auto& er = stored.record;
     er.status = protocol::status::kQueued;
@@ -187,17 +190,22 @@ Result<fs::path> Engine::artifact_dir_for(const state::StoredJob& job) const {
   const auto it = job.payload.find("output_dir");
   if (it == job.payload.end() || it->is_null()) return util::path_from_utf8(job.artifact_dir);
   const fs::path ws = workspace_root();
-  if (!it->is_string() || it->get<std::string>().empty())
-    return Error(ErrorKind::invalid_input, "payload.output_dir must be a non-empty string",
+  const auto refuse = [&ws](const std::string& why) {
+    return Error(ErrorKind::invalid_input, "payload.output_dir " + why + " (it must resolve inside the worker workspace " +
+                                               util::u8(ws) + ")",
                  std::string(protocol::codes::kInvalidOutputDir));
-  const std::string raw = it->get<std::string>();
-  fs::path candidate = util::path_from_utf8(raw);
-  if (candidate.is_relative()) candidate = ws / candidate;
-  candidate = candidate.lexically_normal();
-  if (raw.find('\0') != std::string::npos || !util::is_within(ws, candidate))
-    return Error(ErrorKind::invalid_input, "payload.output_dir must resolve inside the worker workspace " + util::u8(ws),
-                 std::string(protocol::codes::kInvalidOutputDir));
-  return candidate;
+  };
+  if (!it->is_string()) return refuse("must be a string");
+  // As the Python worker does: trimmed, leading '/' dropped, the rest under the workspace.
+  std::string rel = util::trim(it->get_ref<const std::string&>());
+  rel.erase(0, rel.find_first_not_of('/'));
+  if (rel.empty()) return util::path_from_utf8(job.artifact_dir);
+  if (rel.find('\0') != std::string::npos) return refuse("holds a NUL byte");
+  if (rel.size() >= 2 && std::isalpha(static_cast<unsigned char>(rel[0])) && rel[1] == ':')
+    return refuse("names a drive");
+  fs::path resolved = util::resolve_within(ws, rel);
+  if (resolved.empty()) return refuse("leaves the workspace");
+  return resolved;
 }
 
 void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel) {
@@ -213,7 +221,7 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
   notify();
   log(job_id, LogLevel::info, "job_started", "running " + r.step_name);
 
-  const fs::path job_dir = config_.root / "jobs" / job_id;
+  const fs::path job_dir = util::path_from_utf8(r.log_path).parent_path();
   const fs::path staging = job_dir / ".staging";
   std::error_code ec;
   fs::remove_all(staging, ec);
@@ -232,7 +240,7 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
     if (const auto t = job.payload.find("timeout_sec"); t != job.payload.end() && t->is_number() && t->get<double>() > 0)
       timeout = std::min(timeout, std::chrono::seconds(static_cast<long long>(t->get<double>() + 0.999)));
     std::size_t lines = 0;
-    StepContext ctx{r.run_id, job_id, r.step_name, job.payload, staging, workspace_root(), timeout, &cancel,
+    StepContext ctx{r.run_id, job_id, r.step_name, job.payload, staging, *dir, workspace_root(), timeout, &cancel,
                     [&](LogLevel level, std::string_view event, std::string_view message) {
                       if (++lines == kMaxLogLinesPerJob) log(job_id, LogLevel::warning, "log_truncated", "log line limit reached");
                       if (lines < kMaxLogLinesPerJob) log(job_id, level, event, message);

@@ -32,7 +32,8 @@ struct EngineConfig {
 struct Submission {
   std::string run_id, job_id, step_name, inputs_hash;
   json payload = json::object();
-  bool force = false;  // run a finished job again instead of answering its record
+  bool force = false;         // run a finished job again instead of answering its record
+  bool retry_failed = false;  // run a failed job again (any failure), answer a succeeded one
 };
 
 struct Admitted {
@@ -53,9 +54,9 @@ class Engine {
   void stop();
 
   // Admits a job, or answers the existing one for the same STEP:inputs_hash or job_id. A job that
-  // failed through a fault of the node (WORKER_RESTARTED, a missing tool, ...) is queued again, and
-  // so is any finished job when force is set. Error (invalid_input) for ids that
-  // cannot be folder names.
+  // failed through a fault of the node (WORKER_RESTARTED, a missing tool, ...) is queued again, so
+  // is any failed job when retry_failed is set, and any finished job when force is set. Ids are
+  // trimmed; error (invalid_input) for ids the contract refuses (protocol::normalize_id).
   Result<Admitted> submit(const Submission& s);
 
   std::optional<state::JobStore::Lookup> lookup(const std::string& run_id, const std::string& job_id);

@@ -15,6 +15,7 @@
 #include "protocol/steps.hpp"
 #include "util/crypto.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 #include "worker/caps.hpp"
 #include "worker/engine.hpp"
 
@@ -65,16 +66,17 @@ struct WorkerServer::Impl {
     if (!body) return body.error();
     if (!body->is_object()) return Error(ErrorKind::invalid_input, "request body must be a JSON object");
     const auto mt = body->find("message_type");
-    if (mt == body->end() || !mt->is_string() || mt->get<std::string>() != expected)
+    if (mt == body->end() || !mt->is_string() || util::trim(mt->get_ref<const std::string&>()) != expected)
       return Error(ErrorKind::invalid_input, "message_type must be '" + std::string(expected) + "'");
     return body;
   }
 
-  // The envelope of a GET: job_id from the path, the other fields from the query string.
+  // The envelope of a GET: job_id from the path, the other fields from the query string; each
+  // trimmed, as in a body.
   protocol::Envelope query_envelope(const httplib::Request& req) const {
-    return protocol::Envelope{req.get_param_value("run_id"),   req.matches[1].str(),
-                              req.get_param_value("step_name"), req.get_param_value("inputs_hash"),
-                              req.get_param_value("timestamp"), req.get_param_value("auth_token")};
+    auto param = [&req](const char* key) { return util::trim(req.get_param_value(key)); };
+    return protocol::Envelope{param("run_id"),      util::trim(req.matches[1].str()), param("step_name"),
+                              param("inputs_hash"), param("timestamp"),               param("auth_token")};
   }
 
   // Authenticates a GET on /job/{id}... and finds the job it names (through run aliases).

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <deque>
 
+#include "platform/system_info.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/steps.hpp"
+#include "util/strings.hpp"
 #include "worker/steps/ffmpeg_probe.hpp"
 #include "worker/steps/frame_sampling.hpp"
 
@@ -68,14 +70,42 @@ Result<std::string> required_string(const json& payload, const char* key) {
   return s;
 }
 
-Result<double> optional_positive_number(const json& payload, const char* key, double fallback, double max) {
+Result<std::string> required_path(const json& payload, const char* key) {
+  auto raw = required_string(payload, key);
+  if (!raw) return raw;
+  std::string path = util::trim(*raw);
+  if (path.empty())
+    return Error(ErrorKind::invalid_input, std::string("payload.") + key + " must be a non-empty string",
+                 std::string(protocol::codes::kInvalidInput));
+  if (path[0] == '~' && (path.size() == 1 || path[1] == '/' || path[1] == '\\')) {
+    if (const std::string home = platform::home_folder(); !home.empty()) path = home + path.substr(1);
+  }
+  return path;
+}
+
+Result<double> optional_seconds(const json& payload, const char* key, double fallback, double max) {
   const auto it = payload.find(key);
   if (it == payload.end() || it->is_null()) return fallback;
-  if (!it->is_number() || !(it->get<double>() > 0) || it->get<double>() > max || !std::isfinite(it->get<double>()))
+  const auto bad = [&] {
     return Error(ErrorKind::invalid_input,
-                 std::string("payload.") + key + " must be a number in (0, " + std::to_string(static_cast<long long>(max)) + "]",
+                 std::string("payload.") + key + " must be a number of seconds up to " + std::to_string(static_cast<long long>(max)),
                  std::string(protocol::codes::kInvalidInput));
-  return it->get<double>();
+  };
+  double value = 0;
+  if (it->is_number()) {
+    value = it->get<double>();
+  } else if (it->is_string()) {
+    // Python's float(): surrounding white space allowed, the whole rest must be the number.
+    const std::string text = util::trim(it->get_ref<const std::string&>());
+    if (text.empty() || text.find_first_of("xXpP") != std::string::npos) return bad();
+    char* end = nullptr;
+    value = std::strtod(text.c_str(), &end);
+    if (end != text.c_str() + text.size()) return bad();
+  } else {
+    return bad();  // booleans, lists, objects
+  }
+  if (std::isnan(value) || value > max) return bad();
+  return value > 0 ? value : fallback;
 }
 
 StepRegistry make_default_steps() {

@@ -27,6 +27,7 @@ struct StepContext {
   std::string run_id, job_id, step_name;
   const json& payload;
   fs::path staging_dir;     // empty folder the step writes its artifacts into
+  fs::path output_dir;      // where the artifacts will live once the engine publishes them
   fs::path workspace_root;  // the only place output_dir may point to
   std::chrono::seconds timeout;
   const std::atomic<bool>* cancel = nullptr;
@@ -62,6 +63,13 @@ StepRegistry make_default_steps();
 
 // Helpers for steps reading their payload; errors carry INVALID_INPUT.
 Result<std::string> required_string(const json& payload, const char* key);
-Result<double> optional_positive_number(const json& payload, const char* key, double fallback, double max);
+
+// A path field as the Python worker reads it: trimmed, and a leading "~" (alone or before a
+// separator) is the user's home folder.
+Result<std::string> required_path(const json& payload, const char* key);
+
+// A duration in seconds as the Python worker reads it: a number or a numeric string; 0, negative,
+// null or missing mean `fallback`; text, booleans, NaN and values over `max` are INVALID_INPUT.
+Result<double> optional_seconds(const json& payload, const char* key, double fallback, double max);
 
 }  // namespace rayvault::worker

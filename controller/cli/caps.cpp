@@ -1,7 +1,9 @@
-// `caps`: POST /caps on each enabled node (or one), in parallel; v0.5 workers get their own form.
+// `caps`: POST /caps on each enabled worker node (or one of them), in parallel; v0.5 workers get
+// their own form.
 #include <future>
 
 #include "controller/cli/commands.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::controller::cli {
 namespace {
@@ -25,11 +27,12 @@ int run_caps(const GlobalOptions& g, const CapsOptions& o) {
   auto cluster = Cluster::load(g);
   if (!cluster) return print_error(cluster.error());
   if (auto st = cluster->require_secret(); !st) return print_error(st.error());
-  std::vector<const state::NodeEntry*> nodes;
-  for (const auto& n : cluster->config().nodes)
-    if ((o.node_id.empty() && n.enabled) || n.node_id == o.node_id) nodes.push_back(&n);
-  if (!o.node_id.empty() && nodes.empty())
-    return print_error(Error(ErrorKind::not_found, "no node '" + o.node_id + "' in the nodes file"));
+  std::vector<const state::NodeEntry*> nodes = cluster->worker_nodes();
+  if (const std::string only = util::trim(o.node_id); !only.empty()) {
+    std::erase_if(nodes, [&only](const state::NodeEntry* n) { return n->node_id != only; });
+    if (nodes.empty())
+      return print_error(Error(ErrorKind::not_found, "no enabled worker node '" + only + "' in the nodes file"));
+  }
   std::vector<std::future<json>> pending;
   for (const auto* n : nodes)
     pending.push_back(std::async(std::launch::async, [&cluster, n, &o] { return probe(*cluster, *n, o.run_id); }));

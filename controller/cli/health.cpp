@@ -1,4 +1,4 @@
-// `health`: GET /health on every enabled node at once.
+// `health`: GET /health on every enabled worker node at once (needs no secret).
 #include "controller/cli/commands.hpp"
 #include "util/time.hpp"
 
@@ -7,12 +7,9 @@ namespace rayvault::controller::cli {
 int run_health(const GlobalOptions& g) {
   auto cluster = Cluster::load(g);
   if (!cluster) return print_error(cluster.error());
-  std::vector<const state::NodeEntry*> nodes;
-  for (const auto& n : cluster->config().nodes)
-    if (n.enabled) nodes.push_back(&n);
   json workers = json::array();
   bool any_ok = false;
-  for (const auto& p : probe_health(*cluster, nodes)) {
+  for (const auto& p : probe_health(*cluster, cluster->worker_nodes())) {
     any_ok = any_ok || p.ok;
     const json& a = p.answer.is_object() ? p.answer : json::object();
     workers.push_back({{"node_id", p.node->node_id},
@@ -24,7 +21,7 @@ int run_health(const GlobalOptions& g) {
                        {"worker_version", a.value("version", json())},
                        {"queue_depth", a.value("queue_depth", json())},
                        {"caps", a.value("caps", json())},
-                       {"error", p.error.empty() ? json() : json(p.error)}});
+                       {"error", p.error}});
   }
   print_json({{"ok", any_ok},
               {"ts", util::format_utc(std::chrono::system_clock::now())},

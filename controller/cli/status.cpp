@@ -23,7 +23,7 @@ int run_status(const GlobalOptions& g, const JobOptions& o) {
   if (!opened) return print_error(opened.error());
   const Cluster* cluster = &opened->cluster;
   const JobLookup* found = &opened->job;
-  json out{{"ok", true}, {"run_id", o.run_id}, {"job_id", o.job_id}, {"ledger", ledger_json(found->entry)}};
+  json out{{"ok", true}, {"run_id", found->run_id}, {"job_id", found->job_id}, {"ledger", ledger_json(found->entry)}};
   if (found->local) {
     out["job"] = nullptr;
     print_json(out);
@@ -31,7 +31,7 @@ int run_status(const GlobalOptions& g, const JobOptions& o) {
   }
   if (auto st = cluster->require_secret(); !st) return print_error(st.error());
   auto client = cluster->client_for(*found->remote.node);
-  auto live = client.job_status(o.run_id, found->remote.remote_job_id, found->remote.inputs_hash);
+  auto live = client.job_status(found->run_id, found->remote.remote_job_id, found->remote.inputs_hash);
   if (!live) return print_error(live.error());
   out["node_id"] = found->remote.node->node_id;
   out["job"] = live->contains("job") ? (*live)["job"] : json();
@@ -46,13 +46,13 @@ int run_logs(const GlobalOptions& g, const JobOptions& o) {
   const JobLookup* found = &opened->job;
   std::string text;
   if (found->local) {
-    auto read = util::read_file(cluster->receipt_dir(o.run_id, o.job_id) / "worker.log");
+    auto read = util::read_file(cluster->receipt_dir(found->run_id, found->job_id) / "worker.log");
     if (!read) return print_error(read.error());
     text = std::move(read).value();
   } else {
     if (auto st = cluster->require_secret(); !st) return print_error(st.error());
     auto client = cluster->client_for(*found->remote.node);
-    auto logs = client.job_logs(o.run_id, found->remote.remote_job_id, found->remote.inputs_hash);
+    auto logs = client.job_logs(found->run_id, found->remote.remote_job_id, found->remote.inputs_hash);
     if (!logs) return print_error(logs.error());
     text = std::move(logs).value();
   }
@@ -65,7 +65,7 @@ int run_logs(const GlobalOptions& g, const JobOptions& o) {
     auto parsed = protocol::parse_json(line);
     lines.push_back(parsed ? *parsed : json(line));
   }
-  print_json({{"ok", true}, {"run_id", o.run_id}, {"job_id", o.job_id}, {"lines", lines}});
+  print_json({{"ok", true}, {"run_id", found->run_id}, {"job_id", found->job_id}, {"lines", lines}});
   return 0;
 }
 

@@ -1,16 +1,20 @@
 // `submit`: choose a fitting worker, run the job there and bring it home; fail over to the next
 // worker on a node fault, and to local execution when no worker fits or all fail.
+#include <cstdio>
 #include <thread>
 
 #include "controller/cli/commands.hpp"
 #include "controller/local_runner.hpp"
 #include "controller/selection.hpp"
 #include "controller/sync.hpp"
+#include "protocol/envelope.hpp"
 #include "protocol/errors.hpp"
+#include "protocol/ids.hpp"
 #include "protocol/job_record.hpp"
 #include "protocol/steps.hpp"
 #include "state/ledger.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::controller::cli {
 namespace {
@@ -32,13 +36,6 @@ Result<json> read_json_arg(const std::string& inline_text, const std::string& fi
   return parsed;
 }
 
-bool has_feature(const json& caps, const char* feature) {
-  if (!caps.is_object() || !caps.contains("protocol_features") || !caps["protocol_features"].is_array()) return false;
-  for (const auto& f : caps["protocol_features"])
-    if (f == feature) return true;
-  return false;
-}
-
 struct Attempt {
   bool final = false;  // the job's answer (success or a failure that is not the node's fault)
   std::string reason;  // why the node failed, when !final
@@ -53,17 +50,19 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   const std::string submitted_at = util::format_utc(std::chrono::system_clock::now());
   const auto started = std::chrono::steady_clock::now();
   auto submitted = client.submit(req.run_id, req.job_id, req.step_name, req.inputs_hash, req.payload,
-                                 req.force && has_feature(caps, "force"));
+                                 req.force && has_protocol_feature(caps, "force"));
   if (!submitted) return {false, submitted.error().message, {}};
   const bool idempotent = submitted->contains("idempotent") && (*submitted)["idempotent"] == true;
   json record = submitted->contains("job") && (*submitted)["job"].is_object() ? (*submitted)["job"] : json::object();
   // An idempotent answer names the existing job: follow that one.
   std::string follow = req.job_id;
-  if (submitted->contains("cached_job_id") && (*submitted)["cached_job_id"].is_string())
-    follow = (*submitted)["cached_job_id"].get<std::string>();
-  if (!util::is_safe_component(follow)) return {false, "worker named an unusable job id", {}};
+  if (const auto c = submitted->find("cached_job_id"); c != submitted->end() && c->is_string() && !util::trim(c->get<std::string>()).empty()) {
+    auto named = protocol::normalize_id(c->get<std::string>(), "cached_job_id");
+    if (!named) return {false, node.node_id + ": worker named an unusable job id", {}};
+    follow = *named;
+  }
 
-  const bool long_poll = has_feature(caps, "wait_ms");
+  const bool long_poll = has_protocol_feature(caps, "wait_ms");
   const auto deadline = started + std::chrono::milliseconds(static_cast<long long>(cc.poll_timeout_sec * 1000));
   int transient = 0;
   auto status_of = [](const json& r) { return r.contains("status") && r["status"].is_string() ? r["status"].get<std::string>() : ""; };
@@ -90,7 +89,8 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
     return {false, node.node_id + ": " + (rec.error_code.empty() ? rec.status : rec.error_code) + " " + rec.error_message, {}};
 
   const fs::path receipt_dir = cluster.receipt_dir(req.run_id, req.job_id);
-  RemoteJob job{&node, req.run_id, req.job_id, follow, protocol::steps::normalize(req.step_name), req.inputs_hash};
+  RemoteJob job{&node, req.run_id, req.job_id, follow, protocol::steps::normalize(req.step_name), req.inputs_hash,
+                has_protocol_feature(caps, "artifact_download")};
   auto synced = sync_remote_job(client, job, receipt_dir, &record);
   if (!synced) return {false, "job finished on " + node.node_id + " but could not be synced: " + synced.error().message, {}};
   const long long duration_ms =
@@ -111,7 +111,7 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
            {"status", rec.status},
            {"node_id", node.node_id},
            {"idempotent", idempotent},
-           {"exit_code", rec.exit_code ? json(*rec.exit_code) : json()},
+           {"exit_code", rec.exit_code.value_or(0)},
            {"error_code", rec.error_code},
            {"message", message},
            {"remote_job_id", follow},
@@ -131,8 +131,12 @@ int finish(json out) {
 int run_submit(const GlobalOptions& g, const SubmitOptions& o) {
   auto cluster = Cluster::load(g);
   if (!cluster) return print_error(cluster.error());
-  if (!util::is_safe_component(o.run_id) || !util::is_safe_component(o.job_id))
-    return print_error(Error(ErrorKind::invalid_input, "run_id and job_id may hold only letters, digits, '.', '_' and '-'"));
+  // Without a secret no worker can be asked: say so instead of quietly running locally.
+  if (auto st = cluster->require_secret(); !st) return print_error(st.error());
+  auto run_id = protocol::normalize_id(o.run_id, "--run-id");
+  if (!run_id) return print_error(run_id.error());
+  auto job_id = protocol::normalize_id(o.job_id, "--job-id");
+  if (!job_id) return print_error(job_id.error());
   auto payload = read_json_arg(o.payload_json, o.payload_file, "payload");
   if (!payload) return print_error(payload.error());
   if (payload->is_null()) *payload = json::object();
@@ -142,8 +146,10 @@ int run_submit(const GlobalOptions& g, const SubmitOptions& o) {
   if (req_doc->is_null() && payload->contains("requirements")) *req_doc = (*payload)["requirements"];
   auto requirements = parse_requirements(*req_doc);
   if (!requirements) return print_error(requirements.error());
+  for (const auto& w : requirements->warnings) std::fprintf(stderr, "rayvault-controller: warning: %s\n", w.c_str());
 
-  JobRequest req{o.run_id, o.job_id, protocol::steps::normalize(o.step_name), o.inputs_hash, *payload, o.force};
+  JobRequest req{*run_id, *job_id, protocol::steps::normalize(o.step_name), protocol::normalize_hash(o.inputs_hash),
+                 *payload, o.force};
   if (req.inputs_hash.empty()) req.inputs_hash = protocol::inputs_hash(*payload);
   if (req.inputs_hash.size() < 16 || !util::is_safe_component(req.inputs_hash))
     return print_error(Error(ErrorKind::invalid_input, "--inputs-hash must be 16 to 128 letters, digits, '.', '_' or '-'"));
@@ -158,22 +164,26 @@ int run_submit(const GlobalOptions& g, const SubmitOptions& o) {
   };
   if (!protocol::steps::is_job_step(req.step_name)) return local(req.step_name + " is not a job step");
 
-  std::vector<const state::NodeEntry*> eligible;
-  for (const auto& n : cluster->config().nodes)
-    if (n.takes_jobs()) eligible.push_back(&n);
   json attempts = json::array();
   auto fallback = [&](const std::string& reason) -> int {
     if (o.no_local_fallback) {
       return finish({{"ok", false}, {"mode", "remote"}, {"run_id", req.run_id}, {"job_id", req.job_id},
                      {"step_name", req.step_name}, {"inputs_hash", req.inputs_hash}, {"status", "failed"},
-                     {"node_id", json()}, {"idempotent", false}, {"exit_code", json()},
-                     {"message", reason + "; local fallback disabled"}, {"receipt_path", json()},
+                     {"node_id", ""}, {"idempotent", false}, {"exit_code", 1},
+                     {"message", reason + "; local fallback disabled"}, {"receipt_path", ""},
                      {"attempts", attempts}});
     }
     return local(reason);
   };
-  if (eligible.empty()) return fallback("no enabled worker in the nodes file");
-  if (cluster->secret().value.empty()) return fallback("no cluster secret to sign remote requests");
+  // The Python controller's phrases, which scripts match, with the reasons of each node after them.
+  auto reason_with_attempts = [&attempts](const std::string& phrase) {
+    std::string why;
+    for (const auto& a : attempts)
+      why += (why.empty() ? "" : "; ") + a["node_id"].get<std::string>() + ": " + a["error"].get<std::string>();
+    return phrase + " (" + why + ")";
+  };
+  const auto eligible = cluster->worker_nodes();
+  if (eligible.empty()) return fallback("No worker satisfies requirements (no enabled worker in the nodes file)");
 
   // Probe, match and order.
   const auto probes = probe_health(*cluster, eligible);
@@ -193,6 +203,7 @@ int run_submit(const GlobalOptions& g, const SubmitOptions& o) {
     const json slots = caps.value("slots", json(1));
     candidates.push_back({i, qd.is_number_integer() ? qd.get<int>() : 0, slots.is_number_integer() ? slots.get<int>() : 1});
   }
+  if (candidates.empty()) return fallback(reason_with_attempts("No worker satisfies requirements"));
   order_by_load(candidates);
   for (const auto& c : candidates) {
     const auto& p = probes[c.index];
@@ -203,14 +214,7 @@ int run_submit(const GlobalOptions& g, const SubmitOptions& o) {
     }
     attempts.push_back({{"node_id", p.node->node_id}, {"error", attempt.reason}});
   }
-  std::string reason = candidates.empty() ? "no worker meets the requirements" : "every fitting worker failed";
-  if (!attempts.empty()) {
-    reason += " (";
-    for (std::size_t i = 0; i < attempts.size(); ++i)
-      reason += (i ? "; " : "") + attempts[i]["node_id"].get<std::string>() + ": " + attempts[i]["error"].get<std::string>();
-    reason += ")";
-  }
-  return fallback(reason);
+  return fallback(reason_with_attempts("remote failed"));
 }
 
 }  // namespace rayvault::controller::cli

@@ -6,11 +6,12 @@
 namespace rayvault::controller::cli {
 
 int run_sync_artifacts(const GlobalOptions& g, const SyncOptions& o) {
-  auto opened = open_job(g, o.run_id, o.job_id, o.node_id, o.inputs_hash);
+  // Like submit and caps, sync-artifacts needs the secret; without it, stop there (exit 3).
+  auto opened = open_job(g, o.run_id, o.job_id, o.node_id, o.inputs_hash, Secret::required);
   if (!opened) return print_error(opened.error());
   const Cluster* cluster = &opened->cluster;
-  const JobLookup* found = &opened->job;
-  const auto receipt_dir = cluster->receipt_dir(o.run_id, o.job_id);
+  JobLookup* found = &opened->job;
+  const auto receipt_dir = cluster->receipt_dir(found->run_id, found->job_id);
 
   if (found->local) {
     // A local run's receipt is already here.
@@ -21,7 +22,10 @@ int run_sync_artifacts(const GlobalOptions& g, const SyncOptions& o) {
     print_json({{"ok", true}, {"receipt_path", util::u8(receipt_dir / "job_receipt.json")}, {"receipt", *receipt}});
     return 0;
   }
-  if (auto st = cluster->require_secret(); !st) return print_error(st.error());
+  // Artifact bytes are asked only of a worker that serves them (Python nodes do not).
+  const auto probe = probe_health(*cluster, {found->remote.node});
+  if (!probe.front().answer.is_object()) return print_error(Error(ErrorKind::unavailable, probe.front().error));
+  found->remote.artifact_download = has_protocol_feature(probe.front().answer.value("caps", json::object()), "artifact_download");
   auto client = cluster->client_for(*found->remote.node, cluster->config().controller.request_timeout_sec);
   auto synced = sync_remote_job(client, found->remote, receipt_dir);
   if (!synced) return print_error(synced.error());

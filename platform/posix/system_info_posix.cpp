@@ -1,4 +1,5 @@
 // System facts on Linux and macOS.
+#include <pwd.h>
 #include <signal.h>
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -22,6 +23,13 @@ std::string getenv_string(const char* name) {
 }
 
 std::vector<std::string> utf8_arguments(int argc, char** argv) { return {argv, argv + argc}; }
+
+std::string home_folder() {
+  std::string home = getenv_string("HOME");
+  if (!home.empty()) return home;
+  const passwd* pw = ::getpwuid(::getuid());
+  return pw && pw->pw_dir ? std::string(pw->pw_dir) : std::string();
+}
 
 long process_id() { return static_cast<long>(::getpid()); }
 

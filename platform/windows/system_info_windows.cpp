@@ -49,6 +49,12 @@ std::string getenv_string(const char* name) {
   return narrow(v);
 }
 
+std::string home_folder() {
+  std::string home = getenv_string("USERPROFILE");
+  if (home.empty()) home = getenv_string("HOMEDRIVE") + getenv_string("HOMEPATH");
+  return home;
+}
+
 std::vector<std::string> utf8_arguments(int argc, char** argv) {
   int n = 0;
   LPWSTR* wargs = ::CommandLineToArgvW(::GetCommandLineW(), &n);

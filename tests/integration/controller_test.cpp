@@ -24,7 +24,7 @@ TEST_CASE("integration: controller health and caps") {
   const auto h = run_controller(t.path, {"health"});
   CHECK(h.exit_code == 0);
   CHECK(h.doc["ok"] == true);
-  CHECK(h.doc["controller_auth_source"] == "env:RAYVAULT_CLUSTER_SECRET");
+  CHECK(h.doc["controller_auth_source"] == "RAYVAULT_CLUSTER_SECRET");
   CHECK(h.doc["controller_auth_mode"] == "hmac_strict");
   REQUIRE(h.doc["workers"].size() == 3);
   CHECK(h.doc["workers"][0]["ok"] == true);
@@ -84,6 +84,7 @@ TEST_CASE("integration: FFMPEG_PROBE and FRAME_SAMPLING through the controller")
   CHECK((*receipt)["mode"] == "remote");
   CHECK((*receipt)["node_id"] == "w1");
   CHECK((*receipt)["downloaded_artifacts"][0]["verified"] == true);
+  CHECK((*receipt)["downloaded_artifacts"][0]["local_path"] == (rdir / "artifacts/ffprobe.json").string());
   CHECK(util::read_file(rdir / "worker.log")->find("job_succeeded") != std::string::npos);
 
   const auto frames = run_controller(
@@ -95,7 +96,12 @@ TEST_CASE("integration: FFMPEG_PROBE and FRAME_SAMPLING through the controller")
   const auto index = protocol::parse_json(*util::read_file(fdir / "frames_index.json"));
   REQUIRE(index.ok());
   CHECK((*index)["count"] == 3);
-  for (const auto& f : (*index)["frames"]) CHECK(fs::file_size(fdir / f.get<std::string>()) > 0);
+  // The index names each frame by its full path on the worker; the same file arrived here.
+  for (const auto& f : (*index)["frames"]) {
+    const fs::path on_worker = f.get<std::string>();
+    CHECK(on_worker.parent_path() == w.root() / "jobs/frames1/artifacts");
+    CHECK(sha256_of(fdir / on_worker.filename()) == sha256_of(on_worker));
+  }
 
   SUBCASE("resubmission is idempotent and the step runs once") {
     const auto again = run_controller(
@@ -158,17 +164,24 @@ TEST_CASE("integration: FFMPEG_PROBE and FRAME_SAMPLING through the controller")
     const auto s = run_controller(t.path, {"sync-artifacts", "--run-id", "run1", "--job-id", "frames1"});
     CHECK(s.exit_code == 2);
     CHECK(s.doc["ok"] == false);
-    CHECK(s.doc["receipt"]["download_errors"][0]["error"].get<std::string>().find("sha256 mismatch") != std::string::npos);
+    json row;
+    for (const auto& d : s.doc["receipt"]["downloaded_artifacts"])
+      if (d["name"] == "frame_000001.jpg") row = d;
+    REQUIRE(row.is_object());
+    CHECK(row["local_path"] == "");
+    CHECK(row["error"].get<std::string>().find("sha256 mismatch") != std::string::npos);
     CHECK_FALSE(fs::exists(fdir / "frame_000001.jpg"));
     CHECK_FALSE(fs::exists(fdir / "frame_000001.jpg.part"));
   }
-  SUBCASE("a failed job is the job's answer, with its error code") {
+  SUBCASE("a step's failure on the content is the job's answer, with its error code") {
+    // The file exists but is no media: ffprobe's verdict (COMMAND_FAILED) is not the node's fault.
+    REQUIRE(util::write_file_atomic(t.path / "not-media.mp4", "plain text, not a video").ok());
     const auto bad = run_controller(t.path, {"submit", "--run-id", "run1", "--job-id", "bad", "--step-name", "FFMPEG_PROBE",
-                                             "--payload-json", json{{"media_path", (t.path / "missing.mp4").string()}}.dump()});
+                                             "--payload-json", json{{"media_path", (t.path / "not-media.mp4").string()}}.dump()});
     CHECK(bad.exit_code == 2);
     CHECK(bad.doc["mode"] == "remote");
     CHECK(bad.doc["status"] == "failed");
-    CHECK(bad.doc["error_code"] == "INVALID_INPUT");
+    CHECK(bad.doc["error_code"] == "COMMAND_FAILED");
   }
 }
 

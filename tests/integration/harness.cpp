@@ -175,8 +175,9 @@ std::string signed_query(const std::string& run_id, const std::string& job_id, s
                          const std::string& inputs_hash, const std::string& secret) {
   const auto env = protocol::make_signed_envelope(run_id, job_id, std::string(step), inputs_hash, secret,
                                                   std::chrono::system_clock::now());
-  return "run_id=" + env.run_id + "&step_name=" + env.step_name + "&inputs_hash=" + env.inputs_hash +
-         "&timestamp=" + env.timestamp + "&auth_token=" + env.auth_token;
+  auto enc = [](const std::string& v) { return httplib::detail::encode_query_param(v); };
+  return "run_id=" + enc(env.run_id) + "&step_name=" + enc(env.step_name) + "&inputs_hash=" + enc(env.inputs_hash) +
+         "&timestamp=" + enc(env.timestamp) + "&auth_token=" + enc(env.auth_token);
 }
 
 json poll_job(int port, const std::string& run_id, const std::string& job_id, const std::string& inputs_hash,

@@ -19,7 +19,7 @@ Status check_media_file(const std::string& path, const char* key) {
 }
 
 Result<StepOutput> FfmpegProbe::run(const StepContext& ctx) const {
-  auto media = required_string(ctx.payload, "media_path");
+  auto media = required_path(ctx.payload, "media_path");
   if (!media) return media.error();
   if (auto st = check_media_file(*media, "media_path"); !st) return st.error();
 
@@ -45,7 +45,8 @@ Result<StepOutput> FfmpegProbe::run(const StepContext& ctx) const {
   double duration = 0;
   if (fmt.is_object() && fmt.contains("duration") && fmt["duration"].is_string())
     duration = std::strtod(fmt["duration"].get<std::string>().c_str(), nullptr);
-  out.metrics = {{"duration_sec", duration},
+  out.metrics = {{"media_path", *media},
+                 {"duration_sec", duration},
                  {"format_name", fmt.is_object() ? fmt.value("format_name", "") : ""},
                  {"video_streams", video},
                  {"audio_streams", audio}};

@@ -13,9 +13,9 @@ namespace rayvault::worker::steps {
 std::string_view FrameSampling::name() const { return protocol::steps::kFrameSampling; }
 
 Result<StepOutput> FrameSampling::run(const StepContext& ctx) const {
-  auto video = required_string(ctx.payload, "video_path");
+  auto video = required_path(ctx.payload, "video_path");
   if (!video) return video.error();
-  auto every = optional_positive_number(ctx.payload, "every_sec", 5.0, 86400.0);
+  auto every = optional_seconds(ctx.payload, "every_sec", 5.0, 86400.0);
   if (!every) return every.error();
   if (auto st = check_media_file(*video, "video_path"); !st) return st.error();
 
@@ -36,18 +36,19 @@ Result<StepOutput> FrameSampling::run(const StepContext& ctx) const {
     return Error(ErrorKind::invalid_input, "ffmpeg wrote no frame from " + *video,
                  std::string(protocol::codes::kFrameSamplingEmpty));
 
-  // Frame paths are reported where they will live once the engine publishes them: the index is
-  // written here, so it names the files by their final names relative to the index itself.
+  // The index lists each frame's full path where it will live once the engine publishes it.
+  json frame_paths = json::array();
+  for (const auto& f : frames) frame_paths.push_back(util::u8(ctx.output_dir / f));
   json index = {{"run_id", ctx.run_id},
                 {"job_id", ctx.job_id},
                 {"count", frames.size()},
                 {"every_sec", *every},
-                {"frames", frames}};
+                {"frames", frame_paths}};
   if (auto st = util::write_file_atomic(ctx.staging_dir / "frames_index.json", protocol::dump_json(index, 2)); !st)
     return Error(st.error().kind, st.error().message, std::string(protocol::codes::kCommandFailed));
 
   StepOutput out;
-  out.metrics = {{"count", frames.size()}, {"every_sec", *every}};
+  out.metrics = {{"frames", frames.size()}, {"every_sec", *every}, {"count", frames.size()}};
   out.artifacts = frames;
   out.artifacts.push_back("frames_index.json");
   out.message = "sampled " + std::to_string(frames.size()) + " frames";
