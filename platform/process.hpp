@@ -24,7 +24,7 @@ struct ProcessSpec {
   std::function<void(std::string_view line)> on_output_line;
   bool capture_stdout = true;
   const std::atomic<bool>* cancel = nullptr;  // set to stop the child early
-  // Changes to the inherited environment: a value sets the variable, nullopt removes it.
+  // Changes to the inherited environment, in order: a value sets the variable, nullopt removes it.
   std::vector<std::pair<std::string, std::optional<std::string>>> env;
 };
 

@@ -58,7 +58,7 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   std::string follow = req.job_id;
   if (const auto c = submitted->find("cached_job_id"); c != submitted->end() && c->is_string() && !util::trim(c->get<std::string>()).empty()) {
     auto named = protocol::normalize_id(c->get<std::string>(), "cached_job_id");
-    if (!named) return {false, node.node_id + ": worker named an unusable job id", {}};
+    if (!named) return {false, "worker named an unusable job id", {}};
     follow = *named;
   }
 
@@ -68,7 +68,7 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   auto status_of = [](const json& r) { return r.contains("status") && r["status"].is_string() ? r["status"].get<std::string>() : ""; };
   while (!protocol::is_terminal_status(status_of(record))) {
     const auto now = std::chrono::steady_clock::now();
-    if (now >= deadline) return {false, "job did not finish within poll_timeout_sec on " + node.node_id, {}};
+    if (now >= deadline) return {false, "job did not finish within poll_timeout_sec", {}};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
     const int wait_ms = long_poll ? static_cast<int>(std::min<long long>(left, 30000)) : 0;
     auto st = client.job_status(req.run_id, follow, req.inputs_hash, wait_ms);
@@ -86,13 +86,13 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   const bool succeeded = rec.status == protocol::status::kSucceeded ||
                          (rec.status == "completed" && rec.error_code.empty() && rec.error_message.empty());
   if (!succeeded && (rec.status == "error" || protocol::is_node_fault(rec.error_code)))
-    return {false, node.node_id + ": " + (rec.error_code.empty() ? rec.status : rec.error_code) + " " + rec.error_message, {}};
+    return {false, (rec.error_code.empty() ? rec.status : rec.error_code) + ": " + rec.error_message, {}};
 
   const fs::path receipt_dir = cluster.receipt_dir(req.run_id, req.job_id);
   RemoteJob job{&node, req.run_id, req.job_id, follow, protocol::steps::normalize(req.step_name), req.inputs_hash,
                 has_protocol_feature(caps, "artifact_download")};
   auto synced = sync_remote_job(client, job, receipt_dir, &record);
-  if (!synced) return {false, "job finished on " + node.node_id + " but could not be synced: " + synced.error().message, {}};
+  if (!synced) return {false, "job finished but could not be synced: " + synced.error().message, {}};
   const long long duration_ms =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
   state::LedgerEntry entry{req.run_id, req.job_id, job.step_name, req.inputs_hash, "remote", node.node_id, node.host,

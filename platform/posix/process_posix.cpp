@@ -45,18 +45,16 @@ struct Spawned {
   pid_t pid = -1;
 };
 
-// Builds the environment block: the inherited one with spec.env applied.
+// Builds the environment block: the inherited one with spec.env applied in order, so a later
+// entry for a name replaces an earlier one (as on Windows).
 std::vector<std::string> build_env(const ProcessSpec& spec) {
   std::vector<std::string> out;
-  for (char** e = environ; e && *e; ++e) {
-    const std::string entry(*e);
-    const std::string name = entry.substr(0, entry.find('='));
-    bool overridden = false;
-    for (const auto& [k, v] : spec.env) overridden = overridden || k == name;
-    if (!overridden) out.push_back(entry);
+  for (char** e = environ; e && *e; ++e) out.emplace_back(*e);
+  for (const auto& [k, v] : spec.env) {
+    const std::string prefix = k + "=";
+    std::erase_if(out, [&prefix](const std::string& e) { return e.rfind(prefix, 0) == 0; });
+    if (v) out.push_back(prefix + *v);
   }
-  for (const auto& [k, v] : spec.env)
-    if (v) out.push_back(k + "=" + *v);
   return out;
 }
 

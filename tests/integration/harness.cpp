@@ -5,9 +5,13 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <set>
 #include <fstream>
 #include <thread>
 
+#include "protocol/steps.hpp"
 #include "util/crypto.hpp"
 #include "util/files.hpp"
 
@@ -129,10 +133,15 @@ CliResult run_controller(const fs::path& cwd, const std::vector<std::string>& ar
   CliResult out;
   out.exit_code = r->exit_code;
   out.out = r->stdout_text;
+  out.err = err;
   auto parsed = protocol::parse_json(out.out);
   if (parsed) out.doc = *parsed;
   INFO("controller stderr: " << err);
   return out;
+}
+
+void write_nodes_file(const fs::path& cwd, const std::string& text) {
+  REQUIRE(util::write_file_atomic(cwd / "state/cluster/nodes.json", text).ok());
 }
 
 void write_nodes(const fs::path& cwd, const std::vector<std::pair<std::string, int>>& nodes, double poll_interval) {
@@ -185,8 +194,8 @@ json poll_job(int port, const std::string& run_id, const std::string& job_id, co
   const auto until = std::chrono::steady_clock::now() + deadline;
   json last;
   while (std::chrono::steady_clock::now() < until) {
-    const auto r = http_get(port, "/job/" + job_id + "?" + signed_query(run_id, job_id, "JOB_STATUS", inputs_hash) +
-                                      "&wait_ms=200");
+    const auto r = http_get(port, "/job/" + httplib::detail::encode_query_param(job_id) + "?" +
+                                      signed_query(run_id, job_id, "JOB_STATUS", inputs_hash) + "&wait_ms=200");
     if (r.status == 200) {
       last = r.json_body()["job"];
       if (pred(last)) return last;
@@ -194,6 +203,159 @@ json poll_job(int port, const std::string& run_id, const std::string& job_id, co
   }
   return last;
 }
+
+struct PythonWorkerStandIn::Impl {
+  std::string worker_id, fail_code, secret;
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+  std::mutex mu;
+  std::map<std::string, json> jobs;  // job_id -> record
+  std::map<std::string, int> polls;  // job_id -> status polls so far
+  std::atomic<int> submissions{0}, artifact_bytes{0}, wait_ms{0};
+
+  bool verify(const protocol::Envelope& env, const std::set<std::string>& steps, httplib::Response& res) const {
+    auto ok = protocol::verify_envelope(env, protocol::VerifyPolicy{steps, {secret}, std::chrono::system_clock::now()});
+    if (ok) return true;
+    res.status = 401;
+    res.set_content(json{{"detail", ok.error().message}}.dump(), "application/json");
+    return false;
+  }
+
+  // The envelope of a GET, and the job it names; answers the refusal itself when there is none.
+  std::optional<std::string> job_for(const httplib::Request& req, std::string_view step, httplib::Response& res) {
+    auto p = [&req](const char* k) { return req.get_param_value(k); };
+    const protocol::Envelope env{p("run_id"), req.matches[1].str(), p("step_name"), p("inputs_hash"), p("timestamp"),
+                                 p("auth_token")};
+    if (!verify(env, {std::string(step)}, res)) return std::nullopt;
+    std::lock_guard lock(mu);
+    const auto it = jobs.find(env.job_id);
+    if (it == jobs.end()) {
+      res.status = 404;
+      res.set_content(json{{"detail", "job_id not found: " + env.job_id}}.dump(), "application/json");
+      return std::nullopt;
+    }
+    if (it->second["run_id"] != env.run_id || it->second["inputs_hash"] != env.inputs_hash) {
+      res.status = 403;
+      res.set_content(json{{"detail", "job envelope mismatch"}}.dump(), "application/json");
+      return std::nullopt;
+    }
+    return env.job_id;
+  }
+
+  void advance(json& r, int poll) {
+    if (poll == 1) {
+      r["status"] = "running";
+      r["progress"] = 0.1;
+      r["started_at"] = util::format_utc(std::chrono::system_clock::now());
+      return;
+    }
+    r["finished_at"] = util::format_utc(std::chrono::system_clock::now());
+    r["progress"] = 1.0;
+    if (!fail_code.empty()) {
+      r["status"] = "failed";
+      r["exit_code"] = 2;
+      r["error_code"] = fail_code;
+      r["error_message"] = "the stand-in was told to fail with " + fail_code;
+      return;
+    }
+    r["status"] = "succeeded";
+    const std::string bytes = "{}";
+    r["artifacts"] = json::array({{{"path", "/srv/rayvault/jobs/" + r["job_id"].get<std::string>() + "/artifacts/ffprobe.json"},
+                                   {"sha256", util::sha256_hex(bytes)},
+                                   {"size_bytes", bytes.size()}}});
+    r["metrics"] = {{"media_path", "/srv/media/a.mp4"}};
+  }
+};
+
+PythonWorkerStandIn::PythonWorkerStandIn(std::string worker_id, std::string fail_code, std::string secret)
+    : impl_(std::make_unique<Impl>()) {
+  Impl* self = impl_.get();
+  self->worker_id = std::move(worker_id);
+  self->fail_code = std::move(fail_code);
+  self->secret = std::move(secret);
+  auto& s = self->server;
+  s.Get("/health", [self](const httplib::Request&, httplib::Response& res) {
+    const json caps{{"os", "linux"}, {"cpu", "stand-in"}, {"ram_gb", 15.5}, {"gpu_model", ""}, {"vram_gb", 0.0},
+                    {"python_version", "3.11.7"}, {"ffmpeg_version", "ffmpeg version 5.1"}, {"davinci_available", false},
+                    {"platform", "linux"}, {"python", "3.11.7"}, {"ffmpeg", true}, {"ffprobe", true},
+                    {"openclaw_available", false}, {"gpu", false}, {"tts_provider", "mock"}, {"ui_session_active", false}};
+    res.set_content(json{{"ok", true}, {"version", "1.1.0"}, {"worker_id", self->worker_id},
+                         {"time", util::format_utc(std::chrono::system_clock::now())}, {"queue_depth", 0}, {"caps", caps}}
+                        .dump(),
+                    "application/json");
+  });
+  s.Post("/job", [self](const httplib::Request& req, httplib::Response& res) {
+    const json body = json::parse(req.body, nullptr, false);
+    if (!body.is_object() || body.value("message_type", "") != "submit_job") {
+      res.status = 400;
+      res.set_content(R"({"detail":"message_type must be 'submit_job'"})", "application/json");
+      return;
+    }
+    const auto env = protocol::envelope_from_json(body);
+    if (!self->verify(env, protocol::steps::job_steps(), res)) return;
+    ++self->submissions;
+    std::lock_guard lock(self->mu);
+    json record{{"run_id", env.run_id}, {"job_id", env.job_id}, {"step_name", protocol::steps::normalize(env.step_name)},
+                {"inputs_hash", env.inputs_hash}, {"status", "queued"}, {"progress", 0.0}, {"message", "queued"},
+                {"created_at", util::format_utc(std::chrono::system_clock::now())}, {"started_at", ""},
+                {"finished_at", ""}, {"exit_code", 0}, {"metrics", json::object()}, {"artifacts", json::array()},
+                {"error_code", ""}, {"error_message", ""}, {"idempotent", false}, {"cached_job_id", ""},
+                {"worker_id", self->worker_id}, {"log_path", "/srv/rayvault/jobs/" + env.job_id + "/worker.log"},
+                {"receipt_path", "/srv/rayvault/jobs/" + env.job_id + "/job_receipt.json"}};
+    self->jobs[env.job_id] = record;
+    res.set_content(json{{"ok", true}, {"idempotent", false}, {"job", record}}.dump(), "application/json");
+  });
+  s.Get(R"(/job/([^/]+))", [self](const httplib::Request& req, httplib::Response& res) {
+    if (req.has_param("wait_ms")) ++self->wait_ms;
+    const auto id = self->job_for(req, protocol::steps::kJobStatus, res);
+    if (!id) return;
+    std::lock_guard lock(self->mu);
+    json& r = self->jobs[*id];
+    self->advance(r, ++self->polls[*id]);
+    res.set_content(json{{"ok", true}, {"job", r}}.dump(), "application/json");
+  });
+  s.Get(R"(/job/([^/]+)/logs)", [self](const httplib::Request& req, httplib::Response& res) {
+    const auto id = self->job_for(req, protocol::steps::kJobLogs, res);
+    if (!id) return;
+    res.set_content(json{{"event", "job_finished"}, {"job_id", *id}, {"level", "info"}, {"message", "done"},
+                         {"ts", util::format_utc(std::chrono::system_clock::now())}}
+                            .dump() + "\n",
+                    "text/plain");
+  });
+  s.Get(R"(/job/([^/]+)/artifacts)", [self](const httplib::Request& req, httplib::Response& res) {
+    const auto id = self->job_for(req, protocol::steps::kJobArtifacts, res);
+    if (!id) return;
+    std::lock_guard lock(self->mu);
+    const json& r = self->jobs[*id];
+    res.set_content(json{{"ok", true}, {"job_id", *id}, {"status", r["status"]}, {"artifacts", r["artifacts"]},
+                         {"receipt_path", r["receipt_path"]}}
+                        .dump(),
+                    "application/json");
+  });
+  s.Get(R"(/job/([^/]+)/artifacts/(.+))", [self](const httplib::Request&, httplib::Response& res) {
+    ++self->artifact_bytes;
+    res.status = 404;
+    res.set_content(R"({"detail":"Not Found"})", "application/json");
+  });
+  // The socket listens once bound: connections wait in its backlog until the thread accepts them.
+  self->port = s.bind_to_any_port("127.0.0.1");
+  REQUIRE(self->port > 0);
+  self->thread = std::thread([self] { self->server.listen_after_bind(); });
+}
+
+PythonWorkerStandIn::~PythonWorkerStandIn() {
+  // stop() only ends a loop that has begun: let the thread reach it first.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (!impl_->server.is_running() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+int PythonWorkerStandIn::port() const { return impl_->port; }
+int PythonWorkerStandIn::job_submissions() const { return impl_->submissions; }
+int PythonWorkerStandIn::artifact_byte_requests() const { return impl_->artifact_bytes; }
+int PythonWorkerStandIn::wait_ms_requests() const { return impl_->wait_ms; }
 
 std::string path_with_standin(const fs::path& dir, const std::string& tool, const std::string& script) {
   REQUIRE(util::write_file_atomic(dir / tool, "#!/bin/sh\n" + script + "\n").ok());

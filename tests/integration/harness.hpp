@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -76,13 +77,16 @@ class WorkerProcess {
 struct CliResult {
   int exit_code = -1;
   std::string out;
-  json doc;  // stdout parsed (null when it is not JSON)
+  std::string err;  // what it printed on stderr
+  json doc;         // stdout parsed (null when it is not JSON)
 };
 
 // Runs rayvault-controller in cwd with args; env entries are added to the environment.
 CliResult run_controller(const fs::path& cwd, const std::vector<std::string>& args,
                          std::vector<std::pair<std::string, std::optional<std::string>>> env = {});
 
+// Writes `text` as cwd/state/cluster/nodes.json.
+void write_nodes_file(const fs::path& cwd, const std::string& text);
 // Writes cwd/state/cluster/nodes.json with one enabled worker node per (node_id, port).
 void write_nodes(const fs::path& cwd, const std::vector<std::pair<std::string, int>>& nodes, double poll_interval = 0.2);
 
@@ -102,6 +106,25 @@ json poll_job(int port, const std::string& run_id, const std::string& job_id, co
               const std::function<bool(const json&)>& pred, std::chrono::seconds deadline = std::chrono::seconds(60));
 
 std::string sha256_of(const fs::path& file);
+
+// A stand-in for a deployed Python worker (version 1.1.0), for what a test cannot run here: the
+// contract's endpoints on loopback with the contract's envelope checks, records whose unset fields
+// are "", caps without protocol_features, and no artifact bytes (GET /job/{id}/artifacts/{name} is
+// 404, as on a Python node). A job answers `queued`, then `running`, then `succeeded` with one
+// listed artifact, or `failed` with `fail_code` (exit_code 2) when one is given.
+class PythonWorkerStandIn {
+ public:
+  explicit PythonWorkerStandIn(std::string worker_id, std::string fail_code = "", std::string secret = "s3cret");
+  ~PythonWorkerStandIn();
+  int port() const;
+  int job_submissions() const;        // POST /job that passed the envelope checks
+  int artifact_byte_requests() const;  // GET /job/{id}/artifacts/{name}, which a controller must not send
+  int wait_ms_requests() const;        // status polls carrying wait_ms, which a Python node ignores
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Writes a shell script named `tool` into dir and returns a PATH value that finds it first: a
 // stand-in for a tool's misbehaviour (hanging, printing bytes that are not UTF-8, ...).
