@@ -1,8 +1,10 @@
-// Worker pieces that need no network: the bind policy and nvidia-smi parsing.
+// Worker pieces that need no network: the bind policy, nvidia-smi parsing, payload readers.
 #include <doctest/doctest.h>
 
+#include "platform/system_info.hpp"
 #include "worker/bind_policy.hpp"
 #include "worker/caps.hpp"
+#include "worker/step.hpp"
 
 using namespace rayvault::worker;
 
@@ -20,4 +22,38 @@ TEST_CASE("worker::parse_nvidia_smi") {
   CHECK(parse_nvidia_smi("NVIDIA A100-SXM4-80GB, 81920\nNVIDIA A100-SXM4-80GB, 81920\n").second == 80.0);
   CHECK(parse_nvidia_smi("").first.empty());
   CHECK(parse_nvidia_smi("No devices were found\n").first.empty());
+}
+
+TEST_CASE("worker::optional_seconds") {
+  // As the Python worker reads every_sec: numbers and numeric strings; 0, negative, null or
+  // missing give the default; anything else, NaN or more than the maximum is INVALID_INPUT.
+  auto read = [](const json& v) { return optional_seconds(json{{"every_sec", v}}, "every_sec", 5.0, 86400.0); };
+  CHECK(*read(2) == 2.0);
+  CHECK(*read(0.25) == 0.25);
+  CHECK(*read("3") == 3.0);
+  CHECK(*read(" 1e1 ") == 10.0);
+  CHECK(*read(86400) == 86400.0);
+  for (const json& v : {json(0), json(-1), json("-2.5"), json("0"), json("-inf"), json(nullptr)}) CHECK_MESSAGE(*read(v) == 5.0, v.dump());
+  CHECK(*optional_seconds(json::object(), "every_sec", 5.0, 86400.0) == 5.0);
+  for (const json& v : {json("abc"), json(""), json("2s"), json(true), json(false), json("nan"), json("inf"),
+                        json(86400.001), json("0x1p3"), json::array(), json::object()}) {
+    auto r = read(v);
+    REQUIRE_FALSE_MESSAGE(r.ok(), v.dump());
+    CHECK(r.error().code == "INVALID_INPUT");
+  }
+}
+
+TEST_CASE("worker::required_path") {
+  // Trimmed; a leading ~ alone or before a separator is the home folder, "~user" is left alone.
+  const std::string home = rayvault::platform::home_folder();
+  REQUIRE_FALSE(home.empty());
+  CHECK(*required_path(json{{"p", "  /media/a.mp4 \n"}}, "p") == "/media/a.mp4");
+  CHECK(*required_path(json{{"p", "~/a.mp4"}}, "p") == home + "/a.mp4");
+  CHECK(*required_path(json{{"p", " ~ "}}, "p") == home);
+  CHECK(*required_path(json{{"p", "~other/a.mp4"}}, "p") == "~other/a.mp4");
+  for (const json& bad : {json("   "), json(""), json(5), json(nullptr)}) {
+    auto r = required_path(json{{"p", bad}}, "p");
+    REQUIRE_FALSE_MESSAGE(r.ok(), bad.dump());
+    CHECK(r.error().code == "INVALID_INPUT");
+  }
 }
