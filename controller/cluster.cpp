@@ -18,8 +18,7 @@ SecretInfo resolve_secret(const GlobalOptions& g, const state::NodesConfig& cfg)
   SecretInfo s;
   s.mode = util::ascii_lower(util::trim(platform::getenv_string("RAYVAULT_CONTROLLER_AUTH_MODE")));
   if (s.mode.empty()) s.mode = "hmac_strict";
-  const std::string plain = util::ascii_lower(util::trim(platform::getenv_string("RAYVAULT_ALLOW_PLAIN_FALLBACK")));
-  s.allow_plain_fallback = plain == "1" || plain == "true" || plain == "yes" || plain == "on";
+  s.allow_plain_fallback = util::parse_bool_text(platform::getenv_string("RAYVAULT_ALLOW_PLAIN_FALLBACK")).value_or(false);
   // Every value trimmed; a blank one counts as unset, so the next source is used.
   if (std::string v = util::trim(g.cluster_secret); !v.empty()) {
     s.value = std::move(v);

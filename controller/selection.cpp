@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <optional>
 
 #include "util/strings.hpp"
@@ -40,22 +39,15 @@ Result<Requirements> parse_requirements(const json& j) {
     if (v.is_boolean()) return v.get<bool>();
     std::optional<bool> out;
     if (v.is_number()) out = v.get<double>() != 0;
-    if (v.is_string()) {
-      const std::string t = util::ascii_lower(util::trim(v.get_ref<const std::string&>()));
-      if (t == "true" || t == "yes" || t == "on" || t == "1") out = true;
-      if (t == "false" || t == "no" || t == "off" || t == "0") out = false;
-    }
+    if (v.is_string()) out = util::parse_bool_text(v.get_ref<const std::string&>());
     if (out) r.warnings.push_back("requirements: " + key + " is " + v.dump() + ", read as " + (*out ? "true" : "false"));
     return out;
   };
   auto number = [](const json& v) -> std::optional<double> {
     if (v.is_number()) return v.get<double>();
     if (!v.is_string()) return std::nullopt;
-    const std::string t = util::trim(v.get_ref<const std::string&>());
-    char* end = nullptr;
-    const double d = t.empty() ? 0 : std::strtod(t.c_str(), &end);
-    if (t.empty() || end != t.c_str() + t.size() || !std::isfinite(d)) return std::nullopt;
-    return d;
+    const auto d = util::parse_number_text(v.get_ref<const std::string&>());
+    return d && std::isfinite(*d) ? d : std::nullopt;
   };
   for (const auto& [key, v] : j.items()) {
     if (v.is_null()) continue;

@@ -3,7 +3,6 @@
 #include "state/nodes_config.hpp"
 
 #include <cmath>
-#include <cstdlib>
 #include <set>
 
 #include "protocol/ids.hpp"
@@ -55,11 +54,8 @@ class FieldReader {
       return;
     }
     if (v->is_string()) {
-      const std::string t = util::trim(v->get_ref<const std::string&>());
-      char* end = nullptr;
-      const double d = t.empty() ? 0 : std::strtod(t.c_str(), &end);
-      if (!t.empty() && end == t.c_str() + t.size() && std::isfinite(d)) {
-        out = d;
+      if (const auto d = util::parse_number_text(v->get_ref<const std::string&>()); d && std::isfinite(*d)) {
+        out = *d;
         return;
       }
     }
@@ -77,10 +73,9 @@ class FieldReader {
     if (v->is_number()) {
       value = v->get<double>() != 0;
     } else if (v->is_string()) {
-      const std::string t = util::ascii_lower(util::trim(v->get_ref<const std::string&>()));
-      if (t == "true" || t == "yes" || t == "on" || t == "1") value = true;
-      else if (t == "false" || t == "no" || t == "off" || t == "0" || t.empty()) value = false;
-      else value = true;  // Python's truth of a non-empty string
+      // A word a person means, else Python's truth of the string (non-empty is true).
+      const auto& text = v->get_ref<const std::string&>();
+      value = util::parse_bool_text(text).value_or(!util::trim(text).empty());
     } else {
       fail(key, "must be true or false");
       return;

@@ -1,6 +1,7 @@
 // Small string helpers with no project knowledge (ASCII only, locale-independent).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -12,5 +13,13 @@ std::string trim(std::string_view s);
 // ASCII letters lower- or upper-cased; other bytes (UTF-8 included) unchanged.
 std::string ascii_lower(std::string_view s);
 std::string ascii_upper(std::string_view s);
+
+// A number written as text, read as Python's float() reads it: surrounding white space, a sign,
+// decimal or exponent notation, "inf" and "nan"; nullopt for anything else (hex included).
+std::optional<double> parse_number_text(std::string_view s);
+
+// A yes/no written as text, trimmed and in any case: true, yes, on, 1 or false, no, off, 0;
+// nullopt for anything else.
+std::optional<bool> parse_bool_text(std::string_view s);
 
 }  // namespace rayvault::util

@@ -95,12 +95,9 @@ Result<double> optional_seconds(const json& payload, const char* key, double fal
   if (it->is_number()) {
     value = it->get<double>();
   } else if (it->is_string()) {
-    // Python's float(): surrounding white space allowed, the whole rest must be the number.
-    const std::string text = util::trim(it->get_ref<const std::string&>());
-    if (text.empty() || text.find_first_of("xXpP") != std::string::npos) return bad();
-    char* end = nullptr;
-    value = std::strtod(text.c_str(), &end);
-    if (end != text.c_str() + text.size()) return bad();
+    const auto parsed = util::parse_number_text(it->get_ref<const std::string&>());
+    if (!parsed) return bad();
+    value = *parsed;
   } else {
     return bad();  // booleans, lists, objects
   }

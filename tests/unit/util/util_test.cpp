@@ -1,10 +1,12 @@
 // util: timestamps, safe names, containment and atomic writes.
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <fstream>
 
 #include "util/crypto.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 #include "util/time.hpp"
 
 using namespace rayvault;
@@ -79,4 +81,17 @@ TEST_CASE("util::crypto") {
   CHECK(util::hex_equal_constant_time("abCD", "ABcd"));
   CHECK_FALSE(util::hex_equal_constant_time("abcd", "abce"));
   CHECK_FALSE(util::hex_equal_constant_time("abcd", "abc"));
+}
+
+TEST_CASE("util::parse_number_text and parse_bool_text") {
+  // Python's float() on text, and the yes/no words a person writes.
+  CHECK(*util::parse_number_text(" 8787 ") == 8787.0);
+  CHECK(*util::parse_number_text("+1.5e1") == 15.0);
+  CHECK(*util::parse_number_text("-0.25") == -0.25);
+  CHECK(std::isinf(*util::parse_number_text("inf")));
+  CHECK(std::isnan(*util::parse_number_text("NaN")));
+  for (const char* bad : {"", "  ", "12abc", "0x10", "1p3", "1,5", "one"}) CHECK_FALSE_MESSAGE(util::parse_number_text(bad), bad);
+  for (const char* yes : {"true", " TRUE ", "yes", "On", "1"}) CHECK_MESSAGE(util::parse_bool_text(yes) == true, yes);
+  for (const char* no : {"false", "No", " off", "0"}) CHECK_MESSAGE(util::parse_bool_text(no) == false, no);
+  for (const char* neither : {"", "maybe", "2", "truee"}) CHECK_FALSE_MESSAGE(util::parse_bool_text(neither), neither);
 }
