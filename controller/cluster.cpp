@@ -88,6 +88,10 @@ std::vector<HealthProbe> probe_health(const Cluster& cluster, const std::vector<
       HealthProbe p;
       p.node = node;
       const auto start = std::chrono::steady_clock::now();
+      if (!node->unusable.empty()) {
+        p.error = node->unusable;
+        return p;
+      }
       auto client = cluster.client_for(*node);
       auto res = client.health();
       p.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();

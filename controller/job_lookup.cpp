@@ -30,6 +30,7 @@ Result<JobLookup> find_job(const Cluster& cluster, state::Ledger& ledger, const 
   for (const auto& n : cluster.config().nodes)
     if (n.node_id == node_name) node = &n;
   if (!node) return Error(ErrorKind::not_found, "no node '" + node_name + "' in the nodes file");
+  if (!node->unusable.empty()) return Error(ErrorKind::config, node->unusable);
   const std::string given_hash = protocol::normalize_hash(inputs_hash);
   const std::string hash = !given_hash.empty() ? given_hash : (out.entry ? out.entry->inputs_hash : "");
   if (hash.empty()) return Error(ErrorKind::invalid_input, "--inputs-hash is required for a job the ledger does not know");

@@ -1,6 +1,7 @@
 // Local fallback: same steps, same engine, same receipts as a remote worker.
 #include "controller/local_runner.hpp"
 
+#include "protocol/errors.hpp"
 #include "protocol/job_record.hpp"
 #include "protocol/steps.hpp"
 #include "util/crypto.hpp"
@@ -19,16 +20,17 @@ json copy_artifacts(const json& artifacts, const fs::path& art_dir) {
   std::error_code ec;
   fs::create_directories(art_dir, ec);
   for (const auto& a : artifacts) {
-    if (!a.is_object() || !a.contains("name") || !a.contains("path")) continue;
-    const std::string name = a["name"].get<std::string>();
+    auto text = [&a](const char* key) { return protocol::string_field(a, key); };
+    if (!a.is_object() || text("name").empty() || text("path").empty()) continue;
+    const std::string name = text("name");
     const fs::path dest = util::resolve_within(art_dir, name);
     if (dest.empty()) continue;
     fs::path part = dest;
     part += ".part";
     fs::create_directories(dest.parent_path(), ec);
-    fs::copy_file(util::path_from_utf8(a["path"].get<std::string>()), part, fs::copy_options::overwrite_existing, ec);
+    fs::copy_file(util::path_from_utf8(text("path")), part, fs::copy_options::overwrite_existing, ec);
     auto sha = util::sha256_file_hex(part);
-    if (ec || !sha || *sha != a.value("sha256", "")) {
+    if (ec || !sha || text("sha256") != *sha) {
       fs::remove(part, ec);
       continue;
     }
@@ -77,19 +79,31 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
     return ledger.record(e);
   };
 
+  // A succeeded local result is answered again (never a failed one: only successes are cached),
+  // with its artifacts and log copied into this job's receipt folder; if they are gone, it runs.
   if (!req.force) {
     if (auto cached = util::read_file(cache, 16u << 20); cached) {
-      if (auto doc = protocol::parse_json(*cached); doc && doc->is_object()) {
+      auto doc = protocol::parse_json(*cached);
+      if (doc && doc->is_object() && (*doc)["status"] == protocol::status::kSucceeded && (*doc)["artifacts"].is_array() &&
+          (*doc)["local_log_path"].is_string()) {
         json receipt = *doc;
-        receipt["mode"] = "local_cached";
-        receipt["run_id"] = req.run_id;
-        receipt["job_id"] = req.job_id;
-        receipt["fallback_reason"] = reason;
-        receipt["cached_from"] = util::u8(cache);
-        if (auto st = util::write_file_atomic(receipt_path, protocol::dump_json(receipt, 2)); !st) return st.error();
-        if (auto st = record_ledger("local_cached", receipt); !st) return st.error();
-        return output_doc(req, "local_cached", receipt, receipt_path, true,
-                          reason + "; used local fallback: a cached local result (--force runs it again)");
+        const json rows = copy_artifacts(receipt["artifacts"], receipt_dir / "artifacts");
+        auto log = util::read_file(util::path_from_utf8(receipt["local_log_path"].get<std::string>()));
+        if (rows.size() == receipt["artifacts"].size() && log) {
+          if (auto st = util::write_file_atomic(receipt_dir / "worker.log", *log); !st) return st.error();
+          receipt["mode"] = "local_cached";
+          receipt["run_id"] = req.run_id;
+          receipt["job_id"] = req.job_id;
+          receipt["downloaded_artifacts"] = rows;
+          receipt["artifacts_dir"] = util::u8(receipt_dir / "artifacts");
+          receipt["log_path"] = util::u8(receipt_dir / "worker.log");
+          receipt["fallback_reason"] = reason;
+          receipt["cached_from"] = util::u8(cache);
+          if (auto st = util::write_file_atomic(receipt_path, protocol::dump_json(receipt, 2)); !st) return st.error();
+          if (auto st = record_ledger("local_cached", receipt); !st) return st.error();
+          return output_doc(req, "local_cached", receipt, receipt_path, true,
+                            reason + "; used local fallback: a cached local result (--force runs it again)");
+        }
       }
     }
   }
@@ -130,7 +144,7 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
                {"node_id", "local"},
                {"worker_id", r.worker_id},
                {"status", r.status},
-               {"job_status", r.status},
+               {"job_status", protocol::to_json(r)},
                {"exit_code", r.exit_code.value_or(0)},
                {"error_code", r.error_code},
                {"error_message", r.error_message},
@@ -143,9 +157,12 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
                {"artifacts_dir", util::u8(receipt_dir / "artifacts")},
                {"log_path", util::u8(receipt_dir / "worker.log")},
                {"fallback_reason", reason},
-               {"local_receipt_path", r.receipt_path}};
+               {"local_receipt_path", r.receipt_path},
+               {"local_log_path", r.log_path}};
   if (!protocol::is_terminal_status(r.status)) {
     receipt["status"] = "failed";
+    receipt["exit_code"] = 1;
+    receipt["error_code"] = protocol::codes::kTimeout;
     receipt["error_message"] = "local run did not finish within poll_timeout_sec";
   }
   if (auto st = util::write_file_atomic(receipt_path, protocol::dump_json(receipt, 2)); !st) return st.error();
@@ -157,9 +174,9 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
   // when the local run failed.
   std::string message = reason + "; used local fallback";
   if (receipt["status"] != protocol::status::kSucceeded) {
-    const std::string code = r.error_code.empty() ? "LOCAL_FAILED" : r.error_code;
-    const std::string text = receipt.value("error_message", r.message);
-    message = code + ": " + (text.empty() ? r.message : text) + " (" + message + ")";
+    const std::string code = receipt["error_code"].get<std::string>();
+    const std::string text = receipt["error_message"].get<std::string>();
+    message = (code.empty() ? "FAILED" : code) + ": " + (text.empty() ? r.message : text) + " (" + message + ")";
   }
   return output_doc(req, "local", receipt, receipt_path, admitted->idempotent, message);
 }

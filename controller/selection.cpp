@@ -19,11 +19,6 @@ bool flag(const json& caps, const char* key) {
   return it != caps.end() && it->is_boolean() && it->get<bool>();
 }
 
-std::string text(const json& caps, const char* key) {
-  const auto it = caps.find(key);
-  return (it != caps.end() && it->is_string()) ? it->get<std::string>() : std::string();
-}
-
 double number_or(const json& caps, const char* key, double fallback) {
   const auto it = caps.find(key);
   return (it != caps.end() && it->is_number()) ? it->get<double>() : fallback;
@@ -68,8 +63,8 @@ Result<Requirements> parse_requirements(const json& j) {
       if (key == "gpu_required") r.gpu_required = *b;
       else r.davinci_available = *b;
     } else {
-      r.warnings.push_back("requirements: unknown key '" + key +
-                           "' ignored (known: os_in, min_ram_gb, min_vram_gb, gpu_required, davinci_available)");
+      // Stricter than the Python controller on purpose: a misspelt key would match every worker.
+      return bad("unknown key '" + key + "' (known: os_in, min_ram_gb, min_vram_gb, gpu_required, davinci_available)");
     }
   }
   return r;
@@ -81,7 +76,7 @@ std::string unmet_reason(const json& caps, const Requirements& req, const std::s
     if (std::find(it->begin(), it->end(), json(step)) == it->end()) return "does not run " + step;
   }
   if (!req.os_in.empty()) {
-    const std::string os = util::ascii_lower(text(caps, "os"));
+    const std::string os = util::ascii_lower(protocol::string_field(caps, "os"));
     if (std::find(req.os_in.begin(), req.os_in.end(), os) == req.os_in.end()) return "os " + os + " not in os_in";
   }
   if (req.min_ram_gb && number_or(caps, "ram_gb", 0) < *req.min_ram_gb)
@@ -89,7 +84,7 @@ std::string unmet_reason(const json& caps, const Requirements& req, const std::s
   if (req.min_vram_gb && number_or(caps, "vram_gb", 0) < *req.min_vram_gb)
     return fmt::format("vram_gb {} < {}", number_or(caps, "vram_gb", 0), *req.min_vram_gb);
   if (req.gpu_required) {
-    const bool gpu = flag(caps, "gpu") || !text(caps, "gpu_model").empty();
+    const bool gpu = flag(caps, "gpu") || !protocol::string_field(caps, "gpu_model").empty();
     if (!gpu) return "no GPU";
   }
   if (req.davinci_available) {

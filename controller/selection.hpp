@@ -17,12 +17,12 @@ struct Requirements {
   std::optional<double> min_ram_gb, min_vram_gb;
   bool gpu_required = false;
   std::optional<bool> davinci_available;
-  std::vector<std::string> warnings;  // values interpreted and keys ignored, for stderr
+  std::vector<std::string> warnings;  // values interpreted, for stderr
 };
 
 // Reads a requirements object as the Python controller does: numeric strings are numbers,
-// "true"/"false"/0/1 are booleans (with a warning), unknown keys are ignored (with a warning, since
-// a typo matches every worker). Error (invalid_input) naming a field that cannot be read.
+// "true"/"false"/0/1 are booleans (with a warning). Error (invalid_input) naming a field that
+// cannot be read, or an unknown key (stricter on purpose: a typo must not match every worker).
 Result<Requirements> parse_requirements(const json& j);
 
 // Empty when caps meet the requirements and the worker can run step (when it lists

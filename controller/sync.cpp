@@ -10,11 +10,20 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The worker's RECORD as scripts read it: every field of the contract present and none null (an
+// older worker of ours wrote null for unset ones), anything else it sent kept as sent.
+json record_without_nulls(const json& record) {
+  json out = record.is_object() ? record : json::object();
+  const json complete = protocol::to_json(protocol::job_record_from_json(record));
+  for (const auto& [key, value] : complete.items())
+    if (!out.contains(key) || out[key].is_null()) out[key] = value;
+  return out;
+}
+
 std::string artifact_name(const json& a) {
-  if (a.contains("name") && a["name"].is_string()) return a["name"].get<std::string>();
-  if (a.contains("path") && a["path"].is_string()) {
-    // Older workers list only absolute paths, with either separator.
-    const std::string p = a["path"].get<std::string>();
+  if (std::string name = protocol::string_field(a, "name"); !name.empty()) return name;
+  if (const std::string p = protocol::string_field(a, "path"); !p.empty()) {
+    // Python workers list only absolute paths, with either separator.
     const auto cut = p.find_last_of("/\\");
     return cut == std::string::npos ? p : p.substr(cut + 1);
   }
@@ -31,7 +40,7 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
   } else {
     auto st = client.job_status(job.run_id, job.remote_job_id, job.inputs_hash);
     if (!st) return st.error();
-    record = st->value("job", json::object());
+    record = st->is_object() ? st->value("job", json::object()) : json::object();
   }
   const auto rec = protocol::job_record_from_json(record);
 
@@ -64,7 +73,7 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
   for (const auto& a : job.artifact_download ? artifacts : json::array()) {
     if (!a.is_object()) continue;
     const std::string name = artifact_name(a);
-    const std::string expected = a.value("sha256", "");
+    const std::string expected = protocol::string_field(a, "sha256");
     // A hostile worker must not make us write outside the receipt folder.
     const fs::path dest = util::resolve_within(art_dir, name);
     if (name.empty() || dest.empty()) {
@@ -114,7 +123,7 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
                  {"status", rec.status},
                  {"exit_code", rec.exit_code.value_or(0)},
                  {"finished_at", rec.finished_at.value_or("")},
-                 {"job_status", record},
+                 {"job_status", record_without_nulls(record)},
                  {"artifacts", artifacts},
                  {"downloaded_artifacts", downloaded},
                  {"artifacts_dir", util::u8(art_dir)},

@@ -12,12 +12,7 @@ namespace {
 
 using util::trim;
 
-std::string field(const json& body, const char* name) {
-  if (!body.is_object()) return {};
-  const auto it = body.find(name);
-  if (it == body.end() || !it->is_string()) return {};
-  return trim(it->get_ref<const std::string&>());
-}
+std::string field(const json& body, const char* name) { return trim(string_field(body, name)); }
 
 }  // namespace
 

@@ -1,6 +1,7 @@
 // Id validation and the id -> folder name mapping.
 #include "protocol/ids.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include "util/crypto.hpp"
@@ -71,7 +72,11 @@ Result<std::string> normalize_id(std::string_view raw, std::string_view field) {
 }
 
 std::string id_folder_name(std::string_view id) {
-  if (util::is_safe_component(id) && id.back() != '.' && !is_windows_device_name(id)) return std::string(id);
+  // Capitals are left out of plain names: Windows and macOS fold case, so "Job1" and "job1" would
+  // share a folder there.
+  const bool has_capital = std::any_of(id.begin(), id.end(), [](char c) { return c >= 'A' && c <= 'Z'; });
+  if (util::is_safe_component(id) && !has_capital && id.back() != '.' && !is_windows_device_name(id))
+    return std::string(id);
   std::string safe;
   for (const char c : id) {
     if (safe.size() == 48) break;

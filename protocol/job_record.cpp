@@ -7,11 +7,6 @@ namespace {
 // Unset text is "" on the wire, never null: the Python clients write str(record.get(key, "")).
 json optional_text(const std::optional<std::string>& v) { return v ? json(*v) : json(""); }
 
-std::string text(const json& j, const char* key) {
-  const auto it = j.find(key);
-  return (it != j.end() && it->is_string()) ? it->get<std::string>() : std::string();
-}
-
 std::optional<std::string> optional_text_from(const json& j, const char* key) {
   const auto it = j.find(key);
   if (it == j.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) return std::nullopt;
@@ -51,27 +46,27 @@ json to_json(const JobRecord& r) {
 JobRecord job_record_from_json(const json& j) {
   JobRecord r;
   if (!j.is_object()) return r;
-  r.run_id = text(j, "run_id");
-  r.job_id = text(j, "job_id");
-  r.step_name = text(j, "step_name");
-  r.inputs_hash = text(j, "inputs_hash");
-  r.status = text(j, "status");
+  r.run_id = string_field(j, "run_id");
+  r.job_id = string_field(j, "job_id");
+  r.step_name = string_field(j, "step_name");
+  r.inputs_hash = string_field(j, "inputs_hash");
+  r.status = string_field(j, "status");
   if (j.contains("progress") && j["progress"].is_number()) r.progress = j["progress"].get<double>();
-  r.message = text(j, "message");
-  r.created_at = text(j, "created_at");
+  r.message = string_field(j, "message");
+  r.created_at = string_field(j, "created_at");
   r.started_at = optional_text_from(j, "started_at");
   r.finished_at = optional_text_from(j, "finished_at");
   if (j.contains("exit_code") && j["exit_code"].is_number_integer()) r.exit_code = j["exit_code"].get<int>();
   if (j.contains("metrics") && j["metrics"].is_object()) r.metrics = j["metrics"];
   if (j.contains("artifacts") && j["artifacts"].is_array()) r.artifacts = j["artifacts"];
-  r.error_code = text(j, "error_code");
-  r.error_message = text(j, "error_message");
+  r.error_code = string_field(j, "error_code");
+  r.error_message = string_field(j, "error_message");
   const auto idem = j.find("idempotent");
   r.idempotent = idem != j.end() && idem->is_boolean() && idem->get<bool>();
-  r.cached_job_id = text(j, "cached_job_id");
-  r.worker_id = text(j, "worker_id");
-  r.log_path = text(j, "log_path");
-  r.receipt_path = text(j, "receipt_path");
+  r.cached_job_id = string_field(j, "cached_job_id");
+  r.worker_id = string_field(j, "worker_id");
+  r.log_path = string_field(j, "log_path");
+  r.receipt_path = string_field(j, "receipt_path");
   return r;
 }
 

@@ -208,4 +208,10 @@ std::string canonical_json(const json& value) {
 
 std::string inputs_hash(const json& payload) { return util::sha256_hex(canonical_json(payload)); }
 
+std::string string_field(const json& j, std::string_view key) {
+  if (!j.is_object()) return {};
+  const auto it = j.find(key);
+  return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 }  // namespace rayvault::protocol

@@ -37,6 +37,10 @@ std::string dump_json(const json& value, int indent = -1);
 // or an exponent ("1.0", "1e-05", "1e+16"), "nan"/"inf" spelled as json.dumps writes them.
 std::string python_float_repr(double v);
 
+// The text at j[key]; "" when j is not an object, or key is absent or not a string. For reading
+// peers' documents, whose fields may be missing or of any type.
+std::string string_field(const json& j, std::string_view key);
+
 // Lowercase hex SHA-256 of the canonical JSON of a payload: the wire's inputs_hash.
 std::string inputs_hash(const json& payload);
 

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <set>
 
-#include "protocol/ids.hpp"
 #include "protocol/json.hpp"
 #include "util/files.hpp"
 #include "util/strings.hpp"
@@ -118,29 +117,34 @@ std::optional<NodeEntry> read_node(const json& n, std::size_t index, std::vector
   };
   if (!n.is_object()) return skip("is not an object");
   NodeEntry node;
+  // node_id and host are required: an entry without them (or with ones that are not text) is
+  // skipped, as the Python controller skips it.
   {
     FieldReader id(n, name + ".", warnings);
     id.text("node_id", node.node_id);
-    if (!id.error().empty()) return skip(id.error());
+    node.node_id = util::trim(node.node_id);
+    if (node.node_id.empty()) return skip("has no node_id");
+    name += " ('" + node.node_id + "')";
+    id.text("host", node.host);
+    node.host = util::trim(node.host);
+    if (node.host.empty()) return skip("has no host");
   }
-  node.node_id = util::trim(node.node_id);
-  if (node.node_id.empty()) return skip("has no node_id");
-  name += " ('" + node.node_id + "')";
+  // Anything else that cannot be used keeps the node listed, and unusable, with the reason.
   FieldReader f(n, name + ".", warnings);
-  f.text("host", node.host);
   double port = node.port;
   f.number("port", port);
   f.text("role", node.role);
   f.boolean("enabled", node.enabled);
   f.positive("timeout_sec", node.timeout_sec);
-  if (!f.error().empty()) return skip(f.error());
-  node.host = util::trim(node.host);
   node.role = util::ascii_lower(util::trim(node.role));
-  if (auto id = protocol::normalize_id(node.node_id, "node_id"); !id) return skip(id.error().message);
-  if (node.host.empty()) return skip("has no host");
-  if (!valid_host(node.host)) return skip("host must be a host name or address (no scheme, path or spaces)");
-  if (port != std::floor(port) || port < 1 || port > 65535) return skip("port must be an integer in 1..65535");
-  node.port = static_cast<int>(port);
+  if (!f.error().empty()) node.unusable = f.error();
+  else if (!valid_host(node.host)) node.unusable = "host must be a host name or address (no scheme, path or spaces)";
+  else if (port != std::floor(port) || port < 1 || port > 65535) node.unusable = "port must be an integer in 1..65535";
+  else node.port = static_cast<int>(port);
+  if (!node.unusable.empty()) {
+    node.unusable = "nodes.json: " + name + " " + node.unusable;
+    warnings.push_back(node.unusable + "; the node is listed but not contacted");
+  }
   if (const auto t = n.find("tags"); t != n.end() && !t->is_null()) {
     const json list = t->is_array() ? *t : json::array({*t});
     for (const auto& tag : list) {

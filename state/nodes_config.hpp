@@ -19,6 +19,7 @@ struct NodeEntry {
   bool enabled = true;
   double timeout_sec = 20.0;
   std::vector<std::string> tags;
+  std::string unusable;  // why nodes.json's entry cannot be contacted as written ("" when it can)
 
   // Only enabled nodes with role "worker" take jobs.
   bool takes_jobs() const { return enabled && role == "worker"; }
@@ -43,10 +44,11 @@ struct NodesConfig {
 
 // Parses nodes.json text, accepting every file the Python controller accepts: a numeric string is
 // a number, "true"/"false"/0/1 are booleans, node_id and host are trimmed, a non-positive timeout
-// keeps its default. A nodes[] entry that cannot be used (not an object; no node_id or host; an
-// id the contract refuses; a repeated node_id; a host with a scheme, path or spaces; a port
-// outside 1..65535; a field of an unusable type) is skipped. Each of these is said in `warnings`.
-// Error (config) only when the text is not a JSON object or a top-level field is unusable.
+// keeps its default. A nodes[] entry that is not an object, has no node_id or host, or repeats a
+// node_id is skipped. An entry whose host has a scheme, path or spaces, whose port is outside
+// 1..65535, or one of whose fields has an unusable type is kept with `unusable` set, so it shows
+// as failing rather than vanishing. Each of these is said in `warnings`. Error (config) only when
+// the text is not a JSON object or a top-level field is unusable.
 Result<NodesConfig> parse_nodes_config(std::string_view text);
 
 // Reads and parses a nodes.json file (at most 1 MiB). Error (config) when missing or invalid.

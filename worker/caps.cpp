@@ -1,11 +1,13 @@
 // Capability detection over the platform layer's system facts and the installed tools.
 #include "worker/caps.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 
 #include "platform/process.hpp"
 #include "platform/system_info.hpp"
+#include "protocol/steps.hpp"
 #include "util/strings.hpp"
 
 namespace rayvault::worker {
@@ -50,9 +52,13 @@ std::pair<std::string, double> parse_nvidia_smi(const std::string& csv) {
   return {"", 0.0};
 }
 
-std::string default_tts_provider() {
+std::string default_tts_provider(const std::vector<std::string>& supported_steps) {
   const std::string configured = util::ascii_lower(trim(platform::getenv_string("TTS_PROVIDER")));
-  return configured.empty() ? std::string(kDefaultTtsProvider) : configured;
+  if (configured == "moss") return "moss_tts";
+  if (!configured.empty()) return configured;
+  const bool tts = std::find(supported_steps.begin(), supported_steps.end(), protocol::steps::kTtsRenderChunks) !=
+                   supported_steps.end();
+  return tts ? std::string(kDefaultTtsProvider) : "none";
 }
 
 json detect_caps(const CapsInputs& inputs) {
@@ -92,7 +98,7 @@ json detect_caps(const CapsInputs& inputs) {
       {"ffprobe", has_ffprobe},
       {"openclaw_available", has_openclaw},
       {"gpu", !gpu_model.empty()},
-      {"tts_provider", default_tts_provider()},
+      {"tts_provider", default_tts_provider(inputs.supported_steps)},
       {"ui_session_active", platform::ui_session_active()},
       // Extensions.
       {"hostname", platform::hostname()},

@@ -23,10 +23,11 @@ struct CapsInputs {
   std::vector<std::string> protocol_features;
 };
 
-// The TTS provider of a job that names none: TTS_PROVIDER (lower-cased), else this worker's
-// default, espeak-ng (the Python nodes default to mock).
+// The TTS provider a job that names none gets: TTS_PROVIDER by its canonical name (lower-cased;
+// "moss" is "moss_tts"), else this worker's default, espeak-ng, when it runs TTS_RENDER_CHUNKS,
+// else "none" (the Python nodes default to mock).
 inline constexpr std::string_view kDefaultTtsProvider = "espeak-ng";
-std::string default_tts_provider();
+std::string default_tts_provider(const std::vector<std::string>& supported_steps);
 
 // Runs the probes (nvidia-smi, ffmpeg -version, python3 --version, ...) and returns the caps
 // object: the eight normalized keys, the compatibility keys and our extensions.

@@ -1,6 +1,9 @@
 // Engine: admission, the slot pool, the life of one job, and its receipt.
 #include "worker/engine.hpp"
 
+#include <cctype>
+#include <cmath>
+
 #include "protocol/errors.hpp"
 #include "protocol/ids.hpp"
 #include "protocol/steps.hpp"
@@ -237,8 +240,13 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
                     std::string(protocol::codes::kStepUnsupported));
   } else {
     std::chrono::seconds timeout = config_.job_timeout;
-    if (const auto t = job.payload.find("timeout_sec"); t != job.payload.end() && t->is_number() && t->get<double>() > 0)
-      timeout = std::min(timeout, std::chrono::seconds(static_cast<long long>(t->get<double>() + 0.999)));
+    // payload.timeout_sec may only lower the worker's limit; compared as a double first, so a
+    // huge value cannot overflow the conversion.
+    if (const auto t = job.payload.find("timeout_sec"); t != job.payload.end() && t->is_number()) {
+      const double asked = t->get<double>();
+      if (asked > 0 && asked < static_cast<double>(config_.job_timeout.count()))
+        timeout = std::chrono::seconds(static_cast<long long>(std::ceil(asked)));
+    }
     std::size_t lines = 0;
     StepContext ctx{r.run_id, job_id, r.step_name, job.payload, staging, *dir, workspace_root(), timeout, &cancel,
                     [&](LogLevel level, std::string_view event, std::string_view message) {

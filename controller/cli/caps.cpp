@@ -9,6 +9,7 @@ namespace rayvault::controller::cli {
 namespace {
 
 json probe(const Cluster& cluster, const state::NodeEntry& node, const std::string& run_id) {
+  if (!node.unusable.empty()) return {{"node_id", node.node_id}, {"ok", false}, {"error", node.unusable}};
   auto client = cluster.client_for(node);
   auto res = client.caps(run_id, node.node_id);
   // A v0.5 worker rejects the envelope form as unprocessable; only then is its own form tried.

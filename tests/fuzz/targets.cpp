@@ -7,6 +7,7 @@
 #include "protocol/legacy.hpp"
 #include "protocol/steps.hpp"
 #include "state/nodes_config.hpp"
+#include "util/strings.hpp"
 #include "util/files.hpp"
 
 namespace rayvault::fuzz {
@@ -29,10 +30,14 @@ bool json_target(const std::uint8_t* data, std::size_t size) {
 bool nodes_config_target(const std::uint8_t* data, std::size_t size) {
   auto cfg = state::parse_nodes_config(view(data, size));
   if (!cfg) return cfg.error().kind == ErrorKind::config && cfg.error().message.rfind("nodes.json: ", 0) == 0;
+  // Every listed node has an id and a host; one that is usable has a valid port; timeouts are
+  // positive; every warning names nodes.json.
   for (const auto& n : cfg->nodes) {
-    if (!util::is_safe_component(n.node_id) || n.host.empty() || n.port < 1 || n.port > 65535 || !(n.timeout_sec > 0))
-      return false;
+    if (n.node_id.empty() || n.node_id != util::trim(n.node_id) || n.host.empty() || !(n.timeout_sec > 0)) return false;
+    if (n.unusable.empty() && (n.port < 1 || n.port > 65535)) return false;
   }
+  for (const auto& w : cfg->warnings)
+    if (w.rfind("nodes.json: ", 0) != 0) return false;
   return true;
 }
 

@@ -46,6 +46,9 @@ json run_job(const WorkerProcess& w, const std::string& run, const std::string& 
   return poll_job(w.port(), run, job, protocol::inputs_hash(payload), terminal);
 }
 
+// A loopback port where nothing listens (port 1 needs root to bind, and nothing here binds it).
+constexpr int kDeadPort = 1;
+
 std::vector<std::string> submit_args(const std::string& run, const std::string& job, const std::string& step,
                                      const json& payload, std::vector<std::string> more = {}) {
   std::vector<std::string> a{"submit", "--run-id", run, "--job-id", job, "--step-name", step, "--payload-json", payload.dump()};
@@ -81,6 +84,29 @@ TEST_CASE("drop-in 1: a Python worker's succeeded job is ok without artifact byt
   CHECK(s.doc["ok"] == true);
   CHECK(s.doc["receipt"]["downloaded_artifacts"] == json::array());
   CHECK(py.artifact_byte_requests() == 0);
+}
+
+// Item 2 and item 9 from the controller's side: a peer that writes null (our worker 2.0.0 did) or
+// a hostile artifact row still gives a receipt without null in its RECORD, and no crash.
+TEST_CASE("drop-in 2: a peer's nulls and a malformed artifact row") {
+  TempDir t;
+  PythonWorkerStandIn old("old-worker", "", PythonWorkerStandIn::Flavor::older_rayvault);
+  write_nodes(t.path, {{"old", old.port()}});
+  const auto r = run_controller(t.path, submit_args("run1", "probe1", "FFMPEG_PROBE", {{"media_path", "/srv/media/a.mp4"}}));
+  CHECK(r.exit_code == 2);  // an artifact could not be verified: reported, not a crash
+  CHECK(r.doc["status"] == "succeeded");
+  CHECK(r.doc["message"].get<std::string>().find("artifact(s) failed to download or verify") != std::string::npos);
+  const json rc = read_json(t.path / "state/cluster/receipts/run1/probe1/job_receipt.json");
+  for (const auto& [key, value] : rc["job_status"].items()) CHECK_MESSAGE(!value.is_null(), key);
+  CHECK(rc["job_status"]["error_code"] == "");
+  CHECK(rc["job_status"]["started_at"].is_string());
+  CHECK(rc["exit_code"] == 0);
+  REQUIRE(rc["downloaded_artifacts"].size() == 2);
+  for (const auto& row : rc["downloaded_artifacts"]) {
+    CHECK(row["local_path"] == "");
+    CHECK(row["error"].is_string());
+  }
+  CHECK(old.artifact_byte_requests() == 2);
 }
 
 // Item 2: the receipt keeps the Python controller's shape, remote and local.
@@ -134,12 +160,30 @@ TEST_CASE("drop-in 2: job_receipt.json in the Python controller's shape") {
     const json lr = read_json(ldir / "job_receipt.json");
     CHECK(lr["mode"] == "local");
     CHECK(lr["step_name"] == "FFMPEG_PROBE");
+    REQUIRE(lr["job_status"].is_object());  // the RECORD, as in a remote receipt
+    CHECK(lr["job_status"]["status"] == "succeeded");
+    CHECK(lr["job_status"]["metrics"] == lr["metrics"]);
     CHECK(lr["log_path"] == (ldir / "worker.log").string());
     CHECK(util::read_file(ldir / "worker.log")->find("job_succeeded") != std::string::npos);
     CHECK(lr["metrics"]["media_path"] == video.string());
     CHECK(lr["duration_ms"].is_number_integer());
     CHECK(lr["downloaded_artifacts"][0]["local_path"] == (ldir / "artifacts/ffprobe.json").string());
     CHECK_FALSE(has_null(lr));
+
+    // Cached: the receipt names this job's own folder, which holds the log and the artifacts.
+    const auto c = run_controller(t.path, submit_args("run1", "probe3", "FFMPEG_PROBE",
+                                                      {{"media_path", video.string()}, {"note", "local"}}));
+    REQUIRE(c.exit_code == 0);
+    CHECK(c.doc["mode"] == "local_cached");
+    const fs::path cdir = t.path / "state/cluster/receipts/run1/probe3";
+    const json cr = read_json(cdir / "job_receipt.json");
+    CHECK(cr["log_path"] == (cdir / "worker.log").string());
+    CHECK(cr["artifacts_dir"] == (cdir / "artifacts").string());
+    CHECK(cr["downloaded_artifacts"][0]["local_path"] == (cdir / "artifacts/ffprobe.json").string());
+    CHECK(sha256_of(cdir / "artifacts/ffprobe.json") == sha256_of(ldir / "artifacts/ffprobe.json"));
+    const auto logs = run_controller(t.path, {"logs", "--run-id", "run1", "--job-id", "probe3"});
+    CHECK(logs.exit_code == 0);
+    CHECK(logs.doc["lines"].size() >= 3);
   }
 }
 
@@ -213,10 +257,15 @@ TEST_CASE("drop-in 5: a lenient nodes.json is accepted - what is not a JSON obje
   write_nodes_file(t.path, R"({"controller":{"poll_interval_sec":"0.2"},"nodes":[)"
                            R"({"node_id":"  w1 ","host":" 127.0.0.1 ","port":")" + p + R"(","enabled":"true"},)"
                            R"("not an object",{"node_id":"nohost"},{"host":"127.0.0.1"},)"
-                           R"({"node_id":"off","host":"127.0.0.1","port":)" + p + R"(,"enabled":0}]})");
+                           R"({"node_id":"off","host":"127.0.0.1","port":)" + p + R"(,"enabled":0},)"
+                           R"({"node_id":"typo","host":"127.0.0.1","port":"87 87"}]})");
   const auto h = run_controller(t.path, {"health"});
   CHECK(h.exit_code == 0);
-  REQUIRE(h.doc["workers"].size() == 1);
+  REQUIRE(h.doc["workers"].size() == 2);
+  // A node whose entry cannot be used is listed as failing, with the reason, not dropped.
+  CHECK(h.doc["workers"][1]["node_id"] == "typo");
+  CHECK(h.doc["workers"][1]["ok"] == false);
+  CHECK(h.doc["workers"][1]["error"] == "nodes.json: nodes[5] ('typo') port must be a number");
   CHECK(h.doc["workers"][0]["node_id"] == "w1");
   CHECK(h.doc["workers"][0]["host"] == "127.0.0.1");
   CHECK(h.doc["workers"][0]["port"] == w.port());
@@ -225,7 +274,8 @@ TEST_CASE("drop-in 5: a lenient nodes.json is accepted - what is not a JSON obje
                               "warning: nodes.json: nodes[1] is not an object; skipped",
                               "warning: nodes.json: nodes[2] ('nohost') has no host; skipped",
                               "warning: nodes.json: nodes[3] has no node_id; skipped",
-                              "warning: nodes.json: nodes[4] ('off').enabled is 0, read as false"})
+                              "warning: nodes.json: nodes[4] ('off').enabled is 0, read as false",
+                              "warning: nodes.json: nodes[5] ('typo') port must be a number; the node is listed but not contacted"})
     CHECK_MESSAGE(h.err.find(warning) != std::string::npos, warning << "\nstderr: " << h.err);
 
   const auto video = make_video(t.path, 1);
@@ -319,25 +369,25 @@ TEST_CASE("drop-in 7: node faults move the job to the next node and then local")
 // Item 8: a succeeded local result is reused, a failed one never is.
 TEST_CASE("drop-in 8: local fallback reuses success but never failure - with the Python phrases") {
   TempDir t;
-  int dead_port = 0;
-  {
-    WorkerProcess gone(t.path, "gone");
-    dead_port = gone.port();
-  }
-  write_nodes(t.path, {{"dead", dead_port}});
+  write_nodes(t.path, {{"dead", kDeadPort}});
+  // A file that is no media: ffprobe's verdict, COMMAND_FAILED, which is not a node fault, so
+  // only the controller's own rule can make the next submission run again.
   const fs::path media = t.path / "later.mp4";
+  REQUIRE(util::write_file_atomic(media, "not a video yet").ok());
   const json payload{{"media_path", media.string()}};
 
   const auto first = run_controller(t.path, submit_args("r", "j", "FFMPEG_PROBE", payload));
   CHECK(first.exit_code == 2);
   CHECK(first.doc["mode"] == "local");
-  CHECK(first.doc["message"].get<std::string>().rfind("INVALID_INPUT: ", 0) == 0);
+  CHECK(first.doc["status"] == "failed");
+  CHECK(first.doc["message"].get<std::string>().rfind("COMMAND_FAILED: ffprobe exited with code", 0) == 0);
   CHECK(first.doc["message"].get<std::string>().find("No worker satisfies requirements (dead: cannot reach") !=
         std::string::npos);
+  CHECK_FALSE(fs::exists(t.path / "state/cluster/local_cache"));
 
-  // The input is fixed (the file now exists): the same submission runs again.
+  // The input is fixed (the file is a video now): the same submission runs again.
   const fs::path video = make_video(t.path, 1);
-  fs::copy_file(video, media);
+  fs::copy_file(video, media, fs::copy_options::overwrite_existing);
   const auto second = run_controller(t.path, submit_args("r", "j", "FFMPEG_PROBE", payload));
   CHECK(second.exit_code == 0);
   CHECK(second.doc["mode"] == "local");
@@ -415,9 +465,12 @@ TEST_CASE("drop-in 10: caps platform and tts_provider") {
   WorkerProcess plain(t.path, "plain");
   const json caps = http_get(plain.port(), "/health").json_body()["caps"];
   CHECK(caps["platform"] == "linux");
-  CHECK(caps["tts_provider"] == "espeak-ng");
+  // No provider configured, and this build runs no TTS step yet (STEP_UNSUPPORTED): none.
+  CHECK(caps["tts_provider"] == "none");
   WorkerProcess configured(t.path, "eleven", WorkerOptions{"s3cret", "", {}, {{"TTS_PROVIDER", " ElevenLabs "}}});
   CHECK(http_get(configured.port(), "/health").json_body()["caps"]["tts_provider"] == "elevenlabs");
+  WorkerProcess moss(t.path, "moss", WorkerOptions{"s3cret", "", {}, {{"TTS_PROVIDER", "MOSS"}}});
+  CHECK(http_get(moss.port(), "/health").json_body()["caps"]["tts_provider"] == "moss_tts");
 }
 
 // Item 11: the worker trims as the Python worker does.
@@ -536,8 +589,14 @@ TEST_CASE("drop-in 14: ids with spaces and colons and non-ASCII get folders deri
   CHECK(fs::exists(w.root() / "jobs" / protocol::id_folder_name("take 1; Stra\xC3\x9F" "e") / "job_receipt.json"));
 
   const std::string long_ok(128, 'x');
-  CHECK(http_post(w.port(), "/job", job_body("r", long_ok, "FFMPEG_PROBE", {{"media_path", video.string()}, {"n", 3}}).dump())
-            .status == 200);
+  CHECK(run_job(w, "r", long_ok, "FFMPEG_PROBE", {{"media_path", video.string()}, {"n", 3}})["status"] == "succeeded");
+  // Ids that differ only in case get folders that differ in more than case (Windows and macOS
+  // fold case).
+  CHECK(run_job(w, "r", "Take5", "FFMPEG_PROBE", {{"media_path", video.string()}, {"n", 5}})["status"] == "succeeded");
+  CHECK(run_job(w, "r", "take5", "FFMPEG_PROBE", {{"media_path", video.string()}, {"n", 6}})["status"] == "succeeded");
+  CHECK(util::ascii_lower(protocol::id_folder_name("Take5")) != "take5");
+  CHECK(fs::exists(w.root() / "jobs" / protocol::id_folder_name("Take5") / "job_receipt.json"));
+  CHECK(fs::exists(w.root() / "jobs/take5/job_receipt.json"));
   for (const std::string bad : {std::string("a/b"), std::string("a\\b"), std::string("."), std::string(".."),
                                 std::string("tab\there"), std::string("nul\x01"), std::string(129, 'x')}) {
     const auto r = http_post(w.port(), "/job", job_body("r", bad, "FFMPEG_PROBE", {{"media_path", "/x"}, {"b", bad}}).dump());
@@ -546,7 +605,7 @@ TEST_CASE("drop-in 14: ids with spaces and colons and non-ASCII get folders deri
   }
   std::size_t entries = 0;
   for ([[maybe_unused]] const auto& e : fs::directory_iterator(w.root() / "jobs")) ++entries;
-  CHECK(entries == 3);  // the two takes and the 128-character id, nothing else
+  CHECK(entries == 5);  // the two takes, the 128-character id, Take5 and take5; nothing else
 
   SUBCASE("through the controller, receipts in folders derived the same way") {
     write_nodes(t.path, {{"w1", w.port()}});

@@ -205,7 +205,8 @@ json poll_job(int port, const std::string& run_id, const std::string& job_id, co
 }
 
 struct PythonWorkerStandIn::Impl {
-  std::string worker_id, fail_code, secret;
+  std::string worker_id, fail_code, secret = "s3cret";
+  Flavor flavor = Flavor::python;
   httplib::Server server;
   std::thread thread;
   int port = 0;
@@ -265,21 +266,26 @@ struct PythonWorkerStandIn::Impl {
                                    {"sha256", util::sha256_hex(bytes)},
                                    {"size_bytes", bytes.size()}}});
     r["metrics"] = {{"media_path", "/srv/media/a.mp4"}};
+    if (flavor == Flavor::older_rayvault) {
+      r["artifacts"].push_back({{"path", "/srv/rayvault/x.bin"}, {"name", "x.bin"}, {"sha256", nullptr}, {"size_bytes", 1}});
+      for (const char* key : {"error_code", "error_message", "cached_job_id"}) r[key] = nullptr;
+    }
   }
 };
 
-PythonWorkerStandIn::PythonWorkerStandIn(std::string worker_id, std::string fail_code, std::string secret)
+PythonWorkerStandIn::PythonWorkerStandIn(std::string worker_id, std::string fail_code, Flavor flavor)
     : impl_(std::make_unique<Impl>()) {
   Impl* self = impl_.get();
   self->worker_id = std::move(worker_id);
   self->fail_code = std::move(fail_code);
-  self->secret = std::move(secret);
+  self->flavor = flavor;
   auto& s = self->server;
   s.Get("/health", [self](const httplib::Request&, httplib::Response& res) {
-    const json caps{{"os", "linux"}, {"cpu", "stand-in"}, {"ram_gb", 15.5}, {"gpu_model", ""}, {"vram_gb", 0.0},
-                    {"python_version", "3.11.7"}, {"ffmpeg_version", "ffmpeg version 5.1"}, {"davinci_available", false},
-                    {"platform", "linux"}, {"python", "3.11.7"}, {"ffmpeg", true}, {"ffprobe", true},
-                    {"openclaw_available", false}, {"gpu", false}, {"tts_provider", "mock"}, {"ui_session_active", false}};
+    json caps{{"os", "linux"}, {"cpu", "stand-in"}, {"ram_gb", 15.5}, {"gpu_model", ""}, {"vram_gb", 0.0},
+              {"python_version", "3.11.7"}, {"ffmpeg_version", "ffmpeg version 5.1"}, {"davinci_available", false},
+              {"platform", "linux"}, {"python", "3.11.7"}, {"ffmpeg", true}, {"ffprobe", true},
+              {"openclaw_available", false}, {"gpu", false}, {"tts_provider", "mock"}, {"ui_session_active", false}};
+    if (self->flavor == Flavor::older_rayvault) caps["protocol_features"] = {"wire_v1", "artifact_download"};
     res.set_content(json{{"ok", true}, {"version", "1.1.0"}, {"worker_id", self->worker_id},
                          {"time", util::format_utc(std::chrono::system_clock::now())}, {"queue_depth", 0}, {"caps", caps}}
                         .dump(),
@@ -303,6 +309,9 @@ PythonWorkerStandIn::PythonWorkerStandIn(std::string worker_id, std::string fail
                 {"error_code", ""}, {"error_message", ""}, {"idempotent", false}, {"cached_job_id", ""},
                 {"worker_id", self->worker_id}, {"log_path", "/srv/rayvault/jobs/" + env.job_id + "/worker.log"},
                 {"receipt_path", "/srv/rayvault/jobs/" + env.job_id + "/job_receipt.json"}};
+    if (self->flavor == Flavor::older_rayvault)
+      for (const char* key : {"started_at", "finished_at", "exit_code", "error_code", "error_message", "cached_job_id"})
+        record[key] = nullptr;
     self->jobs[env.job_id] = record;
     res.set_content(json{{"ok", true}, {"idempotent", false}, {"job", record}}.dump(), "application/json");
   });

@@ -112,9 +112,13 @@ std::string sha256_of(const fs::path& file);
 // are "", caps without protocol_features, and no artifact bytes (GET /job/{id}/artifacts/{name} is
 // 404, as on a Python node). A job answers `queued`, then `running`, then `succeeded` with one
 // listed artifact, or `failed` with `fail_code` (exit_code 2) when one is given.
+// Flavor::older_rayvault answers as this project's worker 2.0.0 did and as a careless peer might:
+// null for unset RECORD fields, `artifact_download` advertised, and an artifact row whose sha256
+// is null.
 class PythonWorkerStandIn {
  public:
-  explicit PythonWorkerStandIn(std::string worker_id, std::string fail_code = "", std::string secret = "s3cret");
+  enum class Flavor { python, older_rayvault };
+  explicit PythonWorkerStandIn(std::string worker_id, std::string fail_code = "", Flavor flavor = Flavor::python);
   ~PythonWorkerStandIn();
   int port() const;
   int job_submissions() const;        // POST /job that passed the envelope checks

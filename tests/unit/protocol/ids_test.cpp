@@ -6,6 +6,7 @@
 #include "protocol/ids.hpp"
 #include "protocol/job_record.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 
 using namespace rayvault;
 using namespace rayvault::protocol;
@@ -49,7 +50,8 @@ TEST_CASE("protocol::id_folder_name") {
   const std::vector<std::string> plain{"ffprobe_001", "cluster_smoke_001", "a.b-c", "v1.2", "a..b", std::string(128, 'x')};
   for (const auto& id : plain) CHECK(id_folder_name(id) == id);
   // Everything else is derived: one portable path component with a '~', which no plain name has.
-  const std::vector<std::string> derived{"take 1: intro", "take 1; intro", "take 1_ intro", "take 1: intro ", "CON",
+  const std::vector<std::string> derived{"take 1: intro", "take 1; intro", "take 1_ intro", "take 1: intro ", "con",
+                                         "Job1", "JOB1", "jOb1", "FFPROBE_001",
                                          "con.txt", "com1", "lpt9.log", "trailing.", "<>|?*\"",
                                          "\xE6\x97\xA5\xE6\x9C\xAC", std::string(127, 'x') + " "};
   std::set<std::string> seen(plain.begin(), plain.end());
@@ -63,6 +65,9 @@ TEST_CASE("protocol::id_folder_name") {
   }
   CHECK(id_folder_name("take 1: intro").rfind("take_1__intro~", 0) == 0);
   CHECK(id_folder_name("take 1: intro") == id_folder_name("take 1: intro"));  // stable
+  // Ids that differ only in case never share a folder, even where the file system folds case.
+  CHECK(util::ascii_lower(id_folder_name("Job1")) != util::ascii_lower(id_folder_name("job1")));
+  CHECK(util::ascii_lower(id_folder_name("Job1")) != util::ascii_lower(id_folder_name("JOB1")));
 }
 
 TEST_CASE("protocol::to_json of a RECORD") {

@@ -75,27 +75,37 @@ TEST_CASE("state::parse_nodes_config") {
         "nodes.json: nodes[3] ('lin2').enabled is 1, read as true"};
     CHECK(r->warnings == expected);
   }
-  SUBCASE("an entry that cannot be used is skipped with a warning naming it; the rest stay") {
+  SUBCASE("an entry without node_id or host is skipped; an unusable one is listed as such") {
     auto r = parse_nodes_config(R"({"nodes":["w1",{"host":"h"},{"node_id":"  ","host":"h"},{"node_id":"a"},)"
-                                R"({"node_id":"../x","host":"h"},{"node_id":"b","host":"http://h/x"},)"
-                                R"({"node_id":"c","host":"h","port":70000},{"node_id":"d","host":"h","port":"http"},)"
+                                R"({"node_id":"a2","host":["h"]},{"node_id":"gpu/1","host":"h"},)"
+                                R"({"node_id":"b","host":"http://h/x"},{"node_id":"c","host":"h","port":70000},)"
+                                R"({"node_id":"d","host":"h","port":"http"},{"node_id":"e","host":"h","enabled":[]},)"
                                 R"({"node_id":"ok","host":"h"},{"node_id":"ok","host":"other"},)"
                                 R"({"node_id":"studio pc: 2","host":"h"}]})");
     REQUIRE(r.ok());
-    REQUIRE(r->nodes.size() == 2);
-    CHECK(r->nodes[0].node_id == "ok");
-    CHECK(r->nodes[0].host == "h");
-    CHECK(r->nodes[1].node_id == "studio pc: 2");
+    std::vector<std::pair<std::string, std::string>> nodes;
+    for (const auto& n : r->nodes) nodes.emplace_back(n.node_id, n.unusable);
+    const std::vector<std::pair<std::string, std::string>> expected_nodes{
+        {"gpu/1", ""},
+        {"b", "nodes.json: nodes[6] ('b') host must be a host name or address (no scheme, path or spaces)"},
+        {"c", "nodes.json: nodes[7] ('c') port must be an integer in 1..65535"},
+        {"d", "nodes.json: nodes[8] ('d') port must be a number"},
+        {"e", "nodes.json: nodes[9] ('e') enabled must be true or false"},
+        {"ok", ""},
+        {"studio pc: 2", ""}};
+    CHECK(nodes == expected_nodes);
+    CHECK(r->nodes[5].host == "h");
     const std::vector<std::string> expected{
         "nodes.json: nodes[0] is not an object; skipped",
         "nodes.json: nodes[1] has no node_id; skipped",
         "nodes.json: nodes[2] has no node_id; skipped",
         "nodes.json: nodes[3] ('a') has no host; skipped",
-        "nodes.json: nodes[4] ('../x') node_id must not hold a path separator ('/' or '\\'); skipped",
-        "nodes.json: nodes[5] ('b') host must be a host name or address (no scheme, path or spaces); skipped",
-        "nodes.json: nodes[6] ('c') port must be an integer in 1..65535; skipped",
-        "nodes.json: nodes[7] ('d') port must be a number; skipped",
-        "nodes.json: nodes[9] repeats node_id 'ok'; skipped (the first entry is used)"};
+        "nodes.json: nodes[4] ('a2') has no host; skipped",
+        "nodes.json: nodes[6] ('b') host must be a host name or address (no scheme, path or spaces); the node is listed but not contacted",
+        "nodes.json: nodes[7] ('c') port must be an integer in 1..65535; the node is listed but not contacted",
+        "nodes.json: nodes[8] ('d') port must be a number; the node is listed but not contacted",
+        "nodes.json: nodes[9] ('e') enabled must be true or false; the node is listed but not contacted",
+        "nodes.json: nodes[11] repeats node_id 'ok'; skipped (the first entry is used)"};
     CHECK(r->warnings == expected);
   }
 }
