@@ -597,7 +597,7 @@ TEST_CASE("drop-in 14: ids with spaces and colons and non-ASCII get folders deri
   CHECK(util::ascii_lower(protocol::id_folder_name("Take5")) != "take5");
   CHECK(fs::exists(w.root() / "jobs" / protocol::id_folder_name("Take5") / "job_receipt.json"));
   CHECK(fs::exists(w.root() / "jobs/take5/job_receipt.json"));
-  for (const std::string bad : {std::string("a/b"), std::string("a\\b"), std::string("."), std::string(".."),
+  for (const std::string& bad : {std::string("a/b"), std::string("a\\b"), std::string("."), std::string(".."),
                                 std::string("tab\there"), std::string("nul\x01"), std::string(129, 'x')}) {
     const auto r = http_post(w.port(), "/job", job_body("r", bad, "FFMPEG_PROBE", {{"media_path", "/x"}, {"b", bad}}).dump());
     CHECK_MESSAGE(r.status == 400, bad);
