@@ -1,7 +1,7 @@
 # Dependencies from RAYVAULT_DEPS_PREFIX (include/ and lib/), static, for cross builds.
 set(_inc "${RAYVAULT_DEPS_PREFIX}/include")
 set(_lib "${RAYVAULT_DEPS_PREFIX}/lib")
-foreach(_file "${_lib}/libsodium.a" "${_lib}/libsqlitecpp.a" "${_lib}/libsqlite3.a" "${_inc}/httplib.h")
+foreach(_file "${_lib}/libsodium.a" "${_lib}/libsqlitecpp.a" "${_lib}/libsqlite3.a" "${_lib}/libmicrohttpd.a" "${_inc}/httplib.h")
   if(NOT EXISTS "${_file}")
     message(FATAL_ERROR "missing ${_file}: run tools/windows/cross_build.sh")
   endif()
@@ -16,6 +16,13 @@ set_target_properties(rayvault_sqlite3 PROPERTIES IMPORTED_LOCATION "${_lib}/lib
 add_library(rayvault::sqlitecpp STATIC IMPORTED)
 set_target_properties(rayvault::sqlitecpp PROPERTIES IMPORTED_LOCATION "${_lib}/libsqlitecpp.a"
   INTERFACE_INCLUDE_DIRECTORIES "${_inc}" INTERFACE_LINK_LIBRARIES rayvault_sqlite3)
+
+add_library(rayvault::microhttpd STATIC IMPORTED)
+set_target_properties(rayvault::microhttpd PROPERTIES IMPORTED_LOCATION "${_lib}/libmicrohttpd.a"
+  INTERFACE_INCLUDE_DIRECTORIES "${_inc}" INTERFACE_COMPILE_DEFINITIONS "MHD_W32LIB")
+if(WIN32)
+  target_link_libraries(rayvault::microhttpd INTERFACE ws2_32)
+endif()
 
 # The full single-header httplib; no TLS (the tailnet encrypts; OpenSSL for Windows is optional).
 add_library(rayvault::httplib INTERFACE IMPORTED)

@@ -34,6 +34,10 @@ void on_shutdown_signal(std::function<void()> on_signal);
 // since argv there is in the ANSI code page).
 std::vector<std::string> utf8_arguments(int argc, char** argv);
 
+// A write to a connection the peer has closed fails with an error instead of ending the process
+// (SIGPIPE on POSIX; nothing to do on Windows). Call once at start.
+void ignore_broken_pipe();
+
 // This process's id.
 long process_id();
 

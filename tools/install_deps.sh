@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkgconf ccache git
-  libcpp-httplib-dev libssl-dev nlohmann-json3-dev libsodium-dev libfmt-dev
+  libcpp-httplib-dev libmicrohttpd-dev libssl-dev nlohmann-json3-dev libsodium-dev libfmt-dev
   libcli11-dev doctest-dev libsqlitecpp-dev libsqlite3-dev sqlite3
   ffmpeg
 )

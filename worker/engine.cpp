@@ -84,8 +84,24 @@ std::vector<std::string> Engine::supported_steps() const {
 int Engine::queue_depth() { return store_->active_count(); }
 
 void Engine::notify() {
-  { std::lock_guard lock(mu_); }
+  {
+    std::lock_guard lock(mu_);
+    ++changes_;
+  }
   change_cv_.notify_all();
+}
+
+std::optional<state::StoredJob> Engine::job(const std::string& job_id) { return store_->get(job_id); }
+
+std::uint64_t Engine::change_count() {
+  std::lock_guard lock(mu_);
+  return changes_;
+}
+
+std::uint64_t Engine::wait_for_change(std::uint64_t seen, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock lock(mu_);
+  change_cv_.wait_until(lock, deadline, [&] { return changes_ != seen || stopping_; });
+  return changes_;
 }
 
 void Engine::log(const std::string& job_id, LogLevel level, std::string_view event, std::string_view message) {

@@ -66,6 +66,15 @@ class Engine {
 
   std::vector<state::LogLine> logs(const std::string& job_id);
 
+  // The job as stored now, by its own id.
+  std::optional<state::StoredJob> job(const std::string& job_id);
+
+  // A counter that grows whenever a job changes state; wait_for_change blocks until it differs
+  // from `seen`, the deadline passes or the engine stops, and returns its value then. For waiters
+  // that watch many jobs at once (the server's long polls).
+  std::uint64_t change_count();
+  std::uint64_t wait_for_change(std::uint64_t seen, std::chrono::steady_clock::time_point deadline);
+
   int queue_depth();
   int slots() const { return config_.slots; }
   const EngineConfig& config() const { return config_; }
@@ -91,6 +100,7 @@ class Engine {
   std::deque<std::string> queue_;
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // job_id -> cancel flag
   bool stopping_ = false;
+  std::uint64_t changes_ = 0;
   std::vector<std::thread> threads_;
 };
 

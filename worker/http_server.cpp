@@ -1,14 +1,29 @@
-// HTTP handlers. Each follows one order: authenticate, decode, call the engine, encode.
-// This is the only translation unit of the worker that includes httplib.
+// The worker's HTTP API on libmicrohttpd. Handlers follow one order: authenticate, decode, call
+// the engine, encode. This is the only translation unit of the worker with a server library.
+//
+// Why libmicrohttpd (docs/security.md has the measurements): the worker faces every peer of the
+// tailnet, and a thread-per-connection server is stalled by idle or slow connections and by long
+// polls. Here a few polling threads serve any number of connections; the library caps connections
+// per peer address and in all, closes idle ones, and bounds the memory of a request head. Bodies
+// are refused before they are read when they are compressed, chunked or declared too large, and
+// counted as they arrive otherwise. Long polls (`wait_ms`) hold no thread: the connection is
+// suspended and resumed by one waiter thread when its job ends or its time is up.
 #include "worker/http_server.hpp"
 
-#include <httplib.h>
+#include <microhttpd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <charconv>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
-#include <functional>
+#include <map>
+#include <mutex>
+#include <regex>
+#include <thread>
 
+#include "platform/net.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/job_record.hpp"
@@ -26,20 +41,69 @@ using protocol::json;
 
 constexpr const char* kWorkerVersion = RAYVAULT_VERSION;
 
-void reply_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(protocol::dump_json(body), "application/json");
-}
+// How far past the body limit a declared body is still read (and thrown away) to answer 413.
+constexpr std::uint64_t kDiscardBytes = 16u << 20;
 
-void reply_error(httplib::Response& res, const Error& e) {
-  reply_json(res, protocol::http_status(e.kind), json{{"detail", e.message}});
-}
+// What a handler answers: a status and a JSON or text body, or a byte range of a file.
+struct Reply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+  fs::path file;  // when set, the body is bytes [offset, offset + length) of this file
+  std::uint64_t offset = 0, length = 0;
+};
 
-void reply_detail(httplib::Response& res, int status, const std::string& message) {
-  reply_json(res, status, json{{"detail", message}});
-}
+Reply json_reply(int status, const json& body) { return Reply{status, "application/json", protocol::dump_json(body), {}, {}, 0, 0}; }
+Reply detail(int status, const std::string& message) { return json_reply(status, json{{"detail", message}}); }
+Reply error_reply(const Error& e) { return detail(protocol::http_status(e.kind), e.message); }
 
-std::set<std::string> only(std::string_view step) { return {std::string(step)}; }
+// One request as the handlers see it: the decoded path, its query and headers, the whole body.
+struct Request {
+  std::string method, path;
+  MHD_Connection* connection = nullptr;
+  std::string body;
+  std::smatch match;  // the route's captures
+
+  std::string param(const char* key) const {
+    const char* v = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, key);
+    return v ? std::string(v) : std::string();
+  }
+  bool has_param(const char* key) const { return MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, key); }
+  std::string header(const char* key) const {
+    const char* v = MHD_lookup_connection_value(connection, MHD_HEADER_KIND, key);
+    return v ? std::string(v) : std::string();
+  }
+};
+
+// A byte range of `size` bytes asked by a Range header: whole (no header), one range, or 416.
+struct RangeAnswer {
+  enum Kind { whole, partial, unsatisfiable } kind = whole;
+  std::uint64_t first = 0, last = 0;
+};
+
+RangeAnswer parse_range(const std::string& header, std::uint64_t size) {
+  if (header.empty()) return {};
+  const std::string h = util::trim(header);
+  if (h.rfind("bytes=", 0) != 0 || h.find(',') != std::string::npos) return {RangeAnswer::unsatisfiable};
+  const std::string spec = h.substr(6);
+  const auto dash = spec.find('-');
+  if (dash == std::string::npos) return {RangeAnswer::unsatisfiable};
+  auto number = [](std::string_view s, std::uint64_t& out) {
+    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+    return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+  };
+  const std::string_view a(spec.data(), dash), b(spec.data() + dash + 1, spec.size() - dash - 1);
+  std::uint64_t first = 0, last = 0;
+  if (a.empty()) {  // the last b bytes
+    if (!number(b, last) || last == 0 || size == 0) return {RangeAnswer::unsatisfiable};
+    return {RangeAnswer::partial, size - std::min(last, size), size - 1};
+  }
+  if (!number(a, first) || first >= size) return {RangeAnswer::unsatisfiable};
+  if (b.empty()) return {RangeAnswer::partial, first, size - 1};
+  if (!number(b, last) || last < first) return {RangeAnswer::unsatisfiable};
+  return {RangeAnswer::partial, first, std::min(last, size - 1)};  // a range past the end is cut to it
+}
 
 }  // namespace
 
@@ -51,17 +115,33 @@ struct WorkerServer::Impl {
   ServerConfig config;
   Engine& engine;
   CapsCache& caps;
-  httplib::Server server;
+  MHD_Daemon* daemon = nullptr;
+
+  // Long polls: suspended connections, resumed by the waiter thread.
+  struct LongPoll {
+    MHD_Connection* connection;
+    std::string job_id, peer;
+    std::chrono::steady_clock::time_point deadline;
+  };
+  std::mutex polls_mu;
+  std::vector<LongPoll> polls;
+  std::map<std::string, int> polls_per_peer;
+  std::thread waiter;
+  std::atomic<bool> stopping{false};
+  std::mutex stop_mu;
+  std::condition_variable stop_cv;
+  bool stop_requested = false;
 
   Impl(ServerConfig c, Engine& e, CapsCache& k) : config(std::move(c)), engine(e), caps(k) {}
 
   protocol::VerifyPolicy policy(std::set<std::string> steps) const {
     return protocol::VerifyPolicy{std::move(steps), config.secrets, config.clock(), protocol::kMaxSkewSeconds};
   }
+  static std::set<std::string> only(std::string_view step) { return {std::string(step)}; }
 
   // Decodes a POST body: a JSON object whose message_type is `expected` (checked before the
   // envelope, as the contract says).
-  Result<json> decode_post(const httplib::Request& req, std::string_view expected) const {
+  static Result<json> decode_post(const Request& req, std::string_view expected) {
     auto body = protocol::parse_json(req.body);
     if (!body) return body.error();
     if (!body->is_object()) return Error(ErrorKind::invalid_input, "request body must be a JSON object");
@@ -73,14 +153,14 @@ struct WorkerServer::Impl {
 
   // The envelope of a GET: job_id from the path, the other fields from the query string; each
   // trimmed, as in a body.
-  protocol::Envelope query_envelope(const httplib::Request& req) const {
-    auto param = [&req](const char* key) { return util::trim(req.get_param_value(key)); };
-    return protocol::Envelope{param("run_id"),      util::trim(req.matches[1].str()), param("step_name"),
-                              param("inputs_hash"), param("timestamp"),               param("auth_token")};
+  static protocol::Envelope query_envelope(const Request& req) {
+    auto p = [&req](const char* key) { return util::trim(req.param(key)); };
+    return protocol::Envelope{p("run_id"), util::trim(req.match[1].str()), p("step_name"), p("inputs_hash"),
+                              p("timestamp"), p("auth_token")};
   }
 
   // Authenticates a GET on /job/{id}... and finds the job it names (through run aliases).
-  Result<state::StoredJob> authorize_job_read(const httplib::Request& req, std::string_view step) {
+  Result<state::StoredJob> authorize_job_read(const Request& req, std::string_view step) {
     const auto env = query_envelope(req);
     if (auto ok = protocol::verify_envelope(env, policy(only(step))); !ok) return ok.error();
     auto found = engine.lookup(env.run_id, env.job_id);
@@ -90,41 +170,40 @@ struct WorkerServer::Impl {
     return found->job;
   }
 
-  void health(const httplib::Request&, httplib::Response& res) {
-    reply_json(res, 200,
-               json{{"ok", true},
-                    {"version", kWorkerVersion},
-                    {"worker_id", engine.config().worker_id},
-                    {"time", util::format_utc(config.clock())},
-                    {"queue_depth", engine.queue_depth()},
-                    {"caps", caps.get()}});
+  Reply health(const Request&) {
+    return json_reply(200, json{{"ok", true},
+                                {"version", kWorkerVersion},
+                                {"worker_id", engine.config().worker_id},
+                                {"time", util::format_utc(config.clock())},
+                                {"queue_depth", engine.queue_depth()},
+                                {"caps", caps.get()}});
   }
 
-  void post_caps(const httplib::Request& req, httplib::Response& res) {
+  Reply post_caps(const Request& req) {
     auto body = decode_post(req, "register_caps");
-    if (!body) return reply_error(res, body.error());
+    if (!body) return error_reply(body.error());
     // /caps is not bound to its payload: the controller picks its own inputs_hash here.
     if (auto ok = protocol::verify_envelope(protocol::envelope_from_json(*body), policy(only(protocol::steps::kRegisterCaps)));
         !ok)
-      return reply_error(res, ok.error());
+      return error_reply(ok.error());
     const json c = caps.get();
     json out{{"ok", true}, {"version", kWorkerVersion}, {"worker_id", engine.config().worker_id}, {"capabilities", c}};
     for (const char* key : {"os", "cpu", "ram_gb", "gpu_model", "vram_gb", "python_version", "ffmpeg_version",
                             "davinci_available"})
       out[key] = c.value(key, json());
-    reply_json(res, 200, out);
+    return json_reply(200, out);
   }
 
-  void post_job(const httplib::Request& req, httplib::Response& res) {
+  Reply post_job(const Request& req) {
     auto body = decode_post(req, "submit_job");
-    if (!body) return reply_error(res, body.error());
+    if (!body) return error_reply(body.error());
     const auto env = protocol::envelope_from_json(*body);
     auto secret_index = protocol::verify_envelope(env, policy(protocol::steps::job_steps()));
-    if (!secret_index) return reply_error(res, secret_index.error());
+    if (!secret_index) return error_reply(secret_index.error());
 
     json payload = json::object();
     if (const auto p = body->find("payload"); p != body->end() && !p->is_null()) {
-      if (!p->is_object()) return reply_detail(res, 400, "payload must be an object");
+      if (!p->is_object()) return detail(400, "payload must be an object");
       payload = *p;
     }
     // Bind the payload to the token: implicitly through inputs_hash, else through payload_hmac.
@@ -138,13 +217,13 @@ struct WorkerServer::Impl {
             bound = true;
         }
       }
-      if (!bound) return reply_detail(res, 401, "payload does not match inputs_hash");
+      if (!bound) return detail(401, "payload does not match inputs_hash");
     }
     // Extension: "force": true runs a finished job again (controller --force).
     const auto force = body->find("force");
     const bool forced = force != body->end() && force->is_boolean() && force->get<bool>();
     auto admitted = engine.submit(Submission{env.run_id, env.job_id, env.step_name, claimed, payload, forced});
-    if (!admitted) return reply_error(res, admitted.error());
+    if (!admitted) return error_reply(admitted.error());
     json record = protocol::to_json(admitted->job.record);
     json out{{"ok", true}, {"idempotent", admitted->idempotent}};
     if (admitted->idempotent) {
@@ -153,144 +232,316 @@ struct WorkerServer::Impl {
       out["cached_job_id"] = admitted->job.record.job_id;
     }
     out["job"] = std::move(record);
-    reply_json(res, 200, out);
+    return json_reply(200, out);
   }
 
-  void get_job(const httplib::Request& req, httplib::Response& res) {
+  // GET /job/{id}. With wait_ms, a job that is not terminal yet is held: `hold` receives how long
+  // (the caller suspends the connection) and the answer comes when it is asked again.
+  Reply get_job(const Request& req, std::chrono::milliseconds* hold, std::string* job_id) {
     auto job = authorize_job_read(req, protocol::steps::kJobStatus);
-    if (!job) return reply_error(res, job.error());
-    if (req.has_param("wait_ms")) {
+    if (!job) return error_reply(job.error());
+    if (hold && req.has_param("wait_ms")) {
       long long wait_ms = 0;
-      const std::string raw = req.get_param_value("wait_ms");
+      const std::string raw = req.param("wait_ms");
       const auto [p, ec] = std::from_chars(raw.data(), raw.data() + raw.size(), wait_ms);
       if (ec != std::errc() || p != raw.data() + raw.size() || wait_ms < 0)
-        return reply_detail(res, 400, "wait_ms must be a whole number of milliseconds");
+        return detail(400, "wait_ms must be a whole number of milliseconds");
       wait_ms = std::min<long long>(wait_ms, config.max_wait_ms);
       if (wait_ms > 0 && !protocol::is_terminal_status(job->record.status)) {
-        if (auto latest = engine.wait(job->record.job_id,
-                                      std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms)))
-          *job = std::move(*latest);
+        *hold = std::chrono::milliseconds(wait_ms);
+        *job_id = job->record.job_id;
+        return {};
       }
     }
-    reply_json(res, 200, json{{"ok", true}, {"job", protocol::to_json(job->record)}});
+    return json_reply(200, json{{"ok", true}, {"job", protocol::to_json(job->record)}});
   }
 
-  void get_logs(const httplib::Request& req, httplib::Response& res) {
+  Reply get_logs(const Request& req) {
     auto job = authorize_job_read(req, protocol::steps::kJobLogs);
-    if (!job) return reply_error(res, job.error());
-    const std::string text = state::render_log(job->record.job_id, engine.logs(job->record.job_id));
-    res.status = 200;
-    res.set_content(text, "text/plain; charset=utf-8");
+    if (!job) return error_reply(job.error());
+    Reply r;
+    r.content_type = "text/plain; charset=utf-8";
+    r.body = state::render_log(job->record.job_id, engine.logs(job->record.job_id));
+    return r;
   }
 
-  void get_artifacts(const httplib::Request& req, httplib::Response& res) {
+  Reply get_artifacts(const Request& req) {
     auto job = authorize_job_read(req, protocol::steps::kJobArtifacts);
-    if (!job) return reply_error(res, job.error());
+    if (!job) return error_reply(job.error());
     const auto& r = job->record;
-    reply_json(res, 200,
-               json{{"ok", true}, {"job_id", r.job_id}, {"status", r.status}, {"artifacts", r.artifacts},
-                    {"receipt_path", r.receipt_path}});
+    return json_reply(200, json{{"ok", true}, {"job_id", r.job_id}, {"status", r.status}, {"artifacts", r.artifacts},
+                                {"receipt_path", r.receipt_path}});
   }
 
-  void get_artifact_bytes(const httplib::Request& req, httplib::Response& res) {
+  Reply get_artifact_bytes(const Request& req) {
     auto job = authorize_job_read(req, protocol::steps::kJobArtifacts);
-    if (!job) return reply_error(res, job.error());
-    const std::string name = req.matches[2].str();
+    if (!job) return error_reply(job.error());
+    const std::string name = req.match[2].str();
     // Only a listed artifact is served, and only from inside the job's artifact folder.
     const json* entry = nullptr;
     for (const auto& a : job->record.artifacts)
-      if (a.is_object() && a.value("name", "") == name) entry = &a;
+      if (protocol::string_field(a, "name") == name) entry = &a;
     const fs::path path = entry ? util::resolve_within(util::path_from_utf8(job->artifact_dir), name) : fs::path();
     std::error_code ec;
-    if (path.empty() || !fs::is_regular_file(path, ec)) return reply_detail(res, 404, "artifact not found: " + name);
-    const auto size = fs::file_size(path, ec);
-    if (ec) return reply_detail(res, 404, "artifact not found: " + name);
-    if (!req.ranges.empty()) {
-      const auto& [first, last] = req.ranges.front();
-      if (req.ranges.size() > 1 || (first >= 0 && static_cast<std::uintmax_t>(first) >= size) ||
-          (first < 0 && last <= 0)) {
-        res.set_header("Content-Range", "bytes */" + std::to_string(size));
-        return reply_detail(res, 416, "range not satisfiable (one range within " + std::to_string(size) + " bytes)");
-      }
+    if (path.empty() || !fs::is_regular_file(path, ec)) return detail(404, "artifact not found: " + name);
+    const std::uint64_t size = fs::file_size(path, ec);
+    if (ec) return detail(404, "artifact not found: " + name);
+    const RangeAnswer range = parse_range(req.header(MHD_HTTP_HEADER_RANGE), size);
+    if (range.kind == RangeAnswer::unsatisfiable) {
+      Reply r = detail(416, "range not satisfiable (one range within " + std::to_string(size) + " bytes)");
+      r.headers.emplace_back(MHD_HTTP_HEADER_CONTENT_RANGE, "bytes */" + std::to_string(size));
+      return r;
     }
-    res.set_header("X-Artifact-SHA256", entry->value("sha256", ""));
-    auto file = std::make_shared<std::ifstream>(path, std::ios::binary);
-    res.set_content_provider(static_cast<std::size_t>(size), "application/octet-stream",
-                             [file](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
-                               std::vector<char> buf(std::min<std::size_t>(length, 1 << 16));
-                               file->clear();
-                               file->seekg(static_cast<std::streamoff>(offset));
-                               file->read(buf.data(), static_cast<std::streamsize>(buf.size()));
-                               const auto got = file->gcount();
-                               if (got <= 0) return false;
-                               return sink.write(buf.data(), static_cast<std::size_t>(got));
-                             });
+    Reply r;
+    r.content_type = "application/octet-stream";
+    r.file = path;
+    r.headers.emplace_back("X-Artifact-SHA256", protocol::string_field(*entry, "sha256"));
+    r.headers.emplace_back(MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+    if (range.kind == RangeAnswer::partial) {
+      r.status = 206;
+      r.offset = range.first;
+      r.length = range.last - range.first + 1;
+      r.headers.emplace_back(MHD_HTTP_HEADER_CONTENT_RANGE, "bytes " + std::to_string(range.first) + "-" +
+                                                                std::to_string(range.last) + "/" + std::to_string(size));
+    } else {
+      r.length = size;
+    }
+    return r;
+  }
+
+  // Routes a whole request. hold/job_id: see get_job (null when the request was already held once).
+  Reply route(Request& req, std::chrono::milliseconds* hold, std::string* job_id) {
+    static const std::regex kJob(R"(/job/([^/]+))"), kLogs(R"(/job/([^/]+)/logs)"),
+        kArtifacts(R"(/job/([^/]+)/artifacts)"), kBytes(R"(/job/([^/]+)/artifacts/(.+))");
+    const bool get = req.method == "GET" || req.method == "HEAD";
+    const bool post = req.method == "POST";
+    auto is = [&req](const std::regex& re) { return std::regex_match(req.path, req.match, re); };
+    if (req.path == "/health") return get ? health(req) : detail(405, "Method Not Allowed");
+    if (req.path == "/caps") return post ? post_caps(req) : detail(405, "Method Not Allowed");
+    if (req.path == "/job") return post ? post_job(req) : detail(405, "Method Not Allowed");
+    if (is(kJob)) return get ? get_job(req, hold, job_id) : detail(405, "Method Not Allowed");
+    if (is(kLogs)) return get ? get_logs(req) : detail(405, "Method Not Allowed");
+    if (is(kArtifacts)) return get ? get_artifacts(req) : detail(405, "Method Not Allowed");
+    if (is(kBytes)) return get ? get_artifact_bytes(req) : detail(405, "Method Not Allowed");
+    return detail(404, "Not Found");
+  }
+
+  // --- libmicrohttpd glue ---------------------------------------------------------------------
+
+  // What one request accumulates between the library's calls.
+  struct Pending {
+    std::string body;
+    bool too_large = false;
+    bool held = false;  // suspended once as a long poll; answer now when called again
+  };
+
+  static MHD_Result queue(MHD_Connection* c, const Request& req, const Reply& r) {
+    MHD_Response* response = nullptr;
+    if (!r.file.empty()) {
+      auto file = std::make_unique<std::ifstream>(r.file, std::ios::binary);
+      if (!*file) return queue(c, req, detail(404, "artifact not found"));
+      file->seekg(static_cast<std::streamoff>(r.offset));
+      response = MHD_create_response_from_callback(
+          r.length, 64 * 1024,
+          [](void* cls, std::uint64_t, char* buf, std::size_t max) -> ssize_t {
+            auto* in = static_cast<std::ifstream*>(cls);
+            in->read(buf, static_cast<std::streamsize>(max));
+            const auto got = in->gcount();
+            return got > 0 ? static_cast<ssize_t>(got) : MHD_CONTENT_READER_END_WITH_ERROR;
+          },
+          file.get(), [](void* cls) { delete static_cast<std::ifstream*>(cls); });
+      if (response) (void)file.release();
+    } else {
+      response = MHD_create_response_from_buffer(r.body.size(), const_cast<char*>(r.body.data()), MHD_RESPMEM_MUST_COPY);
+    }
+    if (!response) return MHD_NO;
+    MHD_add_response_header(response, MHD_HTTP_HEADER_CONTENT_TYPE, r.content_type.c_str());
+    for (const auto& [k, v] : r.headers) MHD_add_response_header(response, k.c_str(), v.c_str());
+    const MHD_Result ok = MHD_queue_response(c, static_cast<unsigned>(r.status), response);
+    MHD_destroy_response(response);
+    // The path only: the query string carries tokens.
+    std::fprintf(stderr, "%s %s %d\n", req.method.c_str(), req.path.c_str(), r.status);
+    return ok;
+  }
+
+  // A refusal before the body is read: the connection closes after it.
+  static MHD_Result refuse(MHD_Connection* c, const Request& req, int status, const std::string& message) {
+    return queue(c, req, detail(status, message));
+  }
+
+  MHD_Result on_request(MHD_Connection* c, const char* url, const char* method, const char* upload,
+                        std::size_t* upload_size, void** state) {
+    Request req;
+    req.method = method ? method : "";
+    req.path = url ? url : "";
+    req.connection = c;
+    auto* pending = static_cast<Pending*>(*state);
+    if (!pending) {
+      // The head is here and no byte of the body has been read: refuse what cannot be served.
+      pending = new Pending;
+      *state = pending;
+      if (!req.header(MHD_HTTP_HEADER_CONTENT_ENCODING).empty())
+        return refuse(c, req, 415, "Content-Encoding is not accepted: send the body as it is");
+      if (util::ascii_lower(req.header(MHD_HTTP_HEADER_TRANSFER_ENCODING)).find("chunked") != std::string::npos)
+        return refuse(c, req, 411, "a request body needs Content-Length (chunked bodies are not accepted)");
+      if (const std::string length = req.header(MHD_HTTP_HEADER_CONTENT_LENGTH); !length.empty()) {
+        std::uint64_t n = 0;
+        const auto [p, ec] = std::from_chars(length.data(), length.data() + length.size(), n);
+        // A body somewhat over the limit is read and thrown away, so that a client that sends it
+        // whole before reading (most do) still gets its 413; a larger one is refused now and the
+        // connection closed.
+        if (ec != std::errc() || n > config.max_body_bytes + kDiscardBytes)
+          return refuse(c, req, 413, "request body too large");
+        pending->too_large = n > config.max_body_bytes;
+      }
+      return MHD_YES;
+    }
+    if (*upload_size > 0) {
+      if (pending->too_large || pending->body.size() + *upload_size > config.max_body_bytes) pending->too_large = true;
+      else pending->body.append(upload, *upload_size);
+      *upload_size = 0;
+      return MHD_YES;
+    }
+    if (pending->too_large) return queue(c, req, detail(413, "request body too large"));
+    req.body = std::move(pending->body);
+
+    std::chrono::milliseconds hold{0};
+    std::string job_id;
+    Reply reply;
+    try {
+      reply = route(req, pending->held || stopping ? nullptr : &hold, &job_id);
+    } catch (const std::exception&) {
+      reply = detail(500, "internal error");
+    }
+    if (hold.count() > 0 && suspend(c, job_id, hold)) {
+      pending->held = true;
+      return MHD_YES;
+    }
+    if (hold.count() > 0) reply = route(req, nullptr, nullptr);  // no budget left: answer now
+    return queue(c, req, reply);
+  }
+
+  // Suspends a long poll unless its peer (or the worker) has used up its budget of held polls.
+  bool suspend(MHD_Connection* c, const std::string& job_id, std::chrono::milliseconds hold) {
+    const auto* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const std::string peer = info ? platform::address_text(info->client_addr) : std::string();
+    {
+      std::lock_guard lock(polls_mu);
+      if (stopping || static_cast<int>(polls.size()) >= config.max_long_polls ||
+          polls_per_peer[peer] >= config.max_long_polls_per_peer)
+        return false;
+      ++polls_per_peer[peer];
+      polls.push_back({c, job_id, peer, std::chrono::steady_clock::now() + hold});
+      // Suspended under the lock, so the waiter cannot resume it first.
+      MHD_suspend_connection(c);
+    }
+    return true;
+  }
+
+  // Resumes every held poll whose time is up, or (check_jobs) whose job has ended; all of them
+  // when stopping.
+  void resume_ready(bool all, bool check_jobs) {
+    std::lock_guard lock(polls_mu);
+    const auto now = std::chrono::steady_clock::now();
+    std::erase_if(polls, [&](const LongPoll& p) {
+      bool ready = all || now >= p.deadline;
+      if (!ready && check_jobs) {
+        const auto job = engine.job(p.job_id);
+        ready = !job || protocol::is_terminal_status(job->record.status);
+      }
+      if (!ready) return false;
+      if (--polls_per_peer[p.peer] <= 0) polls_per_peer.erase(p.peer);
+      MHD_resume_connection(p.connection);
+      return true;
+    });
+  }
+
+  void waiter_loop() {
+    std::uint64_t seen = engine.change_count();
+    while (!stopping) {
+      auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(250);
+      {
+        std::lock_guard lock(polls_mu);
+        for (const auto& p : polls) until = std::min(until, p.deadline);
+      }
+      const std::uint64_t now_seen = engine.wait_for_change(seen, until);
+      resume_ready(false, now_seen != seen);
+      seen = now_seen;
+    }
+  }
+
+  // Stops serving, once: held polls are resumed (and answered as they stand), then the library
+  // closes every connection.
+  void shutdown() {
+    if (!daemon) return;
+    stopping = true;
+    if (waiter.joinable()) waiter.join();
+    resume_ready(true, false);
+    MHD_stop_daemon(daemon);
+    daemon = nullptr;
   }
 };
 
 WorkerServer::WorkerServer(ServerConfig config, Engine& engine, CapsCache& caps)
-    : impl_(std::make_unique<Impl>(std::move(config), engine, caps)) {
-  auto& s = impl_->server;
-  Impl* self = impl_.get();
-  using Handler = void (Impl::*)(const httplib::Request&, httplib::Response&);
-  struct Route {
-    bool post;
-    const char* pattern;
-    Handler handler;
-  };
-  static const Route kRoutes[] = {
-      {false, "/health", &Impl::health},
-      {true, "/caps", &Impl::post_caps},
-      {true, "/job", &Impl::post_job},
-      {false, R"(/job/([^/]+))", &Impl::get_job},
-      {false, R"(/job/([^/]+)/logs)", &Impl::get_logs},
-      {false, R"(/job/([^/]+)/artifacts)", &Impl::get_artifacts},
-      {false, R"(/job/([^/]+)/artifacts/(.+))", &Impl::get_artifact_bytes},
-  };
-  for (const auto& route : kRoutes) {
-    auto fn = [self, h = route.handler](const httplib::Request& req, httplib::Response& res) { (self->*h)(req, res); };
-    if (route.post) s.Post(route.pattern, fn);
-    else s.Get(route.pattern, fn);
-  }
-  s.set_tcp_nodelay(true);
-  s.set_keep_alive_max_count(10000);
-  s.set_keep_alive_timeout(30);
-  s.set_read_timeout(30, 0);
-  s.set_write_timeout(60, 0);
-  s.set_payload_max_length(self->config.max_body_bytes);
-  const int threads = self->config.threads;
-  s.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
-  s.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    reply_detail(res, 500, "internal error");
-  });
-  // Statuses httplib answers itself (unknown route, body too large, bad request) get a JSON detail.
-  s.set_error_handler([](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    const char* text = res.status == 404   ? "Not Found"
-                       : res.status == 413 ? "request body too large"
-                       : res.status == 405 ? "Method Not Allowed"
-                                           : "request error";
-    reply_detail(res, res.status, text);
-  });
-  s.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-    // The path only: the query string carries tokens.
-    std::fprintf(stderr, "%s %s %d\n", req.method.c_str(), req.path.c_str(), res.status);
-  });
-}
+    : impl_(std::make_unique<Impl>(std::move(config), engine, caps)) {}
 
-WorkerServer::~WorkerServer() = default;
+WorkerServer::~WorkerServer() { impl_->shutdown(); }
+
+// Never share the port with another process: SO_REUSEADDR only on POSIX (a second listener is still
+// refused, and a restart need not wait for TIME_WAIT), SO_EXCLUSIVEADDRUSE on Windows.
+#if defined(_WIN32)
+constexpr unsigned kReuse = static_cast<unsigned>(-1);
+#else
+constexpr unsigned kReuse = 0;
+#endif
 
 Result<int> WorkerServer::bind() {
-  auto& s = impl_->server;
-  const auto& c = impl_->config;
-  const int port = c.port == 0 ? s.bind_to_any_port(c.host) : (s.bind_to_port(c.host, c.port) ? c.port : -1);
-  if (port <= 0)
-    return Error(ErrorKind::unavailable, "cannot listen on " + c.host + ":" + std::to_string(c.port));
+  auto& s = *impl_;
+  const auto& c = s.config;
+  auto address = platform::listen_address(c.host, c.port);
+  if (!address) return address.error();
+  unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  if (address->ipv6) flags |= MHD_USE_IPv6;
+  auto handler = [](void* cls, MHD_Connection* conn, const char* url, const char* method, const char*,
+                    const char* upload, std::size_t* upload_size, void** state) {
+    return static_cast<Impl*>(cls)->on_request(conn, url, method, upload, upload_size, state);
+  };
+  auto completed = [](void*, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
+    delete static_cast<Impl::Pending*>(*state);
+    *state = nullptr;
+  };
+  s.daemon = MHD_start_daemon(
+      flags, 0, nullptr, nullptr, handler, &s,
+      MHD_OPTION_SOCK_ADDR, address->data(),
+      MHD_OPTION_LISTENING_ADDRESS_REUSE, kReuse,
+      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(std::max(1, c.threads)),
+      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(c.max_connections),
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<unsigned>(c.max_connections_per_peer),
+      MHD_OPTION_CONNECTION_TIMEOUT, static_cast<unsigned>(c.idle_timeout_sec),
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<std::size_t>(c.max_head_bytes),
+      MHD_OPTION_NOTIFY_COMPLETED, static_cast<MHD_RequestCompletedCallback>(completed), nullptr,
+      MHD_OPTION_END);
+  if (!s.daemon) return Error(ErrorKind::unavailable, "cannot listen on " + c.host + ":" + std::to_string(c.port));
+  const auto* info = MHD_get_daemon_info(s.daemon, MHD_DAEMON_INFO_BIND_PORT);
+  const int port = info ? static_cast<int>(info->port) : c.port;
+  s.waiter = std::thread([&s] { s.waiter_loop(); });
   return port;
 }
 
-void WorkerServer::serve() { impl_->server.listen_after_bind(); }
+void WorkerServer::serve() {
+  {
+    std::unique_lock lock(impl_->stop_mu);
+    impl_->stop_cv.wait(lock, [this] { return impl_->stop_requested; });
+  }
+  impl_->shutdown();
+}
 
-void WorkerServer::stop() { impl_->server.stop(); }
+void WorkerServer::stop() {
+  {
+    std::lock_guard lock(impl_->stop_mu);
+    impl_->stop_requested = true;
+  }
+  impl_->stop_cv.notify_all();
+}
 
 }  // namespace rayvault::worker

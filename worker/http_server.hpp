@@ -20,7 +20,13 @@ struct ServerConfig {
   bool allow_custom_inputs_hash = false;
   std::size_t max_body_bytes = 4u << 20;
   int max_wait_ms = 120000;
-  int threads = 64;
+  int threads = 2;                   // polling threads; each serves many connections
+  int max_connections = 900;         // in all (below the usual 1024 open files)
+  int max_connections_per_peer = 256;  // from one address; more are accepted and closed at once
+  int idle_timeout_sec = 15;         // a connection that sends nothing for this long is closed
+  std::size_t max_head_bytes = 32u << 10;  // request line and headers of one request
+  int max_long_polls = 600;          // wait_ms requests held at once; past it they answer at once
+  int max_long_polls_per_peer = 200;
   util::Clock clock = util::system_clock();
 };
 

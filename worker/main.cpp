@@ -9,6 +9,7 @@
 #include "worker/daemon.hpp"
 
 int main(int argc, char** argv) {
+  rayvault::platform::ignore_broken_pipe();  // a peer that hangs up must not end the worker
   rayvault::worker::DaemonOptions o;
   CLI::App app{"rayvault-worker: runs RayVault cluster job steps for controllers on the tailnet"};
   app.set_version_flag("--version", RAYVAULT_VERSION);

@@ -9,6 +9,8 @@
 
 int main(int argc, char** argv) {
   using namespace rayvault::controller;
+  // A worker that closes a connection mid-request fails that request, not the controller.
+  rayvault::platform::ignore_broken_pipe();
   CLI::App app{"rayvault-controller: runs RayVault cluster jobs on the workers of the tailnet"};
   app.set_version_flag("--version", RAYVAULT_VERSION);
   app.require_subcommand(1);

@@ -24,6 +24,8 @@ std::string getenv_string(const char* name) {
 
 std::vector<std::string> utf8_arguments(int argc, char** argv) { return {argv, argv + argc}; }
 
+void ignore_broken_pipe() { ::signal(SIGPIPE, SIG_IGN); }
+
 std::string home_folder() {
   std::string home = getenv_string("HOME");
   if (!home.empty()) return home;

@@ -49,6 +49,8 @@ std::string getenv_string(const char* name) {
   return narrow(v);
 }
 
+void ignore_broken_pipe() {}
+
 std::string home_folder() {
   std::string home = getenv_string("USERPROFILE");
   if (home.empty()) home = getenv_string("HOMEDRIVE") + getenv_string("HOMEPATH");

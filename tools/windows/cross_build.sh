@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Cross-builds rayvault-worker.exe, rayvault-controller.exe, the unit tests and the tool stand-ins
 # for Windows x86-64 with Debian's mingw-w64, statically linked. libsodium, SQLite (with
-# SQLiteCpp) and cpp-httplib's full header come from Debian's source packages, built once into
-# build-win/deps/prefix and reused; header-only libraries come from Debian's -dev packages.
+# SQLiteCpp), libmicrohttpd and cpp-httplib's full header come from Debian's source packages, built
+# once into build-win/deps/prefix and reused; header-only libraries come from Debian's -dev packages.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 out=${RAYVAULT_WIN_BUILD:-$repo/build-win}
 deps=$out/deps
 prefix=$deps/prefix
-stamp=$prefix/.built-v1
+stamp=$prefix/.built-v2
 host=x86_64-w64-mingw32
 cc=$host-gcc-posix
 cxx=$host-g++-posix
@@ -38,12 +38,12 @@ SRC
   trap '"${sudo_cmd[@]}" rm -f '"$list"'; "${sudo_cmd[@]}" apt-get update -qq || true' RETURN
   "${sudo_cmd[@]}" apt-get update -qq
   rm -rf "$deps/src" && mkdir -p "$deps/src"
-  (cd "$deps/src" && apt-get source -qq cpp-httplib libsodium sqlite3 sqlitecpp >/dev/null 2>&1) ||
-    (cd "$deps/src" && apt-get source cpp-httplib libsodium sqlite3 sqlitecpp)
+  (cd "$deps/src" && apt-get source -qq cpp-httplib libsodium sqlite3 sqlitecpp libmicrohttpd >/dev/null 2>&1) ||
+    (cd "$deps/src" && apt-get source cpp-httplib libsodium sqlite3 sqlitecpp libmicrohttpd)
 }
 
 build_deps() {
-  echo "cross_build: building libsodium, SQLite, SQLiteCpp for $host (once)"
+  echo "cross_build: building libsodium, SQLite, SQLiteCpp, libmicrohttpd for $host (once)"
   rm -rf "$prefix" && mkdir -p "$prefix/include" "$prefix/lib"
   fetch_sources
   local src=$deps/src
@@ -54,6 +54,13 @@ build_deps() {
     { [ -x configure ] || ./autogen.sh -s >/dev/null 2>&1 || ./autogen.sh >/dev/null; } &&
     ./configure --host=$host --prefix="$prefix" --disable-shared --enable-static CC=$cc >/dev/null &&
     make -j"$jobs" >/dev/null && make install >/dev/null)
+
+  # The worker's HTTP server; no TLS (the tailnet encrypts), WSAPoll where Linux has epoll.
+  (cd "$src"/libmicrohttpd-*/ &&
+    ./configure --host=$host --prefix="$prefix" --disable-https --disable-shared --enable-static --disable-doc \
+      --disable-examples --disable-curl CC=$cc >/dev/null &&
+    make -j"$jobs" -C src/microhttpd >/dev/null && make -C src/microhttpd install >/dev/null &&
+    make -C src/include install >/dev/null)
 
   # The amalgamation is generated natively (tclsh), then compiled for Windows.
   (cd "$src"/sqlite3-*/ && mkdir -p native && cd native && ../configure >/dev/null && make sqlite3.c >/dev/null &&
