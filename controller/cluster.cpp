@@ -50,6 +50,10 @@ Result<Cluster> Cluster::load(const GlobalOptions& g) {
   c.config_.controller.local_workspace_root =
       std::filesystem::absolute(c.config_.controller.local_workspace_root, ec).lexically_normal();
   c.secret_ = resolve_secret(g, c.config_);
+  // The secret stays in this process: a step run locally must not find it in its environment.
+  for (const std::string& name : {c.config_.secret_env, std::string("RAYVAULT_CLUSTER_SECRET_CURRENT"),
+                                  std::string("RAYVAULT_CLUSTER_SECRET"), std::string("RAYVAULT_CLUSTER_SECRET_PREVIOUS")})
+    if (!name.empty()) platform::unset_env(name.c_str());
   return c;
 }
 

@@ -27,7 +27,8 @@ std::string hostname();
 bool ui_session_active();
 
 // Calls on_signal once, from a dedicated thread, when the process is asked to stop (SIGINT,
-// SIGTERM; Ctrl-C, Ctrl-Break and service stop on Windows). Call before starting other threads.
+// SIGTERM; Ctrl-C, Ctrl-Break and service stop on Windows); a second request while that stop is
+// under way ends the process at once. Call before starting other threads.
 void on_shutdown_signal(std::function<void()> on_signal);
 
 // The command line as UTF-8 strings, argv[0] first (on Windows from the UTF-16 command line,
@@ -43,6 +44,9 @@ long process_id();
 
 // Reads an environment variable; empty when unset.
 std::string getenv_string(const char* name);
+
+// Removes a variable from this process's environment (and so from every child's).
+void unset_env(const char* name);
 
 // The user's home folder as UTF-8 (HOME, else the password database; on Windows USERPROFILE, else
 // HOMEDRIVE + HOMEPATH), as Python's os.path.expanduser finds it; empty when unknown.

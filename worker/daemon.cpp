@@ -28,6 +28,9 @@ int run_daemon(DaemonOptions o) {
   std::string current = util::trim(platform::getenv_string("RAYVAULT_CLUSTER_SECRET_CURRENT"));
   if (current.empty()) current = util::trim(platform::getenv_string("RAYVAULT_CLUSTER_SECRET"));
   const std::string previous = util::trim(platform::getenv_string("RAYVAULT_CLUSTER_SECRET_PREVIOUS"));
+  // The secrets stay in this process only: no step's tool inherits them.
+  for (const char* name : {"RAYVAULT_CLUSTER_SECRET_CURRENT", "RAYVAULT_CLUSTER_SECRET", "RAYVAULT_CLUSTER_SECRET_PREVIOUS"})
+    platform::unset_env(name);
   if (current.empty())
     return fail(Error(ErrorKind::config,
                       "no cluster secret: set RAYVAULT_CLUSTER_SECRET (and RAYVAULT_CLUSTER_SECRET_PREVIOUS while rotating)"));
@@ -65,6 +68,9 @@ int run_daemon(DaemonOptions o) {
   if (!previous.empty()) sc.secrets.push_back(previous);
   sc.allow_custom_inputs_hash = o.allow_custom_inputs_hash;
   sc.max_body_bytes = o.max_body_bytes;
+  sc.idle_timeout_sec = o.idle_timeout_sec;
+  sc.max_connections = o.max_connections;
+  sc.max_connections_per_peer = o.max_connections_per_peer;
   WorkerServer server(sc, **engine, caps);
   auto port = server.bind();
   if (!port) return fail(port.error());

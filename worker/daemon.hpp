@@ -15,6 +15,9 @@ struct DaemonOptions {
   int job_timeout_sec = 1800;
   int caps_refresh_sec = 300;
   std::size_t max_body_bytes = 4u << 20;
+  int idle_timeout_sec = 15;          // a connection silent this long is closed
+  int max_connections = 900;          // open at once, in all
+  int max_connections_per_peer = 256;  // open at once from one address
   bool allow_any_bind = false;
   bool allow_custom_inputs_hash = false;
   std::filesystem::path ready_file;  // written as JSON {host, port, pid, worker_id} once listening

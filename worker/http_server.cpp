@@ -388,10 +388,13 @@ struct WorkerServer::Impl {
         std::uint64_t n = 0;
         const auto [p, ec] = std::from_chars(length.data(), length.data() + length.size(), n);
         // A body somewhat over the limit is read and thrown away, so that a client that sends it
-        // whole before reading (most do) still gets its 413; a larger one is refused now and the
-        // connection closed.
-        if (ec != std::errc() || n > config.max_body_bytes + kDiscardBytes)
-          return refuse(c, req, 413, "request body too large");
+        // whole before reading (most do) still gets its 413; for a larger one the connection is
+        // closed at once, before any of it is read.
+        if (ec != std::errc() || n > config.max_body_bytes + kDiscardBytes) {
+          std::fprintf(stderr, "%s %s closed: declared body of %s bytes\n", req.method.c_str(), req.path.c_str(),
+                       length.c_str());
+          return MHD_NO;
+        }
         pending->too_large = n > config.max_body_bytes;
       }
       return MHD_YES;

@@ -23,6 +23,12 @@ int main(int argc, char** argv) {
   app.add_option("--job-timeout-sec", o.job_timeout_sec, "longest a step may run")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("--caps-refresh-sec", o.caps_refresh_sec, "how often capabilities are detected again")->capture_default_str();
   app.add_option("--max-body-bytes", o.max_body_bytes, "largest request body accepted")->capture_default_str();
+  app.add_option("--idle-timeout-sec", o.idle_timeout_sec, "close a connection silent this long")
+      ->check(CLI::Range(1, 3600))->capture_default_str();
+  app.add_option("--max-connections", o.max_connections, "connections open at once, in all")
+      ->check(CLI::Range(1, 100000))->capture_default_str();
+  app.add_option("--max-connections-per-peer", o.max_connections_per_peer, "connections open at once from one address")
+      ->check(CLI::Range(1, 100000))->capture_default_str();
   app.add_flag("--allow-any-bind", o.allow_any_bind, "listen on an address that is neither loopback nor tailnet");
   app.add_flag("--allow-custom-inputs-hash", o.allow_custom_inputs_hash,
                "accept jobs whose inputs_hash is not their payload's hash without payload_hmac (old controllers)");

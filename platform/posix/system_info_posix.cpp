@@ -26,6 +26,8 @@ std::vector<std::string> utf8_arguments(int argc, char** argv) { return {argv, a
 
 void ignore_broken_pipe() { ::signal(SIGPIPE, SIG_IGN); }
 
+void unset_env(const char* name) { ::unsetenv(name); }
+
 std::string home_folder() {
   std::string home = getenv_string("HOME");
   if (!home.empty()) return home;
@@ -105,6 +107,9 @@ void on_shutdown_signal(std::function<void()> on_signal) {
     int sig = 0;
     ::sigwait(&set, &sig);
     cb();
+    // A second signal while the first stop is still under way ends the process at once.
+    ::sigwait(&set, &sig);
+    std::_Exit(128 + sig);
   }).detach();
 }
 

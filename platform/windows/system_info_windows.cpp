@@ -29,7 +29,8 @@ BOOL WINAPI on_console_event(DWORD event) {
     case CTRL_LOGOFF_EVENT:
     case CTRL_SHUTDOWN_EVENT: {
       static std::atomic<bool> once{false};
-      if (!once.exchange(true) && shutdown_callback()) shutdown_callback()();
+      if (once.exchange(true)) ::ExitProcess(130);  // a second event while stopping ends it at once
+      if (shutdown_callback()) shutdown_callback()();
       return TRUE;
     }
     default:
@@ -50,6 +51,8 @@ std::string getenv_string(const char* name) {
 }
 
 void ignore_broken_pipe() {}
+
+void unset_env(const char* name) { ::SetEnvironmentVariableW(widen(name).c_str(), nullptr); }
 
 std::string home_folder() {
   std::string home = getenv_string("USERPROFILE");

@@ -4,6 +4,12 @@
 #include <doctest/doctest.h>
 #include <httplib.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <mutex>
@@ -93,7 +99,9 @@ void WorkerProcess::start() {
   const auto deadline = std::chrono::steady_clock::now() + options_.ready_within;
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto text = util::read_file(ready_); text.ok()) {
-      port_ = json::parse(*text)["port"].get<int>();
+      const json ready = json::parse(*text);
+      port_ = ready["port"].get<int>();
+      pid_ = ready["pid"].get<long>();
       return;
     }
     REQUIRE_MESSAGE(child_->running(), "worker exited at start: " << output());
@@ -365,6 +373,82 @@ int PythonWorkerStandIn::port() const { return impl_->port; }
 int PythonWorkerStandIn::job_submissions() const { return impl_->submissions; }
 int PythonWorkerStandIn::artifact_byte_requests() const { return impl_->artifact_bytes; }
 int PythonWorkerStandIn::wait_ms_requests() const { return impl_->wait_ms; }
+
+RawConnection::RawConnection(int port, const std::string& source) {
+  fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd_ < 0) return;
+  sockaddr_in from{};
+  from.sin_family = AF_INET;
+  ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(static_cast<std::uint16_t>(port));
+  ::inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
+  if (::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
+      ::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+RawConnection::RawConnection(RawConnection&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+
+bool RawConnection::send(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const auto n = ::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+std::string RawConnection::read_until_closed(std::chrono::milliseconds within) {
+  std::string out;
+  const auto until = std::chrono::steady_clock::now() + within;
+  while (fd_ >= 0) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[4096];
+    const auto n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) {
+      ::close(fd_);
+      fd_ = -1;
+      break;
+    }
+    out.append(buf, static_cast<std::size_t>(n));
+  }
+  return out;
+}
+
+bool RawConnection::closed_by_peer(std::chrono::milliseconds within) {
+  (void)read_until_closed(within);
+  return fd_ < 0;
+}
+
+long rss_kib(long pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::strtol(line.c_str() + 6, nullptr, 10);
+  return 0;
+}
+
+long health_ms(int port) {
+  const auto start = std::chrono::steady_clock::now();
+  httplib::Client c("127.0.0.1", port);
+  c.set_connection_timeout(5, 0);
+  c.set_read_timeout(5, 0);
+  auto r = c.Get("/health");
+  if (!r || r->status != 200) return -1;
+  return static_cast<long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
+}
 
 std::string path_with_standin(const fs::path& dir, const std::string& tool, const std::string& script) {
   REQUIRE(util::write_file_atomic(dir / tool, "#!/bin/sh\n" + script + "\n").ok());

@@ -59,6 +59,7 @@ class WorkerProcess {
   WorkerProcess(const fs::path& dir, std::string worker_id, WorkerOptions options = {});
   ~WorkerProcess();
   int port() const { return port_; }
+  long pid() const { return pid_; }
   const fs::path& root() const { return root_; }
   const std::string& id() const { return id_; }
   std::string output() const;  // what the worker printed
@@ -72,6 +73,7 @@ class WorkerProcess {
   WorkerOptions options_;
   std::optional<platform::Child> child_;
   int port_ = 0;
+  long pid_ = 0;
 };
 
 struct CliResult {
@@ -129,6 +131,30 @@ class PythonWorkerStandIn {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// A raw TCP connection to 127.0.0.1:port from another loopback address (the hostile peer's, so
+// that per-address limits tell it from the test's good client on 127.0.0.1). Linux only.
+class RawConnection {
+ public:
+  explicit RawConnection(int port, const std::string& source = "127.0.0.2");
+  ~RawConnection();
+  RawConnection(RawConnection&& other) noexcept;
+  bool connected() const { return fd_ >= 0; }
+  bool send(std::string_view bytes);
+  // Reads until the peer closes or `within` passes; what arrived.
+  std::string read_until_closed(std::chrono::milliseconds within);
+  // True when the peer closes the connection (or resets it) within `within`.
+  bool closed_by_peer(std::chrono::milliseconds within);
+
+ private:
+  int fd_ = -1;
+};
+
+// Resident memory of a process in KiB (from /proc), 0 when unknown.
+long rss_kib(long pid);
+
+// Milliseconds a fresh GET /health from 127.0.0.1 takes; -1 when it fails.
+long health_ms(int port);
 
 // Writes a shell script named `tool` into dir and returns a PATH value that finds it first: a
 // stand-in for a tool's misbehaviour (hanging, printing bytes that are not UTF-8, ...).
