@@ -1,9 +1,11 @@
 // Canonical JSON writer and a parser that keeps big integers exact (see json.hpp).
 #include "protocol/json.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <vector>
 
 #include "util/crypto.hpp"
 
@@ -47,7 +49,17 @@ class ExactSax {
     }
     return dom_.number_float(v, text);
   }
-  bool string(string_t& v) { return dom_.string(v); }
+  bool string(string_t& v) {
+    // A string value that quote_long_integers made of an integer literal is that integer again.
+    if (next_quoted_ < quoted_.size() && quoted_[next_quoted_] == string_values_++) {
+      ++next_quoted_;
+      binary_t bin(std::vector<std::uint8_t>(v.begin(), v.end()), kBigIntSubtype);
+      return dom_.binary(bin);
+    }
+    return dom_.string(v);
+  }
+  // The ordinals (among string values, in document order) of quoted integer literals.
+  void set_quoted(std::vector<std::size_t> quoted) { quoted_ = std::move(quoted); }
   bool binary(binary_t& v) { return dom_.binary(v); }
   bool start_object(std::size_t n) { return enter() && dom_.start_object(n); }
   bool key(string_t& k) { return dom_.key(k); }
@@ -71,12 +83,77 @@ class ExactSax {
   nlohmann::detail::json_sax_dom_parser<BasicJson> dom_;
   std::size_t depth_ = 0;
   std::string error_;
+  std::vector<std::size_t> quoted_;
+  std::size_t next_quoted_ = 0, string_values_ = 0;
 };
+
+// Integers of more than 308 digits overflow a double, and the library refuses them before any
+// handler sees them; Python reads integers up to 4300 digits. Such literals are rewritten as
+// string values here, and the ordinal of each among string values recorded, so the handler turns
+// exactly those back into integers. Error for an integer over 4300 digits, as Python's limit.
+constexpr std::size_t kQuoteDigits = 300, kMaxIntegerDigits = 4300;
+
+Result<std::string> quote_long_integers(std::string_view text, std::vector<std::size_t>& quoted) {
+  std::string out;
+  out.reserve(text.size() + 16);
+  std::size_t values = 0;
+  for (std::size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (c == '"') {  // copy the string, then tell a key (followed by ':') from a value
+      const std::size_t start = i++;
+      while (i < text.size() && text[i] != '"') i += text[i] == '\\' ? 2 : 1;
+      i = std::min(i + 1, text.size());
+      out.append(text.substr(start, i - start));
+      std::size_t j = i;
+      while (j < text.size() && (text[j] == ' ' || text[j] == '\t' || text[j] == '\n' || text[j] == '\r')) ++j;
+      if (j >= text.size() || text[j] != ':') ++values;
+      continue;
+    }
+    if (c == '-' || (c >= '0' && c <= '9')) {
+      std::size_t j = i;
+      while (j < text.size() && (text[j] == '-' || text[j] == '+' || text[j] == '.' || text[j] == 'e' ||
+                                 text[j] == 'E' || (text[j] >= '0' && text[j] <= '9')))
+        ++j;
+      const std::string token(text.substr(i, j - i));
+      if (is_integer_literal(token) && token.size() > kQuoteDigits) {
+        if (token.size() - (token[0] == '-') > kMaxIntegerDigits)
+          return Error(ErrorKind::invalid_input, "integer of more than 4300 digits (Python's limit)");
+        quoted.push_back(values++);
+        out += '"' + token + '"';
+      } else {
+        out += token;
+      }
+      i = j;
+      continue;
+    }
+    out.push_back(c);
+    ++i;
+  }
+  return out;
+}
+
+bool has_long_digit_run(std::string_view text) {
+  std::size_t run = 0;
+  for (const char c : text) {
+    run = (c >= '0' && c <= '9') ? run + 1 : 0;
+    if (run > kQuoteDigits) return true;
+  }
+  return false;
+}
 
 template <class BasicJson>
 Result<BasicJson> parse_exact(std::string_view text) {
   BasicJson root;
   ExactSax<BasicJson> sax(root);
+  std::string rewritten;
+  if (has_long_digit_run(text)) {
+    std::vector<std::size_t> quoted;
+    auto r = quote_long_integers(text, quoted);
+    if (!r) return r.error();
+    rewritten = std::move(r).value();
+    text = rewritten;
+    sax.set_quoted(std::move(quoted));
+  }
   bool ok = false;
   try {
     ok = BasicJson::sax_parse(text.begin(), text.end(), &sax);

@@ -16,6 +16,9 @@ using protocol::json;
 
 Error bad(const std::string& what) { return Error(ErrorKind::config, "nodes.json: " + what); }
 
+// Longest request and poll timeouts taken from nodes.json: an hour, and a week.
+constexpr double kMaxRequestSeconds = 3600, kMaxPollSeconds = 7 * 86400;
+
 bool valid_host(const std::string& h) {
   if (h.empty() || h.size() > 253) return false;
   for (const char c : h) {
@@ -84,13 +87,20 @@ class FieldReader {
     out = value;
   }
 
-  // A number that must be positive: otherwise a warning, and the default stays.
-  void positive(const char* key, double& out) {
+  // A number of seconds that must be positive (else a warning, and the default stays) and at
+  // most `max` (else a warning, and max is used: socket timeouts overflow past it).
+  void seconds(const char* key, double& out, double max) {
     double v = out;
     number(key, v);
     if (!error_.empty()) return;
-    if (v > 0) out = v;
-    else warnings_.push_back("nodes.json: " + where_ + key + " must be positive; using " + protocol::dump_json(out));
+    if (!(v > 0)) {
+      warnings_.push_back("nodes.json: " + where_ + key + " must be positive; using " + protocol::dump_json(out));
+    } else if (v > max) {
+      warnings_.push_back("nodes.json: " + where_ + key + " is over " + protocol::dump_json(max) + "; using that");
+      out = max;
+    } else {
+      out = v;
+    }
   }
 
  private:
@@ -135,7 +145,7 @@ std::optional<NodeEntry> read_node(const json& n, std::size_t index, std::vector
   f.number("port", port);
   f.text("role", node.role);
   f.boolean("enabled", node.enabled);
-  f.positive("timeout_sec", node.timeout_sec);
+  f.seconds("timeout_sec", node.timeout_sec, kMaxRequestSeconds);
   node.role = util::ascii_lower(util::trim(node.role));
   if (!f.error().empty()) node.unusable = f.error();
   else if (!valid_host(node.host)) node.unusable = "host must be a host name or address (no scheme, path or spaces)";
@@ -183,9 +193,9 @@ Result<NodesConfig> parse_nodes_config(std::string_view text) {
     FieldReader c(doc["controller"], "controller.", cfg.warnings);
     std::string root;
     c.text("node_id", s.node_id);
-    c.positive("request_timeout_sec", s.request_timeout_sec);
-    c.positive("poll_interval_sec", s.poll_interval_sec);
-    c.positive("poll_timeout_sec", s.poll_timeout_sec);
+    c.seconds("request_timeout_sec", s.request_timeout_sec, kMaxRequestSeconds);
+    c.seconds("poll_interval_sec", s.poll_interval_sec, kMaxRequestSeconds);
+    c.seconds("poll_timeout_sec", s.poll_timeout_sec, kMaxPollSeconds);
     c.text("local_workspace_root", root);
     if (!c.error().empty()) return bad("controller." + c.error());
     s.node_id = util::trim(s.node_id);

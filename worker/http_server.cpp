@@ -281,9 +281,17 @@ struct WorkerServer::Impl {
     const json* entry = nullptr;
     for (const auto& a : job->record.artifacts)
       if (protocol::string_field(a, "name") == name) entry = &a;
-    const fs::path path = entry ? util::resolve_within(util::path_from_utf8(job->artifact_dir), name) : fs::path();
+    const fs::path folder = util::path_from_utf8(job->artifact_dir);
+    const fs::path path = entry ? util::resolve_within(folder, name) : fs::path();
     std::error_code ec;
     if (path.empty() || !fs::is_regular_file(path, ec)) return detail(404, "artifact not found: " + name);
+    // What a job published is a plain file under the worker's root, reached by no link: a folder
+    // or file swapped for a symlink, or a hard link to a file elsewhere, is not served.
+    if (!util::is_within(engine.config().root, folder) || fs::hard_link_count(path, ec) != 1 || ec)
+      return detail(404, "artifact not found: " + name);
+    for (fs::path p = path; p != folder && p.has_relative_path() && p != p.parent_path(); p = p.parent_path())
+      if (fs::is_symlink(fs::symlink_status(p, ec))) return detail(404, "artifact not found: " + name);
+    if (fs::is_symlink(fs::symlink_status(folder, ec))) return detail(404, "artifact not found: " + name);
     const std::uint64_t size = fs::file_size(path, ec);
     if (ec) return detail(404, "artifact not found: " + name);
     const RangeAnswer range = parse_range(req.header(MHD_HTTP_HEADER_RANGE), size);

@@ -62,6 +62,19 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
     follow = *named;
   }
 
+  // The ledger knows the job from now on, so an interrupted submit can be followed up with
+  // `status`, `logs` or `sync-artifacts` by run and job id alone.
+  const fs::path receipt_dir = cluster.receipt_dir(req.run_id, req.job_id);
+  const std::string step = protocol::steps::normalize(req.step_name);
+  auto ledger_entry = [&](const std::string& status, std::optional<int> exit_code, const std::string& finished_at) {
+    const long long ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
+    return state::LedgerEntry{req.run_id, req.job_id, step, req.inputs_hash, "remote", node.node_id, node.host,
+                              node.port, follow, status, exit_code, submitted_at, finished_at, ms,
+                              util::u8(receipt_dir / "job_receipt.json")};
+  };
+  (void)ledger.record(ledger_entry(protocol::string_field(record, "status"), std::nullopt, ""));
+
   const bool long_poll = has_protocol_feature(caps, "wait_ms");
   const auto deadline = started + std::chrono::milliseconds(static_cast<long long>(cc.poll_timeout_sec * 1000));
   int transient = 0;
@@ -88,17 +101,10 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   if (!succeeded && (rec.status == "error" || protocol::is_node_fault(rec.error_code)))
     return {false, (rec.error_code.empty() ? rec.status : rec.error_code) + ": " + rec.error_message, {}};
 
-  const fs::path receipt_dir = cluster.receipt_dir(req.run_id, req.job_id);
-  RemoteJob job{&node, req.run_id, req.job_id, follow, protocol::steps::normalize(req.step_name), req.inputs_hash,
-                has_protocol_feature(caps, "artifact_download")};
+  RemoteJob job{&node, req.run_id, req.job_id, follow, step, req.inputs_hash, has_protocol_feature(caps, "artifact_download")};
+  (void)ledger.record(ledger_entry(rec.status, rec.exit_code, util::format_utc(std::chrono::system_clock::now())));
   auto synced = sync_remote_job(client, job, receipt_dir, &record);
   if (!synced) return {false, "job finished but could not be synced: " + synced.error().message, {}};
-  const long long duration_ms =
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-  state::LedgerEntry entry{req.run_id, req.job_id, job.step_name, req.inputs_hash, "remote", node.node_id, node.host,
-                           node.port, follow, rec.status, rec.exit_code, submitted_at,
-                           util::format_utc(std::chrono::system_clock::now()), duration_ms, util::u8(synced->receipt_path)};
-  (void)ledger.record(entry);
 
   std::string message = succeeded ? rec.message : (rec.error_message.empty() ? rec.message : rec.error_message);
   if (synced->failed > 0) message = std::to_string(synced->failed) + " artifact(s) failed to download or verify; see the receipt";

@@ -1,6 +1,9 @@
 // POSIX child processes: fork/exec into a new process group, poll its pipes, kill the group.
 #include <fcntl.h>
 #include <poll.h>
+#if defined(__linux__)
+#include <sys/prctl.h>
+#endif
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -60,8 +63,10 @@ std::vector<std::string> build_env(const ProcessSpec& spec) {
 
 // Forks and execs spec.argv in a new process group with stdin from /dev/null and stdout/stderr on
 // the given descriptors. Everything is prepared before fork: the child only calls
-// async-signal-safe functions. Error (unavailable) when the program cannot be started.
-Result<Spawned> spawn(const ProcessSpec& spec, int out_fd, int err_fd) {
+// async-signal-safe functions. die_with_parent: on Linux the child is killed when this process
+// dies (a step's tool); a background child (Child) outlives the thread that started it.
+// Error (unavailable) when the program cannot be started.
+Result<Spawned> spawn(const ProcessSpec& spec, int out_fd, int err_fd, bool die_with_parent) {
   if (spec.argv.empty()) return Error(ErrorKind::internal, "spawn: empty argv");
   const std::filesystem::path exe = find_executable(spec.argv[0]);
   if (exe.empty()) return Error(ErrorKind::unavailable, "program not found: " + spec.argv[0]);
@@ -77,6 +82,7 @@ Result<Spawned> spawn(const ProcessSpec& spec, int out_fd, int err_fd) {
   const std::string exe_str = exe.string();
   const std::string cwd_str = spec.cwd.string();
   const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const pid_t parent = ::getpid();
 
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -87,6 +93,14 @@ Result<Spawned> spawn(const ProcessSpec& spec, int out_fd, int err_fd) {
   }
   if (pid == 0) {
     ::setpgid(0, 0);
+#if defined(__linux__)
+    // A step's tool ends with the worker, even when the worker is killed outright (SIGKILL, a
+    // crash): it must not go on writing into a job nobody follows.
+    if (die_with_parent && (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent)) ::_exit(127);
+#else
+    (void)die_with_parent;
+    (void)parent;
+#endif
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -155,7 +169,7 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
     ::close(out_pipe[1]);
     return Error(ErrorKind::io, "pipe failed");
   }
-  auto spawned = spawn(spec, out_pipe[1], err_pipe[1]);
+  auto spawned = spawn(spec, out_pipe[1], err_pipe[1], /*die_with_parent=*/true);
   ::close(out_pipe[1]);
   ::close(err_pipe[1]);
   if (!spawned) {
@@ -226,7 +240,7 @@ Result<ProcessResult> run_process(const ProcessSpec& spec) {
 Result<Child> Child::spawn(const ProcessSpec& spec, const std::filesystem::path& output_file) {
   const int fd = ::open(output_file.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd < 0) return Error(ErrorKind::io, "cannot open " + output_file.string());
-  auto spawned = platform::spawn(spec, fd, fd);
+  auto spawned = platform::spawn(spec, fd, fd, /*die_with_parent=*/false);
   ::close(fd);
   if (!spawned) return spawned.error();
   Child c;

@@ -8,6 +8,7 @@
 
 #include "tests/integration/harness.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 
 using namespace rayvault;
 using namespace rayvault::test;
@@ -217,6 +218,28 @@ TEST_CASE("hardening 9: SIGTERM during start-up stops the worker") {
   CHECK(child->terminate(std::chrono::seconds(20)) == 0);  // 0: it stopped by itself, cleanly
 }
 
+// Row 10: a step's tool dies with a worker that is killed outright.
+TEST_CASE("hardening 10: a killed worker leaves no tool running") {
+  TempDir t;
+  const auto video = make_video(t.path, 1);
+  const fs::path pidfile = t.path / "tool.pid";
+  const std::string path_env =
+      path_with_standin(t.path / "bin", "ffprobe", "echo $$ > '" + pidfile.string() + "'\nexec sleep 60");
+  WorkerProcess w(t.path, "w1", WorkerOptions{"s3cret", "", {}, {{"PATH", path_env}}});
+  const json payload{{"media_path", video.string()}};
+  REQUIRE(http_post(w.port(), "/job", job_body("run", "cut", "FFMPEG_PROBE", payload).dump()).status == 200);
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  std::string pid;
+  while (pid.empty() && std::chrono::steady_clock::now() < until)
+    if (auto text = util::read_file(pidfile)) pid = util::trim(*text);
+  REQUIRE_FALSE(pid.empty());
+  REQUIRE(fs::exists("/proc/" + pid));
+  w.crash();
+  until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (fs::exists("/proc/" + pid) && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  CHECK_FALSE(fs::exists("/proc/" + pid));
+}
+
 // Row 11: ranges past the end are cut to it; a 416 carries one Content-Range.
 TEST_CASE("hardening 11: Range answers") {
   TempDir t;
@@ -243,4 +266,82 @@ TEST_CASE("hardening 11: Range answers") {
   std::size_t count = 0;
   for (std::size_t p = 0; (p = answer.find("Content-Range:", p)) != std::string::npos; ++p) ++count;
   CHECK(count == 1);
+}
+
+// Row 13: a submit cut off while it follows the job leaves the ledger able to find it.
+TEST_CASE("hardening 13: the ledger knows a job from its submission on") {
+  TempDir t;
+  PythonWorkerStandIn py("py", "", PythonWorkerStandIn::Flavor::never_finishes);
+  write_nodes(t.path, {{"py", py.port()}});
+  platform::ProcessSpec spec;
+  spec.argv = {RAYVAULT_CONTROLLER_BIN, "submit", "--run-id", "r", "--job-id", "j", "--step-name", "FFMPEG_PROBE",
+               "--payload-json", R"({"media_path":"/srv/a.mp4"})"};
+  spec.cwd = t.path;
+  spec.env = {{"RAYVAULT_CLUSTER_SECRET", "s3cret"}};
+  auto controller = platform::Child::spawn(spec, t.path / "controller.log");
+  REQUIRE(controller.ok());
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  // Cut off while it follows the job (it has polled), before any receipt was written.
+  while (py.status_polls() == 0 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  REQUIRE(py.status_polls() > 0);
+  REQUIRE(py.job_submissions() == 1);
+  (void)controller->kill();
+  const auto st = run_controller(t.path, {"status", "--run-id", "r", "--job-id", "j"});
+  CHECK(st.exit_code == 0);
+  CHECK(st.doc["ledger"]["node_id"] == "py");
+  CHECK(st.doc["job"]["status"] == "running");
+}
+
+// Row 14: an artifact reached through a symlinked folder, or hard-linked from elsewhere, is not served.
+TEST_CASE("hardening 14: links in the artifact folder") {
+  TempDir t;
+  const auto video = make_video(t.path, 1);
+  WorkerProcess w(t.path, "w1");
+  const json payload{{"media_path", video.string()}};
+  const std::string h = protocol::inputs_hash(payload);
+  REQUIRE(http_post(w.port(), "/job", job_body("run", "p", "FFMPEG_PROBE", payload).dump()).status == 200);
+  REQUIRE(poll_job(w.port(), "run", "p", h, terminal)["status"] == "succeeded");
+  const std::string url = "/job/p/artifacts/ffprobe.json?" + signed_query("run", "p", "JOB_ARTIFACTS", h);
+  REQUIRE(http_get(w.port(), url).status == 200);
+  const fs::path folder = w.root() / "jobs/p/artifacts";
+  SUBCASE("a hard link") {
+    fs::create_hard_link(folder / "ffprobe.json", t.path / "elsewhere.json");
+    CHECK(http_get(w.port(), url).status == 404);
+  }
+  SUBCASE("the folder swapped for a symlink") {
+    fs::create_directories(t.path / "outside");
+    REQUIRE(util::write_file_atomic(t.path / "outside/ffprobe.json", "secret bytes").ok());
+    fs::rename(folder, w.root() / "jobs/p/moved");
+    fs::create_directory_symlink(t.path / "outside", folder);
+    const auto r = http_get(w.port(), url);
+    CHECK(r.status == 404);
+    CHECK(r.body.find("secret bytes") == std::string::npos);
+  }
+}
+
+// Row 15: integers past a double's range in a payload are taken, as Python takes them.
+TEST_CASE("hardening 15: a 400-digit integer in a payload") {
+  TempDir t;
+  WorkerProcess w(t.path, "w1");
+  const std::string big = "9" + std::string(399, '1');
+  auto payload = protocol::parse_json(R"({"media_path":"/nowhere.mp4","frame_count":)" + big + "}");
+  REQUIRE(payload.ok());
+  // Written canonically: the digits go on the wire as digits.
+  const auto r = http_post(w.port(), "/job", protocol::canonical_json(job_body("run", "big", "FFMPEG_PROBE", *payload)));
+  CHECK_MESSAGE(r.status == 200, r.body);  // 200: the worker hashed the same digits
+  CHECK(r.json_body()["job"]["inputs_hash"] == protocol::inputs_hash(*payload));
+}
+
+// Row 16: timeouts in nodes.json beyond any sensible value are capped, not overflowed.
+TEST_CASE("hardening 16: nodes.json timeouts of 1e300") {
+  TempDir t;
+  WorkerProcess w(t.path, "w1");
+  write_nodes_file(t.path, R"({"controller":{"request_timeout_sec":1e300},"nodes":[{"node_id":"w1","host":"127.0.0.1",)"
+                           R"("port":)" + std::to_string(w.port()) + R"(,"timeout_sec":1e300}]})");
+  const auto h = run_controller(t.path, {"health"});
+  CHECK(h.exit_code == 0);
+  CHECK(h.doc["workers"][0]["ok"] == true);
+  CHECK(h.err.find("nodes[0] ('w1').timeout_sec is over 3600.0; using that") != std::string::npos);
+  const auto c = run_controller(t.path, {"caps"});
+  CHECK(c.exit_code == 0);
 }

@@ -221,7 +221,7 @@ struct PythonWorkerStandIn::Impl {
   std::mutex mu;
   std::map<std::string, json> jobs;  // job_id -> record
   std::map<std::string, int> polls;  // job_id -> status polls so far
-  std::atomic<int> submissions{0}, artifact_bytes{0}, wait_ms{0};
+  std::atomic<int> submissions{0}, artifact_bytes{0}, wait_ms{0}, status_polls{0};
 
   bool verify(const protocol::Envelope& env, const std::set<std::string>& steps, httplib::Response& res) const {
     auto ok = protocol::verify_envelope(env, protocol::VerifyPolicy{steps, {secret}, std::chrono::system_clock::now()});
@@ -253,7 +253,7 @@ struct PythonWorkerStandIn::Impl {
   }
 
   void advance(json& r, int poll) {
-    if (poll == 1) {
+    if (poll == 1 || flavor == Flavor::never_finishes) {
       r["status"] = "running";
       r["progress"] = 0.1;
       r["started_at"] = util::format_utc(std::chrono::system_clock::now());
@@ -327,6 +327,7 @@ PythonWorkerStandIn::PythonWorkerStandIn(std::string worker_id, std::string fail
     if (req.has_param("wait_ms")) ++self->wait_ms;
     const auto id = self->job_for(req, protocol::steps::kJobStatus, res);
     if (!id) return;
+    ++self->status_polls;
     std::lock_guard lock(self->mu);
     json& r = self->jobs[*id];
     self->advance(r, ++self->polls[*id]);
@@ -373,6 +374,7 @@ int PythonWorkerStandIn::port() const { return impl_->port; }
 int PythonWorkerStandIn::job_submissions() const { return impl_->submissions; }
 int PythonWorkerStandIn::artifact_byte_requests() const { return impl_->artifact_bytes; }
 int PythonWorkerStandIn::wait_ms_requests() const { return impl_->wait_ms; }
+int PythonWorkerStandIn::status_polls() const { return impl_->status_polls; }
 
 RawConnection::RawConnection(int port, const std::string& source) {
   fd_ = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -119,13 +119,14 @@ std::string sha256_of(const fs::path& file);
 // is null.
 class PythonWorkerStandIn {
  public:
-  enum class Flavor { python, older_rayvault };
+  enum class Flavor { python, older_rayvault, never_finishes };
   explicit PythonWorkerStandIn(std::string worker_id, std::string fail_code = "", Flavor flavor = Flavor::python);
   ~PythonWorkerStandIn();
   int port() const;
   int job_submissions() const;        // POST /job that passed the envelope checks
   int artifact_byte_requests() const;  // GET /job/{id}/artifacts/{name}, which a controller must not send
   int wait_ms_requests() const;        // status polls carrying wait_ms, which a Python node ignores
+  int status_polls() const;            // GET /job/{id} that passed the envelope checks
 
  private:
   struct Impl;

@@ -70,6 +70,20 @@ TEST_CASE("protocol::parse_json") {
     ok += std::string(kMaxJsonDepth, ']');
     CHECK(parse_json(ok).ok());
   }
+  SUBCASE("integers beyond a double's range are exact, up to Python's 4300 digits") {
+    const std::string big = "1" + std::string(399, '7');
+    const std::string text = R"({"a":")" + big + R"(","b":[)" + big + ",-" + big + R"(,"x"],"c":{"d":)" + big + "}}";
+    auto r = parse_json(text);
+    REQUIRE(r.ok());
+    CHECK((*r)["a"] == big);  // a string of digits stays a string
+    CHECK((*r)["b"][2] == "x");
+    CHECK(canonical_json(*r) == text);
+    CHECK(parse_json(std::string(4300, '9')).ok());
+    auto over = parse_json(std::string(4301, '9'));
+    REQUIRE_FALSE(over.ok());
+    CHECK(over.error().message == "integer of more than 4300 digits (Python's limit)");
+    CHECK_FALSE(parse_json("1" + std::string(400, '0') + ".5").ok());  // a float that large stays refused
+  }
 }
 
 TEST_CASE("protocol::inputs_hash") {
