@@ -36,7 +36,7 @@ int exit_code(ErrorKind kind) {
 }
 
 bool is_node_fault(std::string_view code) {
-  return code == codes::kWorkerRestarted || code == codes::kInvalidInput || code == codes::kFfmpegMissing ||
+  return code == codes::kWorkerRestarted || code == codes::kStorageFailed || code == codes::kInvalidInput || code == codes::kFfmpegMissing ||
          code == codes::kOpenclawMissing || code == codes::kUiSessionRequired || code == codes::kStepUnsupported ||
          code == codes::kGpuRequired || code == codes::kPoseRunnerMissing || code == codes::kUnhandledException;
 }

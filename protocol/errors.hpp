@@ -20,6 +20,7 @@ inline constexpr std::string_view kUnhandledException = "UNHANDLED_EXCEPTION";
 // Extensions of this project.
 inline constexpr std::string_view kWorkerRestarted = "WORKER_RESTARTED";
 inline constexpr std::string_view kTimeout = "TIMEOUT";
+inline constexpr std::string_view kStorageFailed = "STORAGE_FAILED";  // the worker could not write (disk full)
 inline constexpr std::string_view kGpuRequired = "GPU_REQUIRED";
 inline constexpr std::string_view kPoseRunnerMissing = "POSE_RUNNER_MISSING";
 }  // namespace codes

@@ -3,6 +3,7 @@
 
 #include <cctype>
 #include <cmath>
+#include <cstdio>
 
 #include "protocol/errors.hpp"
 #include "protocol/ids.hpp"
@@ -91,7 +92,11 @@ void Engine::notify() {
   change_cv_.notify_all();
 }
 
-std::optional<state::StoredJob> Engine::job(const std::string& job_id) { return store_->get(job_id); }
+std::optional<state::StoredJob> Engine::job(const std::string& job_id) {
+  auto found = store_->get(job_id);
+  if (found) overlay(*found);
+  return found;
+}
 
 std::uint64_t Engine::change_count() {
   std::lock_guard lock(mu_);
@@ -134,6 +139,7 @@ Result<Admitted> Engine::submit(const Submission& s) {
   auto admitted = store_->admit(job);
   if (!admitted) return admitted.error();
   auto& [stored, how] = admitted.value();
+  overlay(stored);
   const bool created = how == state::Admission::created;
   if (created) {
     log(r.job_id, LogLevel::info, "job_queued", "queued " + r.step_name + " for run " + r.run_id);
@@ -166,14 +172,16 @@ Result<Admitted> Engine::submit(const Submission& s) {
 }
 
 std::optional<state::JobStore::Lookup> Engine::lookup(const std::string& run_id, const std::string& job_id) {
-  return store_->lookup(run_id, job_id);
+  auto found = store_->lookup(run_id, job_id);
+  if (found) overlay(found->job);
+  return found;
 }
 
 std::optional<state::StoredJob> Engine::wait(const std::string& job_id, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mu_);
   while (true) {
     lock.unlock();
-    auto job = store_->get(job_id);
+    auto job = this->job(job_id);
     lock.lock();
     if (!job || protocol::is_terminal_status(job->record.status) || std::chrono::steady_clock::now() >= deadline ||
         stopping_)
@@ -287,7 +295,7 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
       fs::rename(from, to, ec);
       if (ec) {
         outcome = Error(ErrorKind::io, "cannot publish artifact " + name + ": " + ec.message(),
-                        std::string(protocol::codes::kCommandFailed));
+                        std::string(protocol::codes::kStorageFailed));
         break;
       }
       auto sha = util::sha256_file_hex(to);
@@ -330,12 +338,35 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
 
 void Engine::finish(state::StoredJob& job) {
   // The log and the receipt are written before the terminal state is stored, so a client that
-  // sees the job terminal can fetch both.
-  const auto& r = job.record;
-  (void)util::write_file_atomic(util::path_from_utf8(r.log_path), state::render_log(r.job_id, store_->logs(r.job_id)));
-  (void)util::write_file_atomic(util::path_from_utf8(r.receipt_path), protocol::dump_json(receipt_of(job), 2));
-  (void)store_->update(job);
+  // sees the job terminal can fetch both. A job whose receipt cannot be written (a full disk)
+  // fails with STORAGE_FAILED, a node fault: the controller runs it elsewhere.
+  auto& r = job.record;
+  const Status log = util::write_file_atomic(util::path_from_utf8(r.log_path), state::render_log(r.job_id, store_->logs(r.job_id)));
+  const Status receipt = util::write_file_atomic(util::path_from_utf8(r.receipt_path), protocol::dump_json(receipt_of(job), 2));
+  if ((!log || !receipt) && r.error_code != protocol::codes::kWorkerRestarted) {
+    r.status = protocol::status::kFailed;
+    r.exit_code = 1;
+    r.error_code = protocol::codes::kStorageFailed;
+    r.error_message = "the worker cannot write the job's files: " + (!receipt ? receipt : log).error().message;
+    r.message = r.error_message;
+  }
+  // A state the store cannot take now (the same full disk) is kept in memory and answered from
+  // there, and written as soon as the store takes it, so the job never looks running forever.
+  if (!store_->update(job)) {
+    std::fprintf(stderr, "rayvault-worker: cannot store the end of job %s; kept in memory until the store takes it\n",
+                 r.job_id.c_str());
+    std::lock_guard lock(unsaved_mu_);
+    unsaved_[r.job_id] = job;
+  }
   notify();
+}
+
+void Engine::overlay(state::StoredJob& job) {
+  std::lock_guard lock(unsaved_mu_);
+  if (unsaved_.empty()) return;
+  if (const auto it = unsaved_.find(job.record.job_id); it != unsaved_.end()) job = it->second;
+  for (auto it = unsaved_.begin(); it != unsaved_.end();)
+    it = store_->update(it->second) ? unsaved_.erase(it) : std::next(it);
 }
 
 }  // namespace rayvault::worker

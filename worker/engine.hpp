@@ -89,6 +89,9 @@ class Engine {
   void log(const std::string& job_id, LogLevel level, std::string_view event, std::string_view message);
   Result<fs::path> artifact_dir_for(const state::StoredJob& job) const;
   void notify();
+  // Terminal states the store could not take (a full disk) are answered from memory: overlay
+  // puts one in place of what the store read, then tries to write them all again.
+  void overlay(state::StoredJob& job);
 
   EngineConfig config_;
   StepRegistry steps_;
@@ -101,6 +104,8 @@ class Engine {
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // job_id -> cancel flag
   bool stopping_ = false;
   std::uint64_t changes_ = 0;
+  std::mutex unsaved_mu_;
+  std::map<std::string, state::StoredJob> unsaved_;
   std::vector<std::thread> threads_;
 };
 

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <functional>
 #include <thread>
 
 #include "tests/integration/harness.hpp"
@@ -344,4 +345,56 @@ TEST_CASE("hardening 16: nodes.json timeouts of 1e300") {
   CHECK(h.err.find("nodes[0] ('w1').timeout_sec is over 3600.0; using that") != std::string::npos);
   const auto c = run_controller(t.path, {"caps"});
   CHECK(c.exit_code == 0);
+}
+
+// Row 6: the disk fills while a job runs. The job ends (STORAGE_FAILED, a node fault) instead of
+// staying `running`; once there is room it runs again when resubmitted, and what it became is
+// stored. Needs a small file system of its own: a tmpfs, mounted by root (as CI runs).
+TEST_CASE("hardening 6: a full disk ends the job instead of leaving it running") {
+  TempDir t;
+  const fs::path small = t.path / "small";
+  fs::create_directories(small);
+  auto run = [](std::vector<std::string> argv) {
+    platform::ProcessSpec spec;
+    spec.argv = std::move(argv);
+    spec.timeout = std::chrono::seconds(30);
+    auto r = platform::run_process(spec);
+    return r.ok() && r->exit_code == 0;
+  };
+  if (!run({"mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", small.string()})) {
+    MESSAGE("skipped: mounting a tmpfs needs root");
+    return;
+  }
+  struct Unmount {
+    std::function<void()> f;
+    ~Unmount() { f(); }
+  } unmount{[&] { run({"umount", "-l", small.string()}); }};
+
+  const auto video = make_video(t.path, 1);
+  const fs::path filler = small / "filler";
+  const fs::path mark = t.path / "filled-once";
+  // The first run fills the disk before it prints its JSON; later runs do not.
+  const std::string path_env = path_with_standin(
+      t.path / "bin", "ffprobe",
+      "if [ ! -e '" + mark.string() + "' ]; then touch '" + mark.string() + "'; dd if=/dev/zero of='" + filler.string() +
+          "' bs=64k 2>/dev/null; fi\nexec /usr/bin/ffprobe \"$@\"");
+  WorkerOptions options{"s3cret", "", {}, {{"PATH", path_env}}};
+  WorkerProcess w(small, "w1", options);
+  const json payload{{"media_path", video.string()}};
+  const std::string h = protocol::inputs_hash(payload);
+  REQUIRE(http_post(w.port(), "/job", job_body("run", "full", "FFMPEG_PROBE", payload).dump()).status == 200);
+  const json first = poll_job(w.port(), "run", "full", h, terminal, std::chrono::seconds(30));
+  CHECK(first["status"] == "failed");
+  CHECK(first["error_code"] == "STORAGE_FAILED");
+
+  fs::remove(filler);
+  REQUIRE(http_post(w.port(), "/job", job_body("run", "full", "FFMPEG_PROBE", payload).dump()).status == 200);
+  const json second = poll_job(w.port(), "run", "full", h,
+                               [](const json& j) { return j.value("status", "") == "succeeded"; }, std::chrono::seconds(30));
+  CHECK(second["status"] == "succeeded");
+  // Stored for good: a restarted worker still knows it succeeded.
+  w.stop();
+  w.start();
+  const auto r = http_get(w.port(), "/job/full?" + signed_query("run", "full", "JOB_STATUS", h));
+  CHECK(r.json_body()["job"]["status"] == "succeeded");
 }

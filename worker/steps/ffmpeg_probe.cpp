@@ -30,7 +30,7 @@ Result<StepOutput> FfmpegProbe::run(const StepContext& ctx) const {
   if (!probe || !probe->is_object())
     return Error(ErrorKind::invalid_input, "ffprobe printed no JSON document", std::string(protocol::codes::kCommandFailed));
   if (auto st = util::write_file_atomic(ctx.staging_dir / "ffprobe.json", probe->dump(2)); !st)
-    return Error(st.error().kind, st.error().message, std::string(protocol::codes::kCommandFailed));
+    return Error(st.error().kind, st.error().message, std::string(protocol::codes::kStorageFailed));
 
   StepOutput out;
   const json& fmt = probe->contains("format") ? (*probe)["format"] : json::object();

@@ -45,7 +45,7 @@ Result<StepOutput> FrameSampling::run(const StepContext& ctx) const {
                 {"every_sec", *every},
                 {"frames", frame_paths}};
   if (auto st = util::write_file_atomic(ctx.staging_dir / "frames_index.json", protocol::dump_json(index, 2)); !st)
-    return Error(st.error().kind, st.error().message, std::string(protocol::codes::kCommandFailed));
+    return Error(st.error().kind, st.error().message, std::string(protocol::codes::kStorageFailed));
 
   StepOutput out;
   out.metrics = {{"frames", frames.size()}, {"every_sec", *every}, {"count", frames.size()}};
