@@ -329,6 +329,16 @@ std::vector<std::string> JobStore::fail_interrupted(const std::string& now, cons
   return ids;
 }
 
+std::string JobStore::other_job_in(const std::string& artifact_dir, const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  SQLite::Statement q(*db_,
+                      "SELECT job_id FROM jobs WHERE artifact_dir = ? AND job_id != ? "
+                      "AND (status = 'running' OR artifacts != '[]') LIMIT 1");
+  q.bind(1, artifact_dir);
+  q.bind(2, job_id);
+  return q.executeStep() ? q.getColumn(0).getString() : std::string();
+}
+
 int JobStore::active_count() {
   std::lock_guard lock(mu_);
   SQLite::Statement q(*db_, "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')");

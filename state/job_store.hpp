@@ -70,6 +70,10 @@ class JobStore {
   // Number of jobs queued or running.
   int active_count();
 
+  // Another job (not job_id) whose artifacts are, or are being, written into artifact_dir: one
+  // that is running there or that published artifacts there. Empty when none.
+  std::string other_job_in(const std::string& artifact_dir, const std::string& job_id);
+
  private:
   explicit JobStore(std::unique_ptr<SQLite::Database> db);
   std::unique_ptr<SQLite::Database> db_;

@@ -232,6 +232,8 @@ Result<fs::path> Engine::artifact_dir_for(const state::StoredJob& job) const {
     return refuse("names a drive");
   fs::path resolved = util::resolve_within(ws, rel);
   if (resolved.empty()) return refuse("leaves the workspace");
+  // One spelling per folder ("shots/a/" is "shots/a"), so folders compare as text.
+  if (!resolved.has_filename()) resolved = resolved.parent_path();
   return resolved;
 }
 
@@ -244,7 +246,21 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
   r.progress = 0.1;
   r.message = "running";
   r.started_at = util::format_utc(config_.clock());
-  (void)store_->update(job);
+  // The job claims its artifact folder as it starts: a folder that holds, or is receiving, another
+  // job's artifacts is refused, so no job's files are replaced under it.
+  auto dir = artifact_dir_for(job);
+  {
+    std::lock_guard claim(claim_mu_);
+    if (dir) {
+      if (const std::string other = store_->other_job_in(util::u8(*dir), job_id); !other.empty())
+        dir = Error(ErrorKind::invalid_input,
+                    "payload.output_dir holds the artifacts of job " + other + "; give this job a folder of its own",
+                    std::string(protocol::codes::kInvalidOutputDir));
+      else
+        job.artifact_dir = util::u8(*dir);
+    }
+    (void)store_->update(job);
+  }
   notify();
   log(job_id, LogLevel::info, "job_started", "running " + r.step_name);
 
@@ -255,7 +271,6 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
   fs::create_directories(staging, ec);
 
   Result<StepOutput> outcome = Error(ErrorKind::internal, "not run");
-  auto dir = artifact_dir_for(job);
   const auto step_it = steps_.find(r.step_name);
   if (!dir) {
     outcome = dir.error();

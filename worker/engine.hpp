@@ -104,6 +104,7 @@ class Engine {
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // job_id -> cancel flag
   bool stopping_ = false;
   std::uint64_t changes_ = 0;
+  std::mutex claim_mu_;  // a job's check and claim of its artifact folder are one step
   std::mutex unsaved_mu_;
   std::map<std::string, state::StoredJob> unsaved_;
   std::vector<std::thread> threads_;

@@ -20,7 +20,6 @@
 #include <fstream>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <thread>
 
 #include "platform/net.hpp"
@@ -63,7 +62,7 @@ struct Request {
   std::string method, path;
   MHD_Connection* connection = nullptr;
   std::string body;
-  std::smatch match;  // the route's captures
+  std::string job_id, artifact;  // from /job/{job_id}[/artifacts/{artifact}]
 
   std::string param(const char* key) const {
     const char* v = MHD_lookup_connection_value(connection, MHD_GET_ARGUMENT_KIND, key);
@@ -155,7 +154,7 @@ struct WorkerServer::Impl {
   // trimmed, as in a body.
   static protocol::Envelope query_envelope(const Request& req) {
     auto p = [&req](const char* key) { return util::trim(req.param(key)); };
-    return protocol::Envelope{p("run_id"), util::trim(req.match[1].str()), p("step_name"), p("inputs_hash"),
+    return protocol::Envelope{p("run_id"), util::trim(req.job_id), p("step_name"), p("inputs_hash"),
                               p("timestamp"), p("auth_token")};
   }
 
@@ -276,7 +275,7 @@ struct WorkerServer::Impl {
   Reply get_artifact_bytes(const Request& req) {
     auto job = authorize_job_read(req, protocol::steps::kJobArtifacts);
     if (!job) return error_reply(job.error());
-    const std::string name = req.match[2].str();
+    const std::string& name = req.artifact;
     // Only a listed artifact is served, and only from inside the job's artifact folder.
     const json* entry = nullptr;
     for (const auto& a : job->record.artifacts)
@@ -317,20 +316,29 @@ struct WorkerServer::Impl {
     return r;
   }
 
-  // Routes a whole request. hold/job_id: see get_job (null when the request was already held once).
+  // Routes a whole request by splitting its path (no regular expressions: their recursion on a long
+  // path would overflow the stack). hold/job_id: see get_job (null when already held once).
   Reply route(Request& req, std::chrono::milliseconds* hold, std::string* job_id) {
-    static const std::regex kJob(R"(/job/([^/]+))"), kLogs(R"(/job/([^/]+)/logs)"),
-        kArtifacts(R"(/job/([^/]+)/artifacts)"), kBytes(R"(/job/([^/]+)/artifacts/(.+))");
     const bool get = req.method == "GET" || req.method == "HEAD";
     const bool post = req.method == "POST";
-    auto is = [&req](const std::regex& re) { return std::regex_match(req.path, req.match, re); };
-    if (req.path == "/health") return get ? health(req) : detail(405, "Method Not Allowed");
-    if (req.path == "/caps") return post ? post_caps(req) : detail(405, "Method Not Allowed");
-    if (req.path == "/job") return post ? post_job(req) : detail(405, "Method Not Allowed");
-    if (is(kJob)) return get ? get_job(req, hold, job_id) : detail(405, "Method Not Allowed");
-    if (is(kLogs)) return get ? get_logs(req) : detail(405, "Method Not Allowed");
-    if (is(kArtifacts)) return get ? get_artifacts(req) : detail(405, "Method Not Allowed");
-    if (is(kBytes)) return get ? get_artifact_bytes(req) : detail(405, "Method Not Allowed");
+    const Reply wrong_method = detail(405, "Method Not Allowed");
+    if (req.path == "/health") return get ? health(req) : wrong_method;
+    if (req.path == "/caps") return post ? post_caps(req) : wrong_method;
+    if (req.path == "/job") return post ? post_job(req) : wrong_method;
+    constexpr std::string_view kJobPrefix = "/job/";
+    if (req.path.rfind(kJobPrefix, 0) != 0) return detail(404, "Not Found");
+    const std::string rest = req.path.substr(kJobPrefix.size());
+    const auto slash = rest.find('/');
+    req.job_id = rest.substr(0, slash);
+    if (req.job_id.empty()) return detail(404, "Not Found");
+    const std::string tail = slash == std::string::npos ? std::string() : rest.substr(slash + 1);
+    if (slash == std::string::npos) return get ? get_job(req, hold, job_id) : wrong_method;
+    if (tail == "logs") return get ? get_logs(req) : wrong_method;
+    if (tail == "artifacts") return get ? get_artifacts(req) : wrong_method;
+    if (tail.rfind("artifacts/", 0) == 0 && tail.size() > 10) {
+      req.artifact = tail.substr(10);
+      return get ? get_artifact_bytes(req) : wrong_method;
+    }
     return detail(404, "Not Found");
   }
 
@@ -340,8 +348,14 @@ struct WorkerServer::Impl {
   struct Pending {
     std::string body;
     bool too_large = false;
-    bool held = false;  // suspended once as a long poll; answer now when called again
+    bool over_budget = false;  // the bodies being received in all would pass max_buffered_bytes
+    bool held = false;         // suspended once as a long poll; answer now when called again
+    std::atomic<std::size_t>* buffered = nullptr;  // the server's count of body bytes held
+    ~Pending() {
+      if (buffered) *buffered -= body.size();
+    }
   };
+  std::atomic<std::size_t> buffered{0};
 
   static MHD_Result queue(MHD_Connection* c, const Request& req, const Reply& r) {
     MHD_Response* response = nullptr;
@@ -387,11 +401,22 @@ struct WorkerServer::Impl {
     if (!pending) {
       // The head is here and no byte of the body has been read: refuse what cannot be served.
       pending = new Pending;
+      pending->buffered = &buffered;
       *state = pending;
       if (!req.header(MHD_HTTP_HEADER_CONTENT_ENCODING).empty())
         return refuse(c, req, 415, "Content-Encoding is not accepted: send the body as it is");
-      if (util::ascii_lower(req.header(MHD_HTTP_HEADER_TRANSFER_ENCODING)).find("chunked") != std::string::npos)
-        return refuse(c, req, 411, "a request body needs Content-Length (chunked bodies are not accepted)");
+      if (!req.header(MHD_HTTP_HEADER_TRANSFER_ENCODING).empty())
+        return refuse(c, req, 411, "a request body needs Content-Length (Transfer-Encoding is not accepted)");
+      // Two Content-Length headers are how requests are smuggled past a proxy (RFC 9112 6.3).
+      int lengths = 0;
+      MHD_get_connection_values(
+          c, MHD_HEADER_KIND,
+          [](void* cls, MHD_ValueKind, const char* key, const char*) {
+            if (util::ascii_lower(key ? key : "") == "content-length") ++*static_cast<int*>(cls);
+            return MHD_YES;
+          },
+          &lengths);
+      if (lengths > 1) return refuse(c, req, 400, "more than one Content-Length header");
       if (const std::string length = req.header(MHD_HTTP_HEADER_CONTENT_LENGTH); !length.empty()) {
         std::uint64_t n = 0;
         const auto [p, ec] = std::from_chars(length.data(), length.data() + length.size(), n);
@@ -408,13 +433,26 @@ struct WorkerServer::Impl {
       return MHD_YES;
     }
     if (*upload_size > 0) {
-      if (pending->too_large || pending->body.size() + *upload_size > config.max_body_bytes) pending->too_large = true;
-      else pending->body.append(upload, *upload_size);
+      if (pending->too_large || pending->body.size() + *upload_size > config.max_body_bytes) {
+        pending->too_large = true;
+      } else if (pending->over_budget || buffered.fetch_add(*upload_size) + *upload_size > config.max_buffered_bytes) {
+        // Bodies held by all connections together are bounded too: past it, this one is dropped.
+        if (!pending->over_budget) buffered -= *upload_size;
+        pending->over_budget = true;
+        buffered -= pending->body.size();
+        std::string().swap(pending->body);
+      } else {
+        pending->body.append(upload, *upload_size);
+      }
       *upload_size = 0;
       return MHD_YES;
     }
     if (pending->too_large) return queue(c, req, detail(413, "request body too large"));
+    if (pending->over_budget)
+      return queue(c, req, detail(503, "the worker is receiving too many request bodies at once; try again"));
+    buffered -= pending->body.size();
     req.body = std::move(pending->body);
+    pending->body.clear();
 
     std::chrono::milliseconds hold{0};
     std::string job_id;

@@ -19,6 +19,7 @@ struct ServerConfig {
   std::vector<std::string> secrets;  // current, then previous
   bool allow_custom_inputs_hash = false;
   std::size_t max_body_bytes = 4u << 20;
+  std::size_t max_buffered_bytes = 64u << 20;  // request bodies held by all connections together
   int max_wait_ms = 120000;
   int threads = 2;                   // polling threads; each serves many connections
   int max_connections = 900;         // in all (below the usual 1024 open files)

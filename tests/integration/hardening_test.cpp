@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "tests/integration/harness.hpp"
+#include "util/crypto.hpp"
 #include "util/files.hpp"
 #include "util/strings.hpp"
 
@@ -101,6 +102,14 @@ TEST_CASE("hardening 3: compressed or chunked or oversized bodies and oversized 
                        "4\r\nabcd\r\n"));
   answer = chunked.read_until_closed(std::chrono::seconds(5));
   CHECK(status_of(answer) == 411);
+
+  // Two Content-Length headers (request smuggling past a proxy) and other transfer encodings.
+  RawConnection twice(w.port());
+  REQUIRE(twice.send(head("POST /job HTTP/1.1", {"Content-Length: 0", "Content-Length: 7"}) + "{\"a\":1}"));
+  CHECK(status_of(twice.read_until_closed(std::chrono::seconds(5))) == 400);
+  RawConnection identity(w.port());
+  REQUIRE(identity.send(head("POST /job HTTP/1.1", {"Transfer-Encoding: identity", "Content-Length: 7"}) + "{\"a\":1}"));
+  CHECK(status_of(identity.read_until_closed(std::chrono::seconds(5))) == 411);
 
   // A body a little over the limit is read, thrown away and answered 413 (the test of the
   // contract's refusals sends 5 MiB); a declared 1 GiB is refused from its head: the connection is
@@ -397,4 +406,59 @@ TEST_CASE("hardening 6: a full disk ends the job instead of leaving it running")
   w.start();
   const auto r = http_get(w.port(), "/job/full?" + signed_query("run", "full", "JOB_STATUS", h));
   CHECK(r.json_body()["job"]["status"] == "succeeded");
+}
+
+// Row 12: a second job cannot write into a folder that holds another job's artifacts.
+TEST_CASE("hardening 12: two jobs with the same output_dir") {
+  TempDir t;
+  const auto video = make_video(t.path, 1);
+  WorkerProcess w(t.path, "w1");
+  const json first{{"media_path", video.string()}, {"output_dir", "shared"}};
+  const json second{{"media_path", video.string()}, {"output_dir", "/shared/"}, {"take", 2}};
+  REQUIRE(http_post(w.port(), "/job", job_body("run", "one", "FFMPEG_PROBE", first).dump()).status == 200);
+  const json one = poll_job(w.port(), "run", "one", protocol::inputs_hash(first), terminal);
+  REQUIRE(one["status"] == "succeeded");
+  REQUIRE(http_post(w.port(), "/job", job_body("run", "two", "FFMPEG_PROBE", second).dump()).status == 200);
+  const json two = poll_job(w.port(), "run", "two", protocol::inputs_hash(second), terminal);
+  CHECK(two["error_code"] == "INVALID_OUTPUT_DIR");
+  CHECK(two["error_message"].get<std::string>().find("holds the artifacts of job one") != std::string::npos);
+  // The first job's artifact is still the bytes it recorded.
+  const auto r = http_get(w.port(), "/job/one/artifacts/ffprobe.json?" +
+                                        signed_query("run", "one", "JOB_ARTIFACTS", protocol::inputs_hash(first)));
+  CHECK(r.status == 200);
+  CHECK(util::sha256_hex(r.body) == one["artifacts"][0]["sha256"]);
+}
+
+// A path long enough to overflow a recursive matcher's stack: the worker answers and stays up.
+TEST_CASE("hardening: very long paths") {
+  TempDir t;
+  WorkerProcess w(t.path, "w1");
+  for (const std::string& path : {"/job/" + std::string(30000, 'a'), "/job/x/artifacts/" + std::string(30000, 'b')}) {
+    RawConnection raw(w.port());
+    REQUIRE(raw.send(head("GET " + path + " HTTP/1.1", {"Connection: close"})));
+    const std::string answer = raw.read_until_closed(std::chrono::seconds(5));
+    CHECK(status_of(answer) >= 400);
+    CHECK(health_ms(w.port()) >= 0);
+  }
+}
+
+// Bodies held by many connections at once are bounded in all, not only each.
+TEST_CASE("hardening: many large bodies received at once") {
+  TempDir t;
+  WorkerProcess w(t.path, "w1");
+  const long rss_before = rss_kib(w.pid());
+  const std::size_t size = (4u << 20) - 64;  // under the per-request limit
+  std::vector<RawConnection> uploads;
+  for (int i = 0; i < 48; ++i) {  // 192 MiB declared, all but the last bytes sent
+    uploads.emplace_back(w.port());
+    REQUIRE(uploads.back().send(head("POST /job HTTP/1.1", {"Content-Type: application/json",
+                                                             "Content-Length: " + std::to_string(size)}) +
+                                std::string(size - 16, ' ')));
+  }
+  CHECK(health_ms(w.port()) >= 0);
+  const long grown = rss_kib(w.pid()) - rss_before;
+  CHECK_MESSAGE(grown < 128 * 1024, "RSS grew by " << grown << " KiB");
+  // The ones past the budget are told so once their bodies end.
+  (void)uploads.back().send(std::string(16, ' '));
+  CHECK(status_of(uploads.back().read_until_closed(std::chrono::seconds(5))) == 503);
 }
