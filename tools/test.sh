@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is needed, builds, and runs every test with ctest: unit and integration tests on
-# Linux, and the Windows build (cross-built with mingw-w64) under wine. RAYVAULT_SKIP_WINDOWS=1
-# leaves the Windows part out for a quick local run.
+# Linux, the Windows build (cross-built with mingw-w64) under wine, then unit and integration tests
+# again under ASan+UBSan and TSan. RAYVAULT_SKIP_WINDOWS=1 and RAYVAULT_SKIP_SANITIZERS=1 leave
+# those parts out for a quick local run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${RAYVAULT_SKIP_WINDOWS:-}" = "1" ]; then
@@ -15,3 +16,16 @@ else
 fi
 bash tools/build.sh
 ctest --test-dir build --output-on-failure -j 2 --timeout 600
+
+# The same suites under the sanitizers (RAYVAULT_SKIP_SANITIZERS=1 leaves them out): unit and
+# integration tests under ASan+UBSan, and under TSan for the threads of the engine, the server and
+# the controller. The workers and controllers the integration tests start are built with them too.
+if [ "${RAYVAULT_SKIP_SANITIZERS:-}" != "1" ]; then
+  for preset in asan-ubsan:build-asan tsan:build-tsan; do
+    echo "test: building and testing under ${preset%%:*}"
+    cmake --preset "${preset%%:*}" -DRAYVAULT_WINE_BUILD= >/dev/null
+    cmake --build "${preset#*:}" --target rayvault_unit_tests rayvault_integration_tests
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 TSAN_OPTIONS=halt_on_error=1 \
+      ctest --test-dir "${preset#*:}" --output-on-failure -j 2 --timeout 600 -E '^(wine|tools)/'
+  done
+fi

@@ -586,10 +586,10 @@ void WorkerServer::serve() {
 }
 
 void WorkerServer::stop() {
-  {
-    std::lock_guard lock(impl_->stop_mu);
-    impl_->stop_requested = true;
-  }
+  // Notified under the lock: serve() cannot return, and the server be destroyed, while this
+  // thread (the signal handler's) still uses it.
+  std::lock_guard lock(impl_->stop_mu);
+  impl_->stop_requested = true;
   impl_->stop_cv.notify_all();
 }
 
