@@ -18,6 +18,7 @@ namespace rayvault::platform {
 struct ProcessSpec {
   std::vector<std::string> argv;         // argv[0] is looked up on PATH when it has no separator
   std::filesystem::path cwd;             // empty: inherit
+  std::filesystem::path stdin_file;      // the child's standard input; empty: an empty input
   std::chrono::milliseconds timeout{0};  // 0: none
   std::size_t max_stdout_bytes = 64u << 20;
   // Called for each line the child writes to stderr (and to stdout when capture_stdout is off).

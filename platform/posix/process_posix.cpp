@@ -61,7 +61,8 @@ std::vector<std::string> build_env(const ProcessSpec& spec) {
   return out;
 }
 
-// Forks and execs spec.argv in a new process group with stdin from /dev/null and stdout/stderr on
+// Forks and execs spec.argv in a new process group with stdin from spec.stdin_file (else /dev/null)
+// and stdout/stderr on
 // the given descriptors. Everything is prepared before fork: the child only calls
 // async-signal-safe functions. die_with_parent: on Linux the child is killed when this process
 // dies (a step's tool); a background child (Child) outlives the thread that started it.
@@ -81,7 +82,13 @@ Result<Spawned> spawn(const ProcessSpec& spec, int out_fd, int err_fd, bool die_
   envp.push_back(nullptr);
   const std::string exe_str = exe.string();
   const std::string cwd_str = spec.cwd.string();
-  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const std::string stdin_path = spec.stdin_file.empty() ? std::string("/dev/null") : spec.stdin_file.string();
+  const int devnull = ::open(stdin_path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (devnull < 0 && !spec.stdin_file.empty()) {
+    ::close(exec_pipe[0]);
+    ::close(exec_pipe[1]);
+    return Error(ErrorKind::io, "cannot open " + stdin_path + ": " + std::strerror(errno));
+  }
   const pid_t parent = ::getpid();
 
   const pid_t pid = ::fork();

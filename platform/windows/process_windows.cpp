@@ -163,7 +163,10 @@ Result<Started> start(const ProcessSpec& spec, HANDLE out, HANDLE err) {
   const std::wstring cwd = spec.cwd.empty() ? std::wstring() : spec.cwd.wstring();
 
   SECURITY_ATTRIBUTES sa{sizeof(sa), nullptr, TRUE};
-  Handle nul(::CreateFileW(L"NUL", GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa, OPEN_EXISTING, 0, nullptr));
+  const std::wstring input = spec.stdin_file.empty() ? std::wstring(L"NUL") : spec.stdin_file.wstring();
+  Handle nul(::CreateFileW(input.c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa, OPEN_EXISTING, 0, nullptr));
+  if (!spec.stdin_file.empty() && nul.h == nullptr)
+    return Error(ErrorKind::io, "cannot open " + narrow(spec.stdin_file.wstring()));
   Handle job(::CreateJobObjectW(nullptr, nullptr));
   if (!job.h) return Error(ErrorKind::io, "CreateJobObject failed");
   JOBOBJECT_EXTENDED_LIMIT_INFORMATION limits{};

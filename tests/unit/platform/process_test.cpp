@@ -2,6 +2,9 @@
 // output capture and timeouts. Under wine this runs the Windows implementation for real.
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <filesystem>
+
 #include "platform/process.hpp"
 #include "tests/unit/child_path.hpp"
 
@@ -24,6 +27,31 @@ TEST_CASE("platform::quote_windows_argument") {
 
 TEST_CASE("platform::run_process") {
   REQUIRE_FALSE(test::g_self_path.empty());
+  SUBCASE("stdin_file is the child's standard input; without one the input is empty") {
+    const auto file = std::filesystem::temp_directory_path() / "rayvault_stdin_test.txt";
+    const std::string text = "first line\nsecond \xc3\xa9 line\n";
+    {
+      std::FILE* f = std::fopen(file.string().c_str(), "wb");
+      REQUIRE(f != nullptr);
+      std::fwrite(text.data(), 1, text.size(), f);
+      std::fclose(f);
+    }
+    platform::ProcessSpec spec;
+    spec.argv = {test::g_self_path, "--rayvault-test-child", "cat"};
+    spec.timeout = std::chrono::seconds(30);
+    spec.stdin_file = file;
+    auto r = platform::run_process(spec);
+    REQUIRE(r.ok());
+    CHECK(r->exit_code == 0);
+    CHECK(r->stdout_text == text);
+    spec.stdin_file.clear();
+    r = platform::run_process(spec);
+    REQUIRE(r.ok());
+    CHECK(r->stdout_text.empty());
+    spec.stdin_file = file.parent_path() / "rayvault_no_such_input.txt";
+    CHECK_FALSE(platform::run_process(spec).ok());
+    std::filesystem::remove(file);
+  }
   SUBCASE("arguments arrive unchanged, output is captured, the exit code is the child's") {
     const std::vector<std::string> args = {"plain", "with space", R"(C:\my dir\)", R"(say "hi")", "",
                                            "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac", R"(a\\b\")"};
