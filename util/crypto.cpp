@@ -5,7 +5,9 @@
 
 #include <sodium.h>
 
+#include <algorithm>
 #include <array>
+#include <cstdint>
 #include <fstream>
 #include <mutex>
 #include <stdexcept>
@@ -57,6 +59,96 @@ Result<std::string> sha256_file_hex(const std::filesystem::path& path) {
   std::array<unsigned char, crypto_hash_sha256_BYTES> digest{};
   crypto_hash_sha256_final(&st, digest.data());
   return to_hex(digest.data(), digest.size());
+}
+
+namespace {
+
+// SHA-1 over a stream of blocks (libsodium has none).
+class Sha1 {
+ public:
+  void update(const unsigned char* data, std::size_t n) {
+    total_ += n;
+    while (n > 0) {
+      const std::size_t take = std::min(n, block_.size() - used_);
+      std::copy(data, data + take, block_.begin() + static_cast<std::ptrdiff_t>(used_));
+      used_ += take;
+      data += take;
+      n -= take;
+      if (used_ == block_.size()) {
+        compress();
+        used_ = 0;
+      }
+    }
+  }
+  std::array<unsigned char, 20> finish() {
+    const std::uint64_t bits = total_ * 8;
+    const unsigned char one = 0x80;
+    update(&one, 1);
+    const unsigned char zero = 0;
+    while (used_ != 56) update(&zero, 1);
+    unsigned char len[8];
+    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
+    update(len, 8);
+    std::array<unsigned char, 20> out{};
+    for (int i = 0; i < 20; ++i) out[static_cast<std::size_t>(i)] = static_cast<unsigned char>(h_[i / 4] >> (24 - 8 * (i % 4)));
+    return out;
+  }
+
+ private:
+  static std::uint32_t rotl(std::uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+  void compress() {
+    std::uint32_t w[80];
+    for (int i = 0; i < 16; ++i)
+      w[i] = (std::uint32_t{block_[static_cast<std::size_t>(4 * i)]} << 24) |
+             (std::uint32_t{block_[static_cast<std::size_t>(4 * i + 1)]} << 16) |
+             (std::uint32_t{block_[static_cast<std::size_t>(4 * i + 2)]} << 8) | block_[static_cast<std::size_t>(4 * i + 3)];
+    for (int i = 16; i < 80; ++i) w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    std::uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4];
+    for (int i = 0; i < 80; ++i) {
+      std::uint32_t f = 0, k = 0;
+      if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999;
+      else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1;
+      else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDC;
+      else f = b ^ c ^ d, k = 0xCA62C1D6;
+      const std::uint32_t t = rotl(a, 5) + f + e + k + w[i];
+      e = d;
+      d = c;
+      c = rotl(b, 30);
+      b = a;
+      a = t;
+    }
+    h_[0] += a, h_[1] += b, h_[2] += c, h_[3] += d, h_[4] += e;
+  }
+  std::array<unsigned char, 64> block_{};
+  std::size_t used_ = 0;
+  std::uint64_t total_ = 0;
+  std::uint32_t h_[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+};
+
+}  // namespace
+
+Result<std::string> sha1_file_hex(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Error(ErrorKind::io, "cannot read file: " + u8(path.filename()));
+  Sha1 sha;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (const auto got = in.gcount(); got > 0)
+      sha.update(reinterpret_cast<const unsigned char*>(buf.data()), static_cast<std::size_t>(got));
+  }
+  if (in.bad()) return Error(ErrorKind::io, "read failed: " + u8(path.filename()));
+  const auto digest = sha.finish();
+  return to_hex(digest.data(), digest.size());
+}
+
+std::string base64(std::string_view bytes) {
+  ensure_sodium();
+  std::string out(sodium_base64_ENCODED_LEN(bytes.size(), sodium_base64_VARIANT_ORIGINAL), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(),
+                    sodium_base64_VARIANT_ORIGINAL);
+  out.resize(out.size() - 1);  // the terminating NUL
+  return out;
 }
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message) {

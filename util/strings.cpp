@@ -44,4 +44,25 @@ std::optional<bool> parse_bool_text(std::string_view s) {
   return std::nullopt;
 }
 
+std::map<std::string, std::string> parse_key_value_text(std::string_view text) {
+  std::map<std::string, std::string> out;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    std::size_t end = text.find('\n', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string line = trim(text.substr(pos, end - pos));
+    pos = end + 1;
+    if (line.empty() || line[0] == '#') continue;
+    if (line.rfind("export ", 0) == 0) line = trim(std::string_view(line).substr(7));
+    const auto eq = line.find('=');
+    if (eq == std::string::npos) continue;
+    std::string key = trim(std::string_view(line).substr(0, eq));
+    std::string value = trim(std::string_view(line).substr(eq + 1));
+    if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') && value.back() == value.front())
+      value = value.substr(1, value.size() - 2);
+    if (!key.empty()) out[key] = value;
+  }
+  return out;
+}
+
 }  // namespace rayvault::util

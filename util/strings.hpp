@@ -1,6 +1,7 @@
 // Small string helpers with no project knowledge (ASCII only, locale-independent).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -21,5 +22,10 @@ std::optional<double> parse_number_text(std::string_view s);
 // A yes/no written as text, trimmed and in any case: true, yes, on, 1 or false, no, off, 0;
 // nullopt for anything else.
 std::optional<bool> parse_bool_text(std::string_view s);
+
+// KEY=VALUE lines as a .env file holds them: blank lines and '#' comments skipped, an optional
+// leading "export ", keys and values trimmed, one pair of matching quotes around a value removed.
+// Lines without '=' are skipped. A later key replaces an earlier one.
+std::map<std::string, std::string> parse_key_value_text(std::string_view text);
 
 }  // namespace rayvault::util

@@ -78,6 +78,11 @@ TEST_CASE("util::crypto") {
   // RFC 4231 test case 2.
   CHECK(util::hmac_sha256_hex("Jefe", "what do ya want for nothing?") ==
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  CHECK(util::base64("") == "");
+  CHECK(util::base64("f") == "Zg==");
+  CHECK(util::base64("fo") == "Zm8=");
+  CHECK(util::base64("foobar") == "Zm9vYmFy");
+  CHECK(util::base64(std::string("\xff\x00\xfe", 3)) == "/wD+");
   CHECK(util::hex_equal_constant_time("abCD", "ABcd"));
   CHECK_FALSE(util::hex_equal_constant_time("abcd", "abce"));
   CHECK_FALSE(util::hex_equal_constant_time("abcd", "abc"));
@@ -94,4 +99,30 @@ TEST_CASE("util::parse_number_text and parse_bool_text") {
   for (const char* yes : {"true", " TRUE ", "yes", "On", "1"}) CHECK_MESSAGE(util::parse_bool_text(yes) == true, yes);
   for (const char* no : {"false", "No", " off", "0"}) CHECK_MESSAGE(util::parse_bool_text(no) == false, no);
   for (const char* neither : {"", "maybe", "2", "truee"}) CHECK_FALSE_MESSAGE(util::parse_bool_text(neither), neither);
+}
+
+TEST_CASE("util::sha1_file_hex") {
+  TempDir dir;
+  const auto write = [&](const char* name, const std::string& bytes) {
+    std::ofstream(dir.path / name, std::ios::binary) << bytes;
+    return dir.path / name;
+  };
+  // FIPS 180 "abc", the empty input, and inputs that cross block and padding boundaries
+  // (values from sha1sum).
+  CHECK(*util::sha1_file_hex(write("abc", "abc")) == "a9993e364706816aba3e25717850c26c9cd0d89d");
+  CHECK(*util::sha1_file_hex(write("empty", "")) == "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  CHECK(*util::sha1_file_hex(write("long", std::string(100000, 'a'))) == "c4d4b30851182fc4eb8675494d42fd7f17e29c93");
+  CHECK(*util::sha1_file_hex(write("55", std::string(55, 'a'))) == "c1c8bbdc22796e28c0e15163d20899b65621d65a");
+  CHECK(*util::sha1_file_hex(write("56", std::string(56, 'a'))) == "c2db330f6083854c99d4b5bfb6e8f29f201be699");
+  CHECK_FALSE(util::sha1_file_hex(dir.path / "missing").ok());
+}
+
+TEST_CASE("util::parse_key_value_text") {
+  const auto kv = util::parse_key_value_text(
+      "# keys\n\nELEVENLABS_API_KEY = abc123 \nexport ELEVENLABS_VOICE_ID=\"voice one\"\r\n"
+      "QUOTED='x=y'\nno equals sign\n=novalue\nELEVENLABS_API_KEY=second");
+  CHECK(kv.at("ELEVENLABS_API_KEY") == "second");
+  CHECK(kv.at("ELEVENLABS_VOICE_ID") == "voice one");
+  CHECK(kv.at("QUOTED") == "x=y");
+  CHECK(kv.size() == 3);
 }
