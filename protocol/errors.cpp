@@ -38,7 +38,8 @@ int exit_code(ErrorKind kind) {
 bool is_node_fault(std::string_view code) {
   return code == codes::kWorkerRestarted || code == codes::kStorageFailed || code == codes::kInvalidInput || code == codes::kFfmpegMissing ||
          code == codes::kOpenclawMissing || code == codes::kUiSessionRequired || code == codes::kStepUnsupported ||
-         code == codes::kGpuRequired || code == codes::kPoseRunnerMissing || code == codes::kUnhandledException;
+         code == codes::kGpuRequired || code == codes::kPoseRunnerMissing || code == codes::kTtsProviderUnavailable ||
+         code == codes::kUnhandledException;
 }
 
 }  // namespace rayvault::protocol

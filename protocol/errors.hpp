@@ -23,6 +23,11 @@ inline constexpr std::string_view kTimeout = "TIMEOUT";
 inline constexpr std::string_view kStorageFailed = "STORAGE_FAILED";  // the worker could not write (disk full)
 inline constexpr std::string_view kGpuRequired = "GPU_REQUIRED";
 inline constexpr std::string_view kPoseRunnerMissing = "POSE_RUNNER_MISSING";
+// TTS: the provider cannot run on this node (not installed, not configured, no key: a node fault);
+// it ran and failed (a tool's error, an HTTP error after retries); the service kept answering 429.
+inline constexpr std::string_view kTtsProviderUnavailable = "TTS_PROVIDER_UNAVAILABLE";
+inline constexpr std::string_view kTtsProviderFailed = "TTS_PROVIDER_FAILED";
+inline constexpr std::string_view kTtsRateLimited = "TTS_RATE_LIMITED";
 }  // namespace codes
 
 // HTTP status for an error answered by the worker.

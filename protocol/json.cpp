@@ -164,10 +164,54 @@ Result<BasicJson> parse_exact(std::string_view text) {
   return root;
 }
 
-void write_string(std::string& out, const std::string& s) {
+struct TextStyle {
+  const char* item_separator;
+  const char* key_separator;
+  bool ensure_ascii;  // non-ASCII as \uXXXX (surrogate pairs beyond the BMP), as json.dumps does
+};
+constexpr TextStyle kCanonical{",", ":", false};
+constexpr TextStyle kPythonDumps{", ", ": ", true};
+
+// Decodes one UTF-8 sequence at s[i]; advances i. Invalid bytes read as U+FFFD.
+char32_t next_code_point(const std::string& s, std::size_t& i) {
+  const auto b = [&](std::size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = b(i);
+  int len = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+  if (c >= 0x80 && c < 0xC0) len = 0;
+  if (len == 0 || i + static_cast<std::size_t>(len) > s.size()) {
+    ++i;
+    return 0xFFFD;
+  }
+  char32_t cp = len == 1 ? c : len == 2 ? (c & 0x1Fu) : len == 3 ? (c & 0x0Fu) : (c & 0x07u);
+  for (int k = 1; k < len; ++k) {
+    if ((b(i + static_cast<std::size_t>(k)) & 0xC0) != 0x80) {
+      ++i;
+      return 0xFFFD;
+    }
+    cp = (cp << 6) | (b(i + static_cast<std::size_t>(k)) & 0x3Fu);
+  }
+  i += static_cast<std::size_t>(len);
+  return cp;
+}
+
+void write_string(std::string& out, const std::string& s, const TextStyle& style = kCanonical) {
   out.push_back('"');
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
+  for (std::size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c >= 0x80 && style.ensure_ascii) {
+      const char32_t cp = next_code_point(s, i);
+      char buf[16];
+      if (cp >= 0x10000) {
+        const char32_t v = cp - 0x10000;
+        std::snprintf(buf, sizeof buf, "\\u%04x\\u%04x", static_cast<unsigned>(0xD800 + (v >> 10)),
+                      static_cast<unsigned>(0xDC00 + (v & 0x3FF)));
+      } else {
+        std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(cp));
+      }
+      out += buf;
+      continue;
+    }
+    ++i;
     switch (c) {
       case '"': out += "\\\""; break;
       case '\\': out += "\\\\"; break;
@@ -177,26 +221,26 @@ void write_string(std::string& out, const std::string& s) {
       case '\b': out += "\\b"; break;
       case '\f': out += "\\f"; break;
       default:
-        if (c < 0x20) {
+        if (c < 0x20 || (c == 0x7F && style.ensure_ascii)) {
           char buf[8];
           std::snprintf(buf, sizeof buf, "\\u%04x", c);
           out += buf;
         } else {
-          out.push_back(ch);
+          out.push_back(static_cast<char>(c));
         }
     }
   }
   out.push_back('"');
 }
 
-void write_canonical(std::string& out, const json& v) {
+void write_canonical(std::string& out, const json& v, const TextStyle& style = kCanonical) {
   switch (v.type()) {
     case json::value_t::null: out += "null"; break;
     case json::value_t::boolean: out += v.get<bool>() ? "true" : "false"; break;
     case json::value_t::number_integer: out += std::to_string(v.get<std::int64_t>()); break;
     case json::value_t::number_unsigned: out += std::to_string(v.get<std::uint64_t>()); break;
     case json::value_t::number_float: out += python_float_repr(v.get<double>()); break;
-    case json::value_t::string: write_string(out, v.get_ref<const std::string&>()); break;
+    case json::value_t::string: write_string(out, v.get_ref<const std::string&>(), style); break;
     case json::value_t::binary: {
       const auto& bin = v.get_binary();
       out.append(bin.begin(), bin.end());
@@ -206,9 +250,9 @@ void write_canonical(std::string& out, const json& v) {
       out.push_back('[');
       bool first = true;
       for (const auto& item : v) {
-        if (!first) out.push_back(',');
+        if (!first) out += style.item_separator;
         first = false;
-        write_canonical(out, item);
+        write_canonical(out, item, style);
       }
       out.push_back(']');
       break;
@@ -219,11 +263,11 @@ void write_canonical(std::string& out, const json& v) {
       out.push_back('{');
       bool first = true;
       for (const auto& [key, item] : v.items()) {
-        if (!first) out.push_back(',');
+        if (!first) out += style.item_separator;
         first = false;
-        write_string(out, key);
-        out.push_back(':');
-        write_canonical(out, item);
+        write_string(out, key, style);
+        out += style.key_separator;
+        write_canonical(out, item, style);
       }
       out.push_back('}');
       break;
@@ -280,6 +324,12 @@ std::string dump_json(const json& value, int indent) {
 std::string canonical_json(const json& value) {
   std::string out;
   write_canonical(out, value);
+  return out;
+}
+
+std::string python_json_dumps(const json& value) {
+  std::string out;
+  write_canonical(out, value, kPythonDumps);
   return out;
 }
 

@@ -29,6 +29,11 @@ Result<ordered_json> parse_json_ordered(std::string_view text);
 // and float text. Deterministic; used for inputs_hash and signing.
 std::string canonical_json(const json& value);
 
+// Python's json.dumps(value, sort_keys=True) in its default form: ", " and ": " separators,
+// non-ASCII escaped as \uXXXX. Used where the contract hashes text a Python node wrote that way
+// (the TTS chunk cache key).
+std::string python_json_dumps(const json& value);
+
 // JSON text for answers, receipts, logs and the stores. Text from tools may hold bytes that are
 // not UTF-8; they are written as U+FFFD instead of throwing. indent < 0: one line.
 std::string dump_json(const json& value, int indent = -1);
