@@ -9,6 +9,7 @@
 #include "platform/system_info.hpp"
 #include "protocol/steps.hpp"
 #include "util/strings.hpp"
+#include "worker/tts/provider.hpp"
 
 namespace rayvault::worker {
 namespace {
@@ -52,10 +53,8 @@ std::pair<std::string, double> parse_nvidia_smi(const std::string& csv) {
   return {"", 0.0};
 }
 
-std::string default_tts_provider(const std::vector<std::string>& supported_steps) {
-  const std::string configured = util::ascii_lower(trim(platform::getenv_string("TTS_PROVIDER")));
-  if (configured == "moss") return "moss_tts";
-  if (!configured.empty()) return configured;
+std::string default_tts_provider(const std::vector<std::string>& supported_steps, const StepConfig& config) {
+  if (std::string configured = tts::canonical_name(config.setting("TTS_PROVIDER")); !configured.empty()) return configured;
   const bool tts = std::find(supported_steps.begin(), supported_steps.end(), protocol::steps::kTtsRenderChunks) !=
                    supported_steps.end();
   return tts ? std::string(kDefaultTtsProvider) : "none";
@@ -81,6 +80,8 @@ json detect_caps(const CapsInputs& inputs) {
   bool davinci = !davinci_path.empty() && !platform::find_executable(davinci_path).empty();
   if (!davinci) davinci = !platform::find_executable("resolve").empty();
   const std::string os = platform::os_name();
+  const auto& steps = inputs.supported_steps;
+  const bool tts = std::find(steps.begin(), steps.end(), protocol::steps::kTtsRenderChunks) != steps.end();
 
   json caps = {
       {"os", os},
@@ -98,7 +99,7 @@ json detect_caps(const CapsInputs& inputs) {
       {"ffprobe", has_ffprobe},
       {"openclaw_available", has_openclaw},
       {"gpu", !gpu_model.empty()},
-      {"tts_provider", default_tts_provider(inputs.supported_steps)},
+      {"tts_provider", default_tts_provider(inputs.supported_steps, inputs.step_config)},
       {"ui_session_active", platform::ui_session_active()},
       // Extensions.
       {"hostname", platform::hostname()},
@@ -107,6 +108,10 @@ json detect_caps(const CapsInputs& inputs) {
       {"slots", inputs.slots},
       {"protocol_features", inputs.protocol_features},
   };
+  if (tts) {
+    caps["tts_providers"] = tts::available_providers(inputs.step_config);
+    caps["tts_parallel"] = inputs.step_config.tts_parallel;
+  }
   return caps;
 }
 

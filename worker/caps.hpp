@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "protocol/json.hpp"
+#include "worker/step.hpp"
 
 namespace rayvault::worker {
 
@@ -21,13 +22,14 @@ struct CapsInputs {
   std::vector<std::string> supported_steps;
   int slots = 1;
   std::vector<std::string> protocol_features;
+  StepConfig step_config;  // where TTS keys and endpoints are configured
 };
 
 // The TTS provider a job that names none gets: TTS_PROVIDER by its canonical name (lower-cased;
 // "moss" is "moss_tts"), else this worker's default, espeak-ng, when it runs TTS_RENDER_CHUNKS,
 // else "none" (the Python nodes default to mock).
 inline constexpr std::string_view kDefaultTtsProvider = "espeak-ng";
-std::string default_tts_provider(const std::vector<std::string>& supported_steps);
+std::string default_tts_provider(const std::vector<std::string>& supported_steps, const StepConfig& config = {});
 
 // Runs the probes (nvidia-smi, ffmpeg -version, python3 --version, ...) and returns the caps
 // object: the eight normalized keys, the compatibility keys and our extensions.

@@ -56,10 +56,12 @@ int run_daemon(DaemonOptions o) {
   ec.worker_id = o.worker_id;
   ec.slots = o.slots;
   ec.job_timeout = std::chrono::seconds(o.job_timeout_sec);
+  ec.step_config.env_file = o.env_file;
+  ec.step_config.tts_parallel = o.tts_parallel;
   auto engine = Engine::open(ec, make_default_steps());
   if (!engine) return fail(engine.error());
 
-  CapsCache caps(CapsInputs{(*engine)->supported_steps(), o.slots, worker_protocol_features()},
+  CapsCache caps(CapsInputs{(*engine)->supported_steps(), o.slots, worker_protocol_features(), (*engine)->config().step_config},
                  std::chrono::seconds(std::max(5, o.caps_refresh_sec)));
   ServerConfig sc;
   sc.host = o.host;

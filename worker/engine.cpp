@@ -41,6 +41,9 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineConfig config, StepRegistry s
   if (!ec) fs::create_directories(config.root / "workspace", ec);
   if (ec) return Error(ErrorKind::io, "cannot create worker root " + util::u8(config.root) + ": " + ec.message());
   config.root = fs::absolute(config.root);
+  if (config.step_config.cache_dir.empty()) config.step_config.cache_dir = config.root / "cache";
+  if (config.step_config.env_file.empty()) config.step_config.env_file = config.root / "worker.env";
+  if (config.step_config.tts_parallel < 1) config.step_config.tts_parallel = 1;
   if (config.slots < 1) config.slots = 1;
   auto store = state::JobStore::open(config.root / "worker.db");
   if (!store) return store.error();
@@ -286,12 +289,14 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
       if (asked > 0 && asked < static_cast<double>(config_.job_timeout.count()))
         timeout = std::chrono::seconds(static_cast<long long>(std::ceil(asked)));
     }
-    std::size_t lines = 0;
+    std::atomic<std::size_t> lines{0};  // steps may log from several threads (TTS chunks)
     StepContext ctx{r.run_id, job_id, r.step_name, job.payload, staging, *dir, workspace_root(), timeout, &cancel,
                     [&](LogLevel level, std::string_view event, std::string_view message) {
-                      if (++lines == kMaxLogLinesPerJob) log(job_id, LogLevel::warning, "log_truncated", "log line limit reached");
-                      if (lines < kMaxLogLinesPerJob) log(job_id, level, event, message);
-                    }};
+                      const std::size_t n = ++lines;
+                      if (n == kMaxLogLinesPerJob) log(job_id, LogLevel::warning, "log_truncated", "log line limit reached");
+                      if (n < kMaxLogLinesPerJob) log(job_id, level, event, message);
+                    },
+                    config_.step_config};
     try {
       outcome = step_it->second->run(ctx);
     } catch (const std::exception& ex) {

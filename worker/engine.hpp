@@ -27,6 +27,7 @@ struct EngineConfig {
   int slots = 1;                 // jobs running at once
   std::chrono::seconds job_timeout{1800};  // per step, unless payload.timeout_sec says less
   util::Clock clock = util::system_clock();
+  StepConfig step_config;  // empty cache_dir: <root>/cache; empty env_file: <root>/worker.env
 };
 
 struct Submission {

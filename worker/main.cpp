@@ -32,6 +32,11 @@ int main(int argc, char** argv) {
   app.add_flag("--allow-any-bind", o.allow_any_bind, "listen on an address that is neither loopback nor tailnet");
   app.add_flag("--allow-custom-inputs-hash", o.allow_custom_inputs_hash,
                "accept jobs whose inputs_hash is not their payload's hash without payload_hmac (old controllers)");
+  std::string env_file;
+  app.add_option("--env-file", env_file, "KEY=VALUE settings for steps (TTS keys, endpoints); default <root>/worker.env")
+      ->envname("RAYVAULT_WORKER_ENV_FILE");
+  app.add_option("--tts-parallel", o.tts_parallel, "TTS chunks of one job rendered at once")
+      ->envname("RAYVAULT_TTS_PARALLEL")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--ready-file", ready, "write {host, port, pid, worker_id} here once listening");
   // CLI11 takes the arguments in reverse order, without the program name.
   std::vector<std::string> args = rayvault::platform::utf8_arguments(argc, argv);
@@ -44,5 +49,6 @@ int main(int argc, char** argv) {
   }
   o.root = rayvault::util::path_from_utf8(root);
   o.ready_file = rayvault::util::path_from_utf8(ready);
+  o.env_file = rayvault::util::path_from_utf8(env_file);
   return rayvault::worker::run_daemon(std::move(o));
 }

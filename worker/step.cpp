@@ -7,9 +7,11 @@
 #include "platform/system_info.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/steps.hpp"
+#include "util/files.hpp"
 #include "util/strings.hpp"
 #include "worker/steps/ffmpeg_probe.hpp"
 #include "worker/steps/frame_sampling.hpp"
+#include "worker/steps/tts_render_chunks.hpp"
 
 namespace rayvault::worker {
 
@@ -22,15 +24,31 @@ std::string_view to_string(LogLevel level) {
   return "info";
 }
 
+std::string StepConfig::setting(const char* key) const {
+  if (std::string v = util::trim(platform::getenv_string(key)); !v.empty()) return v;
+  if (env_file.empty()) return {};
+  std::error_code ec;
+  if (!fs::is_regular_file(env_file, ec)) return {};
+  auto text = util::read_file(env_file, 1u << 20);
+  if (!text) return {};
+  const auto values = util::parse_key_value_text(*text);
+  const auto it = values.find(key);
+  return it == values.end() ? std::string() : it->second;
+}
+
 Result<platform::ProcessResult> StepContext::run_tool(std::vector<std::string> argv, std::string_view missing_code,
                                                      bool capture_stdout) const {
-  const std::string tool = argv.empty() ? std::string() : argv[0];
-  std::deque<std::string> tail;  // last lines, for the error message
   platform::ProcessSpec spec;
   spec.argv = std::move(argv);
+  spec.capture_stdout = capture_stdout;
+  return run_tool(std::move(spec), missing_code);
+}
+
+Result<platform::ProcessResult> StepContext::run_tool(platform::ProcessSpec spec, std::string_view missing_code) const {
+  const std::string tool = spec.argv.empty() ? std::string() : spec.argv[0];
+  std::deque<std::string> tail;  // last lines, for the error message
   spec.timeout = timeout;
   spec.cancel = cancel;
-  spec.capture_stdout = capture_stdout;
   spec.on_output_line = [&](std::string_view line) {
     if (line.empty()) return;
     if (log) log(LogLevel::info, "tool_output", line);
@@ -110,6 +128,7 @@ StepRegistry make_default_steps() {
   auto add = [&r](std::unique_ptr<Step> s) { r.emplace(std::string(s->name()), std::move(s)); };
   add(std::make_unique<steps::FfmpegProbe>());
   add(std::make_unique<steps::FrameSampling>());
+  add(std::make_unique<steps::TtsRenderChunks>());
   return r;
 }
 

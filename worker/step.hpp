@@ -23,6 +23,18 @@ using protocol::json;
 enum class LogLevel { info, warning, error };
 std::string_view to_string(LogLevel level);
 
+// The worker's settings for its steps (flags, environment and its KEY=VALUE file).
+struct StepConfig {
+  fs::path cache_dir;  // caches that outlive a job (TTS chunks) live under it
+  // KEY=VALUE file read after the environment for provider keys and endpoints
+  // (ELEVENLABS_API_KEY, MOSS_TTS_ENDPOINT, PIPER_MODEL, ...).
+  fs::path env_file;
+  int tts_parallel = 2;  // chunks of one job rendered at once
+
+  // A setting: the environment first, then env_file; trimmed; "" when neither has it.
+  std::string setting(const char* key) const;
+};
+
 struct StepContext {
   std::string run_id, job_id, step_name;
   const json& payload;
@@ -32,12 +44,16 @@ struct StepContext {
   std::chrono::seconds timeout;
   const std::atomic<bool>* cancel = nullptr;
   std::function<void(LogLevel, std::string_view event, std::string_view message)> log;
+  const StepConfig& config;
 
   // Runs a tool with the job's timeout and cancel flag; its stderr lines go to the job log.
   // Maps "not installed" to missing_code (FFMPEG_MISSING, ...), a timeout to TIMEOUT, and a
   // non-zero exit to COMMAND_FAILED with the last lines the tool printed.
   Result<platform::ProcessResult> run_tool(std::vector<std::string> argv, std::string_view missing_code,
                                            bool capture_stdout = false) const;
+  // The same with a full spec (stdin, environment); spec.timeout and spec.cancel are the job's.
+  Result<platform::ProcessResult> run_tool(platform::ProcessSpec spec, std::string_view missing_code) const;
+  bool cancelled() const { return cancel != nullptr && cancel->load(); }
 };
 
 struct StepOutput {
@@ -58,7 +74,7 @@ class Step {
 
 using StepRegistry = std::map<std::string, std::unique_ptr<Step>, std::less<>>;
 
-// The steps this build implements (FFMPEG_PROBE, FRAME_SAMPLING).
+// The steps this build implements.
 StepRegistry make_default_steps();
 
 // Helpers for steps reading their payload; errors carry INVALID_INPUT.

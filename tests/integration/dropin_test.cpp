@@ -465,8 +465,9 @@ TEST_CASE("drop-in 10: caps platform and tts_provider") {
   WorkerProcess plain(t.path, "plain");
   const json caps = http_get(plain.port(), "/health").json_body()["caps"];
   CHECK(caps["platform"] == "linux");
-  // No provider configured, and this build runs no TTS step yet (STEP_UNSUPPORTED): none.
-  CHECK(caps["tts_provider"] == "none");
+  // No provider configured: this worker's default, espeak-ng; the providers that work here are listed.
+  CHECK(caps["tts_provider"] == "espeak-ng");
+  CHECK(caps["tts_providers"].is_array());
   WorkerProcess configured(t.path, "eleven", WorkerOptions{"s3cret", "", {}, {{"TTS_PROVIDER", " ElevenLabs "}}});
   CHECK(http_get(configured.port(), "/health").json_body()["caps"]["tts_provider"] == "elevenlabs");
   WorkerProcess moss(t.path, "moss", WorkerOptions{"s3cret", "", {}, {{"TTS_PROVIDER", "MOSS"}}});

@@ -1,0 +1,379 @@
+// Every job step for real, through a worker and through the controller's local fallback:
+// TTS_RENDER_CHUNKS with espeak-ng, piper (stand-in binary), ElevenLabs (HTTPS stand-in) and
+// MOSS-TTS (HTTP stand-in).
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <sstream>
+
+#include "platform/process.hpp"
+#include "protocol/steps.hpp"
+#include "tests/integration/harness.hpp"
+#include "tests/integration/service_standins.hpp"
+#include "util/crypto.hpp"
+#include "util/files.hpp"
+#include "worker/steps/tts_render_chunks.hpp"
+
+using namespace rayvault;
+using namespace rayvault::test;
+
+namespace {
+
+// ffprobe's view of an audio file's first stream and its duration.
+struct AudioFacts {
+  std::string codec;
+  int sample_rate = 0, channels = 0;
+  double seconds = 0;
+};
+
+AudioFacts probe_audio(const fs::path& file) {
+  platform::ProcessSpec spec;
+  spec.argv = {"ffprobe", "-v", "error", "-show_streams", "-show_format", "-print_format", "json", file.string()};
+  spec.timeout = std::chrono::seconds(30);
+  auto r = platform::run_process(spec);
+  REQUIRE(r.ok());
+  auto doc = protocol::parse_json(r->stdout_text);
+  REQUIRE(doc.ok());
+  AudioFacts f;
+  const json& s = (*doc)["streams"][0];
+  f.codec = s.value("codec_name", "");
+  f.sample_rate = std::stoi(s.value("sample_rate", "0"));
+  f.channels = s.value("channels", 0);
+  f.seconds = std::stod((*doc)["format"].value("duration", "0"));
+  return f;
+}
+
+json read_json(const fs::path& file) {
+  auto text = util::read_file(file);
+  REQUIRE(text.ok());
+  auto doc = protocol::parse_json(*text);
+  REQUIRE(doc.ok());
+  return *doc;
+}
+
+// Submits a job straight to a worker and waits for its end; the final record.
+json run_on_worker(const WorkerProcess& w, const std::string& job_id, const std::string& step, const json& payload,
+                   std::chrono::seconds within = std::chrono::seconds(90)) {
+  const auto reply = http_post(w.port(), "/job", job_body("steps", job_id, step, payload).dump());
+  REQUIRE_MESSAGE(reply.status == 200, reply.body);
+  return poll_job(w.port(), "steps", job_id, protocol::inputs_hash(payload),
+                  [](const json& j) { return j["status"] == "succeeded" || j["status"] == "failed"; }, within);
+}
+
+std::string job_log(const WorkerProcess& w, const std::string& job_id, const json& payload) {
+  return http_get(w.port(), "/job/" + job_id + "/logs?" +
+                                signed_query("steps", job_id, protocol::steps::kJobLogs, protocol::inputs_hash(payload)))
+      .body;
+}
+
+std::vector<fs::path> files_in(const fs::path& dir) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (fs::is_directory(dir, ec))
+    for (const auto& e : fs::directory_iterator(dir)) out.push_back(e.path());
+  return out;
+}
+
+void check_contract_wav(const fs::path& wav) {
+  CAPTURE(wav);
+  REQUIRE(fs::is_regular_file(wav));
+  const auto f = probe_audio(wav);
+  CHECK(f.codec == "pcm_s16le");
+  CHECK(f.sample_rate == 48000);
+  CHECK(f.channels == 1);
+  CHECK(f.seconds > 0.2);
+}
+
+}  // namespace
+
+TEST_CASE("steps: TTS_RENDER_CHUNKS with espeak-ng through the controller and the chunk cache") {
+  TempDir t;
+  WorkerProcess w(t.path, "w1");
+  write_nodes(t.path, {{"w1", w.port()}});
+  const json chunks = json::array({{{"chunk_id", "intro"}, {"text", "  Hello from the studio.  "}},
+                                   {{"text", "The second line has no id."}},
+                                   {{"chunk_id", "line 3"}, {"text", "And a third."}}});
+  const auto first = run_controller(t.path, {"submit", "--run-id", "run1", "--job-id", "tts1", "--step-name",
+                                             "TTS_RENDER_CHUNKS", "--payload-json", json{{"chunks", chunks}}.dump()});
+  REQUIRE_MESSAGE(first.exit_code == 0, first.out);
+  CHECK(first.doc["mode"] == "remote");
+  const fs::path rdir = t.path / "state/cluster/receipts/run1/tts1";
+  const json manifest = read_json(rdir / "artifacts/tts_chunks_manifest.json");
+  CHECK(manifest["run_id"] == "run1");
+  CHECK(manifest["job_id"] == "tts1");
+  CHECK(manifest["step_name"] == "TTS_RENDER_CHUNKS");
+  REQUIRE(manifest["chunks"].size() == 3);
+  const std::vector<std::string> ids = {"intro", "chunk_02", "line 3"};
+  const std::vector<std::string> texts = {"Hello from the studio.", "The second line has no id.", "And a third."};
+  std::vector<std::string> digests;
+  for (std::size_t i = 0; i < 3; ++i) {
+    const json& c = manifest["chunks"][i];
+    CHECK(c["chunk_id"] == ids[i]);
+    CHECK(c["cache_hit"] == false);
+    // The contract's key, over the trimmed text.
+    CHECK(c["inputs_hash"] == worker::steps::chunk_cache_key("espeak-ng", "", "default", "", texts[i], json::object()));
+    const fs::path on_worker = c["path"].get<std::string>();
+    CHECK(on_worker.parent_path() == w.root() / "jobs/tts1/artifacts");
+    const fs::path here = rdir / "artifacts" / on_worker.filename();
+    check_contract_wav(here);
+    CHECK(sha256_of(here) == c["sha256"]);
+    CHECK(fs::file_size(here) == c["size_bytes"].get<std::uintmax_t>());
+    digests.push_back(c["sha256"]);
+  }
+  CHECK(fs::exists(rdir / "artifacts/intro.wav"));
+  CHECK(fs::exists(rdir / "artifacts/chunk_02.wav"));
+  const json receipt = read_json(rdir / "job_receipt.json");
+  CHECK(receipt["job_status"]["metrics"]["chunks"] == 3);
+  CHECK(receipt["job_status"]["metrics"]["provider"] == "espeak-ng");
+  CHECK(receipt["job_status"]["metrics"]["voice_id"] == "default");
+
+  // The same chunks in another job come from the cache: same bytes, nothing rendered.
+  const auto second = run_controller(t.path, {"submit", "--run-id", "run1", "--job-id", "tts2", "--step-name",
+                                              "TTS_RENDER_CHUNKS", "--payload-json",
+                                              json{{"chunks", chunks}, {"output_dir", "tts/second"}}.dump()});
+  REQUIRE(second.exit_code == 0);
+  const json again = read_json(t.path / "state/cluster/receipts/run1/tts2/artifacts/tts_chunks_manifest.json");
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(again["chunks"][i]["cache_hit"] == true);
+    CHECK(again["chunks"][i]["sha256"] == digests[i]);
+  }
+  CHECK(read_json(t.path / "state/cluster/receipts/run1/tts2/job_receipt.json")["job_status"]["metrics"]["cache_hits"] == 3);
+
+  // force renders every chunk again.
+  const auto forced = run_controller(t.path, {"submit", "--run-id", "run1", "--job-id", "tts3", "--step-name",
+                                              "TTS_RENDER_CHUNKS", "--payload-json",
+                                              json{{"chunks", chunks}, {"output_dir", "tts/third"}, {"force", true}}.dump()});
+  REQUIRE(forced.exit_code == 0);
+  const json third = read_json(t.path / "state/cluster/receipts/run1/tts3/artifacts/tts_chunks_manifest.json");
+  for (std::size_t i = 0; i < 3; ++i) CHECK(third["chunks"][i]["cache_hit"] == false);
+}
+
+TEST_CASE("steps: TTS_RENDER_CHUNKS through local fallback and the mock provider") {
+  TempDir t;
+  write_nodes_file(t.path, R"({"nodes": []})");
+  const json payload = {{"chunks", json::array({{{"chunk_id", "a"}, {"text", "Spoken on the controller itself."}}})}};
+  const auto local = run_controller(t.path, {"submit", "--run-id", "r", "--job-id", "local-tts", "--step-name",
+                                             "TTS_RENDER_CHUNKS", "--payload-json", payload.dump()});
+  REQUIRE_MESSAGE(local.exit_code == 0, local.out);
+  CHECK(local.doc["mode"] == "local");
+  check_contract_wav(t.path / "state/cluster/receipts/r/local-tts/artifacts/a.wav");
+
+  // mock: silence of max(1, words / 150 * 60) seconds; 3 words are 1.2 s.
+  const json mock = {{"provider", "MOCK"}, {"chunks", json::array({{{"chunk_id", "m"}, {"text", "three short words"}}})}};
+  const auto m = run_controller(t.path, {"submit", "--run-id", "r", "--job-id", "mock", "--step-name", "TTS_RENDER_CHUNKS",
+                                         "--payload-json", mock.dump()});
+  REQUIRE(m.exit_code == 0);
+  const auto facts = probe_audio(t.path / "state/cluster/receipts/r/mock/artifacts/m.wav");
+  CHECK(facts.sample_rate == 48000);
+  CHECK(facts.seconds == doctest::Approx(1.2).epsilon(0.02));
+}
+
+TEST_CASE("steps: TTS_RENDER_CHUNKS refuses bad input with the contract's codes and publishes nothing") {
+  TempDir t;
+  WorkerProcess w(t.path, "w1");
+  const auto text_chunk = [](const char* id, const char* text) { return json{{"chunk_id", id}, {"text", text}}; };
+  const std::vector<std::tuple<std::string, json, std::string, std::string>> cases = {
+      {"empty-text", {{"chunks", json::array({text_chunk("a", "ok"), text_chunk("b", "   ")})}}, "INVALID_INPUT", "empty text"},
+      {"no-chunks", {{"chunks", json::array()}}, "INVALID_INPUT", "non-empty list"},
+      {"not-a-list", {{"chunks", "hello"}}, "INVALID_INPUT", "non-empty list"},
+      {"duplicate", {{"chunks", json::array({text_chunk("Intro", "one"), text_chunk("intro", "two")})}}, "INVALID_INPUT",
+       "given twice"},
+      {"escape", {{"chunks", json::array({text_chunk("../x", "one")})}}, "INVALID_INPUT", "chunk_id"},
+      {"text-type", {{"chunks", json::array({{{"chunk_id", "a"}, {"text", 5}}})}}, "INVALID_INPUT", "must be a string"},
+      {"unknown-provider", {{"provider", "festival"}, {"chunks", json::array({text_chunk("a", "one")})}},
+       "TTS_PROVIDER_UNAVAILABLE", "not known to this node"},
+      {"sapi-on-linux", {{"provider", "sapi"}, {"chunks", json::array({text_chunk("a", "one")})}}, "TTS_PROVIDER_UNAVAILABLE",
+       "Windows"},
+      {"piper-unconfigured", {{"provider", "piper"}, {"chunks", json::array({text_chunk("a", "one")})}},
+       "TTS_PROVIDER_UNAVAILABLE", "piper"},
+      {"settings-type", {{"settings", "fast"}, {"chunks", json::array({text_chunk("a", "one")})}}, "INVALID_INPUT",
+       "settings"},
+  };
+  for (const auto& [job, payload, code, words] : cases) {
+    CAPTURE(job);
+    const json rec = run_on_worker(w, job, "TTS_RENDER_CHUNKS", payload);
+    CHECK(rec["status"] == "failed");
+    CHECK(rec["error_code"] == code);
+    CHECK(rec["exit_code"] == 2);
+    CHECK(rec["error_message"].get<std::string>().find(words) != std::string::npos);
+    CHECK(rec["artifacts"].empty());
+    CHECK(files_in(w.root() / "jobs" / job / "artifacts").empty());
+    CHECK(job_log(w, job, payload).find(code) != std::string::npos);
+  }
+}
+
+TEST_CASE("steps: TTS chunks render in parallel up to the allowance (piper stand-in)") {
+  TempDir t;
+  // A stand-in for the piper binary: checks its arguments, reads the text from stdin as piper
+  // does, records when it ran, and writes a 22.05 kHz WAV as piper's voices do.
+  const fs::path bin = t.path / "bin";
+  fs::create_directories(bin);
+  const fs::path model = t.path / "en_US-test-medium.onnx";
+  REQUIRE(util::write_file_atomic(model, "not a real model").ok());
+  const fs::path runs = t.path / "piper_runs.log";
+  const std::string script = "#!/bin/sh\n"
+                             "[ \"$1\" = --model ] && [ -f \"$2\" ] && [ \"$3\" = --output_file ] || { echo bad args: \"$@\" >&2; exit 64; }\n"
+                             "text=$(cat)\n"
+                             "echo \"start $(date +%s%N) $text\" >> '" + runs.string() + "'\n"
+                             "sleep 0.4\n"
+                             "ffmpeg -v error -nostdin -y -f lavfi -i sine=frequency=300:duration=0.5:sample_rate=22050 \"$4\" || exit 1\n"
+                             "echo \"end $(date +%s%N)\" >> '" + runs.string() + "'\n";
+  REQUIRE(util::write_file_atomic(bin / "piper", script).ok());
+  fs::permissions(bin / "piper", fs::perms::owner_all);
+
+  const auto max_overlap = [&] {
+    std::istringstream in(*util::read_file(runs));
+    std::vector<std::pair<long long, int>> events;
+    std::string kind;
+    long long ns = 0;
+    std::string rest;
+    while (in >> kind >> ns) {
+      std::getline(in, rest);
+      events.emplace_back(ns, kind == "start" ? 1 : -1);
+    }
+    std::sort(events.begin(), events.end());
+    int now = 0, most = 0;
+    for (const auto& [when, d] : events) most = std::max(most, now += d);
+    return most;
+  };
+  json chunks = json::array();
+  for (int i = 1; i <= 6; ++i) chunks.push_back({{"chunk_id", "p" + std::to_string(i)}, {"text", "Piper line " + std::to_string(i)}});
+  const json payload = {{"provider", "piper"}, {"chunks", chunks}};
+  const std::vector<std::pair<std::string, std::optional<std::string>>> env = {{"PIPER_BIN", (bin / "piper").string()},
+                                                                               {"PIPER_MODEL", model.string()}};
+  {
+    WorkerProcess w(t.path, "two", WorkerOptions{"s3cret", "", {"--tts-parallel", "2"}, env});
+    const json rec = run_on_worker(w, "piper2", "TTS_RENDER_CHUNKS", payload);
+    REQUIRE_MESSAGE(rec["status"] == "succeeded", rec.dump());
+    for (int i = 1; i <= 6; ++i) check_contract_wav(w.root() / "jobs/piper2/artifacts" / ("p" + std::to_string(i) + ".wav"));
+    const std::string log = *util::read_file(runs);
+    for (int i = 1; i <= 6; ++i) CHECK(log.find("Piper line " + std::to_string(i) + "\n") != std::string::npos);
+    CHECK(max_overlap() == 2);
+  }
+  fs::remove(runs);
+  {
+    WorkerProcess w(t.path, "one", WorkerOptions{"s3cret", "", {"--tts-parallel", "1"}, env});
+    json forced = payload;
+    forced["force"] = true;
+    const json rec = run_on_worker(w, "piper1", "TTS_RENDER_CHUNKS", forced);
+    REQUIRE(rec["status"] == "succeeded");
+    CHECK(max_overlap() == 1);
+  }
+}
+
+TEST_CASE("steps: TTS with ElevenLabs over HTTPS (stand-in): request, retries, errors and the key kept secret") {
+  TempDir t;
+  const std::string key = "xi-test-key-5d41402abc4b2a76";
+  SpeechServiceStandIn service(SpeechServiceStandIn::Kind::elevenlabs, t.path / "service", key);
+  // The key and endpoint come from the worker's KEY=VALUE file, not from the environment.
+  const fs::path env_file = t.path / "worker.env";
+  REQUIRE(util::write_file_atomic(env_file, "# TTS\nELEVENLABS_API_KEY=" + key + "\nELEVENLABS_BASE_URL=" +
+                                                service.base_url() + "\nELEVENLABS_VOICE_ID=voiceABC\nRAYVAULT_TTS_CA_FILE=" +
+                                                service.ca_file().string() + "\n")
+              .ok());
+  WorkerProcess w(t.path, "eleven", WorkerOptions{"s3cret", "", {"--env-file", env_file.string()}});
+  const auto caps = http_get(w.port(), "/health").json_body()["caps"];
+  const auto listed = caps["tts_providers"];
+  CHECK(std::find(listed.begin(), listed.end(), "elevenlabs") != listed.end());
+
+  const json ok_payload = {{"provider", "elevenlabs"},
+                           {"settings", {{"stability", 0.2}}},
+                           {"chunks", json::array({{{"chunk_id", "e1"}, {"text", "First."}}, {{"chunk_id", "e2"}, {"text", "Second."}}})}};
+  const json rec = run_on_worker(w, "eleven-ok", "TTS_RENDER_CHUNKS", ok_payload);
+  REQUIRE_MESSAGE(rec["status"] == "succeeded", rec.dump());
+  CHECK(service.requests() == 2);
+  CHECK(service.problems().empty());
+  for (const auto& path : service.paths()) CHECK(path == "/v1/text-to-speech/voiceABC");
+  for (const auto& body : service.bodies()) {
+    CHECK(body["model_id"] == "eleven_multilingual_v2");
+    CHECK(body["voice_settings"]["stability"] == 0.2);
+    CHECK(body["voice_settings"]["similarity_boost"] == 0.75);
+    CHECK(body["voice_settings"]["use_speaker_boost"] == true);
+  }
+  check_contract_wav(w.root() / "jobs/eleven-ok/artifacts/e1.wav");
+  CHECK(rec["metrics"]["voice_id"] == "voiceABC");
+
+  const auto one_chunk = [](const std::string& text) {
+    return json{{"provider", "elevenlabs"}, {"chunks", json::array({{{"chunk_id", "c"}, {"text", text}}})}};
+  };
+  SUBCASE("429 twice, then audio: retried with backoff and Retry-After") {
+    service.script({429, 429});
+    const int before = service.requests();
+    const json r = run_on_worker(w, "eleven-429", "TTS_RENDER_CHUNKS", one_chunk("Busy service."));
+    CHECK(r["status"] == "succeeded");
+    CHECK(service.requests() - before == 3);
+    CHECK(job_log(w, "eleven-429", one_chunk("Busy service.")).find("tts_retry") != std::string::npos);
+  }
+  SUBCASE("500 on every attempt: TTS_PROVIDER_FAILED after 4 attempts, nothing published") {
+    service.script({500, 500, 500, 500});
+    const json r = run_on_worker(w, "eleven-500", "TTS_RENDER_CHUNKS", one_chunk("Broken service."));
+    CHECK(r["status"] == "failed");
+    CHECK(r["error_code"] == "TTS_PROVIDER_FAILED");
+    CHECK(r["error_message"].get<std::string>().find("HTTP 500") != std::string::npos);
+    CHECK(r["error_message"].get<std::string>().find("4 attempts") != std::string::npos);
+    CHECK(files_in(w.root() / "jobs/eleven-500/artifacts").empty());
+  }
+  SUBCASE("429 on every attempt: TTS_RATE_LIMITED") {
+    service.script({429, 429, 429, 429}, "0");
+    const json r = run_on_worker(w, "eleven-limit", "TTS_RENDER_CHUNKS", one_chunk("Limited."));
+    CHECK(r["error_code"] == "TTS_RATE_LIMITED");
+  }
+  SUBCASE("401: the key is refused at once, without retries, and never shown") {
+    service.script({401});
+    const int before = service.requests();
+    const json r = run_on_worker(w, "eleven-401", "TTS_RENDER_CHUNKS", one_chunk("Refused."));
+    CHECK(r["error_code"] == "TTS_PROVIDER_FAILED");
+    CHECK(r["error_message"].get<std::string>().find("refused the API key") != std::string::npos);
+    CHECK(service.requests() - before == 1);
+    CHECK(r.dump().find(key) == std::string::npos);
+    CHECK(job_log(w, "eleven-401", one_chunk("Refused.")).find(key) == std::string::npos);
+  }
+  SUBCASE("a certificate the worker does not trust is refused") {
+    const fs::path untrusting = t.path / "untrusting.env";
+    REQUIRE(util::write_file_atomic(untrusting, "ELEVENLABS_API_KEY=" + key + "\nELEVENLABS_BASE_URL=" + service.base_url() + "\n").ok());
+    WorkerProcess u(t.path, "untrusting", WorkerOptions{"s3cret", "", {"--env-file", untrusting.string()}});
+    const int before = service.requests();
+    const json r = run_on_worker(u, "eleven-tls", "TTS_RENDER_CHUNKS", one_chunk("Who are you?"));
+    CHECK(r["error_code"] == "TTS_PROVIDER_FAILED");
+    CHECK(service.requests() == before);  // no request reached the handler
+  }
+  SUBCASE("no key on the node: TTS_PROVIDER_UNAVAILABLE, a fault of this node") {
+    WorkerProcess bare(t.path, "bare");
+    const json r = run_on_worker(bare, "eleven-nokey", "TTS_RENDER_CHUNKS", one_chunk("No key."));
+    CHECK(r["error_code"] == "TTS_PROVIDER_UNAVAILABLE");
+    CHECK(r["error_message"].get<std::string>().find("ELEVENLABS_API_KEY") != std::string::npos);
+  }
+  CHECK(job_log(w, "eleven-ok", ok_payload).find(key) == std::string::npos);
+}
+
+TEST_CASE("steps: TTS with a MOSS-TTS server (stand-in) and a voice-cloning reference") {
+  TempDir t;
+  SpeechServiceStandIn service(SpeechServiceStandIn::Kind::moss_tts, t.path / "service", "");
+  const fs::path reference = t.path / "reference.wav";
+  platform::ProcessSpec make;
+  make.argv = {"ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "lavfi", "-i", "sine=frequency=220:duration=0.3",
+               reference.string()};
+  make.timeout = std::chrono::seconds(30);
+  REQUIRE(platform::run_process(make)->exit_code == 0);
+  WorkerProcess w(t.path, "moss", WorkerOptions{"s3cret", "", {}, {{"MOSS_TTS_ENDPOINT", service.base_url()}}});
+  const json payload = {{"provider", "moss"},
+                        {"voice_id", "narrator"},
+                        {"reference_audio", reference.string()},
+                        {"settings", {{"speed", 1.1}}},
+                        {"chunks", json::array({{{"chunk_id", "m1"}, {"text", "Cloned voice."}}})}};
+  const json rec = run_on_worker(w, "moss1", "TTS_RENDER_CHUNKS", payload);
+  REQUIRE_MESSAGE(rec["status"] == "succeeded", rec.dump());
+  CHECK(service.problems().empty());
+  REQUIRE(service.bodies().size() == 1);
+  const json body = service.bodies()[0];
+  CHECK(body["model_id"] == "moss-tts-8b-delay");
+  CHECK(body["voice_id"] == "narrator");
+  CHECK(body["speed"] == 1.1);
+  CHECK(body["reference_audio_b64"] == util::base64(*util::read_file(reference)));
+  check_contract_wav(w.root() / "jobs/moss1/artifacts/m1.wav");
+  const json manifest = read_json(w.root() / "jobs/moss1/artifacts/tts_chunks_manifest.json");
+  CHECK(manifest["provider"] == "moss_tts");
+  CHECK(manifest["chunks"][0]["inputs_hash"] ==
+        worker::steps::chunk_cache_key("moss_tts", "", "narrator", *util::sha1_file_hex(reference), "Cloned voice.",
+                                       json{{"speed", 1.1}}));
+}

@@ -1,0 +1,292 @@
+// TTS_RENDER_CHUNKS: validates every chunk first, then renders the chunks that the cache does not
+// hold, several at once, each through the provider and then ffmpeg into the contract's WAV.
+#include "worker/steps/tts_render_chunks.hpp"
+
+#include <atomic>
+#include <cstdio>
+#include <set>
+#include <thread>
+
+#include "protocol/errors.hpp"
+#include "protocol/ids.hpp"
+#include "protocol/steps.hpp"
+#include "util/crypto.hpp"
+#include "util/files.hpp"
+#include "util/strings.hpp"
+#include "worker/steps/ffmpeg_probe.hpp"
+#include "worker/tts/provider.hpp"
+
+namespace rayvault::worker::steps {
+namespace {
+
+using protocol::codes::kInvalidInput;
+
+constexpr std::size_t kMaxChunks = 2000;
+constexpr std::size_t kMaxChunkTextBytes = 20000;
+
+Error invalid(std::string message) { return Error(ErrorKind::invalid_input, std::move(message), std::string(kInvalidInput)); }
+
+struct Chunk {
+  std::string id, file, text, key;
+  bool cache_hit = false;
+  std::string sha256;
+  std::uintmax_t size = 0;
+};
+
+// An optional text field of the payload, trimmed; "" when absent or null.
+Result<std::string> optional_text(const json& payload, const char* key) {
+  const auto it = payload.find(key);
+  if (it == payload.end() || it->is_null()) return std::string();
+  if (!it->is_string()) return invalid(std::string("payload.") + key + " must be a string");
+  const std::string v = util::trim(it->get_ref<const std::string&>());
+  if (v.find('\0') != std::string::npos || v.size() > 512) return invalid(std::string("payload.") + key + " is not a usable value");
+  return v;
+}
+
+Result<std::vector<Chunk>> read_chunks(const json& payload) {
+  const auto it = payload.find("chunks");
+  if (it == payload.end() || !it->is_array() || it->empty())
+    return invalid("payload.chunks must be a non-empty list of {chunk_id, text}");
+  if (it->size() > kMaxChunks) return invalid("payload.chunks holds more than " + std::to_string(kMaxChunks) + " chunks");
+  std::vector<Chunk> chunks;
+  std::set<std::string> seen;  // file names, lower-cased: "A" and "a" are one file on Windows and macOS
+  for (std::size_t i = 0; i < it->size(); ++i) {
+    const json& c = (*it)[i];
+    char fallback[32];
+    std::snprintf(fallback, sizeof fallback, "chunk_%02zu", i + 1);
+    const std::string where = "payload.chunks[" + std::to_string(i) + "]";
+    if (!c.is_object()) return invalid(where + " must be an object {chunk_id, text}");
+    Chunk chunk;
+    const auto id = c.find("chunk_id");
+    if (id == c.end() || id->is_null() || (id->is_string() && util::trim(id->get_ref<const std::string&>()).empty())) {
+      chunk.id = fallback;
+    } else if (id->is_string() || id->is_number_integer() || id->is_number_unsigned()) {
+      auto normalized = protocol::normalize_id(id->is_string() ? id->get_ref<const std::string&>() : id->dump(), "chunk_id");
+      if (!normalized) return invalid(where + ": " + normalized.error().message);
+      chunk.id = *normalized;
+    } else {
+      return invalid(where + ".chunk_id must be a string");
+    }
+    const auto text = c.find("text");
+    if (text == c.end() || !text->is_string()) return invalid(where + ".text must be a string (chunk " + chunk.id + ")");
+    chunk.text = util::trim(text->get_ref<const std::string&>());
+    if (chunk.text.empty()) return invalid("chunk " + chunk.id + " has empty text");
+    if (chunk.text.size() > kMaxChunkTextBytes)
+      return invalid("chunk " + chunk.id + " has more than " + std::to_string(kMaxChunkTextBytes) + " bytes of text");
+    if (chunk.text.find('\0') != std::string::npos) return invalid("chunk " + chunk.id + " text holds a NUL byte");
+    chunk.file = chunk_file_name(chunk.id);
+    if (!seen.insert(util::ascii_lower(chunk.file)).second) return invalid("chunk_id " + chunk.id + " is given twice");
+    chunks.push_back(std::move(chunk));
+  }
+  return chunks;
+}
+
+std::optional<bool> read_force(const json& payload) {
+  const auto it = payload.find("force");
+  if (it == payload.end() || it->is_null()) return false;
+  if (it->is_boolean()) return it->get<bool>();
+  if (it->is_number()) return it->get<double>() != 0;
+  if (it->is_string()) return util::parse_bool_text(it->get_ref<const std::string&>());
+  return std::nullopt;
+}
+
+Status copy_into(const fs::path& from, const fs::path& to) {
+  fs::path part = to;
+  part += ".part-" + util::random_hex(4);
+  std::error_code ec;
+  fs::copy_file(from, part, fs::copy_options::overwrite_existing, ec);
+  if (!ec) fs::rename(part, to, ec);
+  if (ec) {
+    fs::remove(part, ec);
+    return Error(ErrorKind::io, "cannot copy " + util::u8(from.filename()) + ": " + ec.message(),
+                 std::string(protocol::codes::kStorageFailed));
+  }
+  return Ok{};
+}
+
+// Renders one chunk that the cache does not hold: provider, then ffmpeg into the contract's WAV.
+Status render_chunk(const StepContext& ctx, const tts::Provider& provider, tts::SpeechRequest request, const Chunk& chunk,
+                    const fs::path& cache_file) {
+  std::error_code ec;
+  fs::create_directories(request.work_dir, ec);
+  request.text_file = request.work_dir / "text.txt";
+  request.text = chunk.text;
+  if (auto st = util::write_file_atomic(request.text_file, chunk.text); !st)
+    return Error(st.error().kind, st.error().message, std::string(protocol::codes::kStorageFailed));
+  auto raw = provider.render(request, ctx);
+  if (!raw) return Error(raw.error().kind, "chunk " + chunk.id + ": " + raw.error().message, raw.error().code);
+  const fs::path wav = request.work_dir / "out.wav";
+  auto conv = ctx.run_tool({"ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", util::u8(*raw), "-map_metadata",
+                            "-1", "-vn", "-ar", "48000", "-ac", "1", "-c:a", "pcm_s16le", "-fflags", "+bitexact", "-f",
+                            "wav", util::u8(wav)},
+                           protocol::codes::kFfmpegMissing);
+  if (!conv) {
+    if (conv.error().code != protocol::codes::kCommandFailed) return conv.error();
+    return Error(ErrorKind::invalid_input,
+                 "chunk " + chunk.id + ": ffmpeg cannot decode the audio " + std::string(provider.name()) +
+                     " produced: " + conv.error().message,
+                 std::string(protocol::codes::kTtsProviderFailed));
+  }
+  // The cache is a convenience: failing to fill it is logged, not fatal.
+  fs::create_directories(cache_file.parent_path(), ec);
+  if (auto st = copy_into(wav, cache_file); !st && ctx.log)
+    ctx.log(LogLevel::warning, "tts_cache", "cannot cache chunk " + chunk.id + ": " + st.error().message);
+  fs::rename(wav, ctx.staging_dir / chunk.file, ec);
+  if (ec)
+    return Error(ErrorKind::io, "cannot place " + chunk.file + ": " + ec.message(), std::string(protocol::codes::kStorageFailed));
+  return Ok{};
+}
+
+}  // namespace
+
+std::string chunk_cache_key(std::string_view provider, std::string_view model, std::string_view voice,
+                            std::string_view reference_sha1, std::string_view text, const json& settings) {
+  std::string material = "provider=" + std::string(provider) + "|model=" + std::string(model) + "|voice=" +
+                         std::string(voice) + "|ref=" + std::string(reference_sha1) + "|text=" + std::string(text);
+  if (settings.is_object() && !settings.empty()) material += "|settings=" + protocol::python_json_dumps(settings);
+  return util::sha256_hex(material).substr(0, 24);
+}
+
+std::string chunk_file_name(const std::string& chunk_id) {
+  const std::string lower = util::ascii_lower(chunk_id);
+  if (protocol::id_folder_name(lower) == lower && lower[0] != '.') return chunk_id + ".wav";
+  // Any other id: its letters, digits, '.', '_' and '-' (others as '_', at most 48), then 16 hex
+  // digits of its SHA-256. Two ids that still meet in one name are refused as duplicates.
+  std::string safe;
+  for (const char c : chunk_id.substr(0, 48)) safe.push_back(util::is_safe_component(std::string(1, c)) ? c : '_');
+  if (!safe.empty() && safe[0] == '.') safe[0] = '_';
+  return safe + "_" + util::sha256_hex(chunk_id).substr(0, 16) + ".wav";
+}
+
+std::string_view TtsRenderChunks::name() const { return protocol::steps::kTtsRenderChunks; }
+
+Result<StepOutput> TtsRenderChunks::run(const StepContext& ctx) const {
+  const json& p = ctx.payload;
+  auto chunks = read_chunks(p);
+  if (!chunks) return chunks.error();
+  auto provider_raw = optional_text(p, "provider");
+  if (!provider_raw) return provider_raw.error();
+  std::string provider_name = tts::canonical_name(*provider_raw);
+  if (provider_name.empty()) provider_name = tts::canonical_name(ctx.config.setting("TTS_PROVIDER"));
+  if (provider_name.empty()) provider_name = "espeak-ng";
+  const auto provider = tts::make_provider(provider_name);
+  if (!provider) {
+    std::string known;
+    for (const auto& n : tts::known_providers()) known += (known.empty() ? "" : ", ") + n;
+    return Error(ErrorKind::unavailable, "TTS provider '" + provider_name + "' is not known to this node (it knows " + known + ")",
+                 std::string(protocol::codes::kTtsProviderUnavailable));
+  }
+  if (const std::string why = provider->unavailable_reason(ctx.config); !why.empty())
+    return Error(ErrorKind::unavailable, why, std::string(protocol::codes::kTtsProviderUnavailable));
+
+  auto voice = optional_text(p, "voice_id");
+  if (!voice) return voice.error();
+  std::string voice_id = *voice;
+  if (voice_id.empty()) voice_id = ctx.config.setting("ELEVENLABS_VOICE_ID");
+  if (voice_id.empty()) voice_id = "default";
+  auto model = optional_text(p, "model_id");
+  if (!model) return model.error();
+  json settings = json::object();
+  if (const auto s = p.find("settings"); s != p.end() && !s->is_null()) {
+    if (!s->is_object()) return invalid("payload.settings must be an object");
+    settings = *s;
+  }
+  const auto force = read_force(p);
+  if (!force) return invalid("payload.force must be true or false");
+
+  // A voice-cloning reference (moss_tts): its SHA-1 is part of every chunk's key.
+  tts::SpeechRequest base;
+  std::string reference_sha1;
+  if (const auto r = p.find("reference_audio"); r != p.end() && !r->is_null() && !(r->is_string() && r->get_ref<const std::string&>().empty())) {
+    auto path = required_path(p, "reference_audio");
+    if (!path) return path.error();
+    if (auto st = check_media_file(*path, "reference_audio"); !st) return st.error();
+    auto sha = util::sha1_file_hex(util::path_from_utf8(*path));
+    if (!sha) return invalid("cannot read payload.reference_audio: " + sha.error().message);
+    reference_sha1 = *sha;
+    base.reference_audio = util::path_from_utf8(*path);
+  }
+  base.voice_id = voice_id;
+  base.model_id = *model;
+  base.settings = settings;
+
+  const fs::path cache_dir = ctx.config.cache_dir / "tts";
+  std::vector<std::size_t> to_render;
+  for (std::size_t i = 0; i < chunks->size(); ++i) {
+    Chunk& c = (*chunks)[i];
+    c.key = chunk_cache_key(provider_name, *model, voice_id, reference_sha1, c.text, settings);
+    const fs::path cached = cache_dir / (c.key + ".wav");
+    std::error_code ec;
+    if (!*force && fs::is_regular_file(cached, ec) && fs::file_size(cached, ec) > 44) {
+      if (copy_into(cached, ctx.staging_dir / c.file)) {
+        c.cache_hit = true;
+        continue;
+      }
+    }
+    to_render.push_back(i);
+  }
+  if (ctx.log)
+    ctx.log(LogLevel::info, "tts_plan",
+            std::to_string(chunks->size()) + " chunks with " + provider_name + " (voice " + voice_id + "): " +
+                std::to_string(chunks->size() - to_render.size()) + " from the cache, " + std::to_string(to_render.size()) +
+                " to render, " + std::to_string(std::min<std::size_t>(to_render.size(), static_cast<std::size_t>(ctx.config.tts_parallel))) +
+                " at once");
+
+  // Render: a few threads take chunks in order; after a failure no new chunk is started.
+  std::vector<Status> results(chunks->size(), Status(Ok{}));
+  std::atomic<std::size_t> next{0};
+  std::atomic<bool> failed{false};
+  const auto work = [&] {
+    for (std::size_t n = next++; n < to_render.size() && !failed && !ctx.cancelled(); n = next++) {
+      const std::size_t i = to_render[n];
+      tts::SpeechRequest request = base;
+      request.work_dir = ctx.staging_dir / ".tts" / std::to_string(i);
+      results[i] = render_chunk(ctx, *provider, request, (*chunks)[i], cache_dir / ((*chunks)[i].key + ".wav"));
+      if (!results[i]) failed = true;
+      else if (ctx.log) ctx.log(LogLevel::info, "tts_chunk", "rendered chunk " + (*chunks)[i].id);
+    }
+  };
+  const std::size_t threads = std::min<std::size_t>(to_render.size(), static_cast<std::size_t>(ctx.config.tts_parallel));
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < threads; ++t) pool.emplace_back(work);
+  if (threads > 0) work();
+  for (auto& t : pool) t.join();
+  std::error_code ec;
+  fs::remove_all(ctx.staging_dir / ".tts", ec);
+  for (const auto& r : results)
+    if (!r) return r.error();
+  if (ctx.cancelled())
+    return Error(ErrorKind::unavailable, "the job was stopped", std::string(protocol::codes::kWorkerRestarted));
+
+  json manifest_chunks = json::array();
+  StepOutput out;
+  std::size_t hits = 0;
+  for (auto& c : *chunks) {
+    const fs::path staged = ctx.staging_dir / c.file;
+    auto sha = util::sha256_file_hex(staged);
+    if (!sha) return Error(ErrorKind::io, "cannot read " + c.file + ": " + sha.error().message, std::string(protocol::codes::kStorageFailed));
+    c.sha256 = *sha;
+    c.size = fs::file_size(staged, ec);
+    hits += c.cache_hit ? 1 : 0;
+    manifest_chunks.push_back({{"chunk_id", c.id},
+                               {"path", util::u8(ctx.output_dir / c.file)},
+                               {"sha256", c.sha256},
+                               {"size_bytes", c.size},
+                               {"cache_hit", c.cache_hit},
+                               {"inputs_hash", c.key}});
+    out.artifacts.push_back(c.file);
+  }
+  const json manifest = {{"run_id", ctx.run_id},       {"job_id", ctx.job_id},     {"step_name", name()},
+                         {"provider", provider_name},  {"voice_id", voice_id},     {"model_id", *model},
+                         {"chunks", manifest_chunks}};
+  if (auto st = util::write_file_atomic(ctx.staging_dir / "tts_chunks_manifest.json", protocol::dump_json(manifest, 2)); !st)
+    return Error(st.error().kind, st.error().message, std::string(protocol::codes::kStorageFailed));
+  out.artifacts.push_back("tts_chunks_manifest.json");
+  out.metrics = {{"chunks", chunks->size()}, {"provider", provider_name}, {"voice_id", voice_id}, {"cache_hits", hits},
+                 {"rendered", chunks->size() - hits}};
+  out.message = "rendered " + std::to_string(chunks->size()) + " chunks with " + provider_name + " (" +
+                std::to_string(hits) + " from the cache)";
+  return out;
+}
+
+}  // namespace rayvault::worker::steps
