@@ -9,6 +9,7 @@
 #include "protocol/steps.hpp"
 #include "util/files.hpp"
 #include "util/strings.hpp"
+#include "worker/steps/audio_postcheck.hpp"
 #include "worker/steps/ffmpeg_probe.hpp"
 #include "worker/steps/frame_sampling.hpp"
 #include "worker/steps/tts_render_chunks.hpp"
@@ -49,7 +50,9 @@ Result<platform::ProcessResult> StepContext::run_tool(platform::ProcessSpec spec
   std::deque<std::string> tail;  // last lines, for the error message
   spec.timeout = timeout;
   spec.cancel = cancel;
+  auto caller_sees = std::move(spec.on_output_line);  // a step that reads the tool's messages itself
   spec.on_output_line = [&](std::string_view line) {
+    if (caller_sees) caller_sees(line);
     if (line.empty()) return;
     if (log) log(LogLevel::info, "tool_output", line);
     tail.emplace_back(line.substr(0, 500));
@@ -129,6 +132,7 @@ StepRegistry make_default_steps() {
   add(std::make_unique<steps::FfmpegProbe>());
   add(std::make_unique<steps::FrameSampling>());
   add(std::make_unique<steps::TtsRenderChunks>());
+  add(std::make_unique<steps::AudioPostcheck>());
   return r;
 }
 

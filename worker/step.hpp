@@ -51,7 +51,8 @@ struct StepContext {
   // non-zero exit to COMMAND_FAILED with the last lines the tool printed.
   Result<platform::ProcessResult> run_tool(std::vector<std::string> argv, std::string_view missing_code,
                                            bool capture_stdout = false) const;
-  // The same with a full spec (stdin, environment); spec.timeout and spec.cancel are the job's.
+  // The same with a full spec (stdin, environment); spec.timeout and spec.cancel are the job's, and
+  // spec.on_output_line, when set, sees each line before the job log does.
   Result<platform::ProcessResult> run_tool(platform::ProcessSpec spec, std::string_view missing_code) const;
   bool cancelled() const { return cancel != nullptr && cancel->load(); }
 };

@@ -1,6 +1,6 @@
 // Every job step for real, through a worker and through the controller's local fallback:
 // TTS_RENDER_CHUNKS with espeak-ng, piper (stand-in binary), ElevenLabs (HTTPS stand-in) and
-// MOSS-TTS (HTTP stand-in).
+// MOSS-TTS (HTTP stand-in); AUDIO_POSTCHECK on synthetic signals of known level.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -376,4 +376,162 @@ TEST_CASE("steps: TTS with a MOSS-TTS server (stand-in) and a voice-cloning refe
   CHECK(manifest["chunks"][0]["inputs_hash"] ==
         worker::steps::chunk_cache_key("moss_tts", "", "narrator", *util::sha1_file_hex(reference), "Cloned voice.",
                                        json{{"speed", 1.1}}));
+}
+
+namespace {
+
+// A synthetic signal made by ffmpeg's lavfi sources, as a WAV (or any container by extension).
+fs::path make_signal(const fs::path& dir, const std::string& name, const std::vector<std::string>& input_args) {
+  const fs::path out = dir / name;
+  platform::ProcessSpec spec;
+  spec.argv = {"ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y"};
+  spec.argv.insert(spec.argv.end(), input_args.begin(), input_args.end());
+  spec.argv.push_back(out.string());
+  spec.timeout = std::chrono::seconds(60);
+  auto r = platform::run_process(spec);
+  REQUIRE(r.ok());
+  REQUIRE(r->exit_code == 0);
+  return out;
+}
+
+// ffmpeg's own loudness meter, a second implementation (loudnorm's first-pass analysis).
+double loudnorm_integrated(const fs::path& file) {
+  platform::ProcessSpec spec;
+  spec.argv = {"ffmpeg", "-hide_banner", "-nostdin", "-nostats", "-i", file.string(), "-af",
+               "loudnorm=print_format=json", "-f", "null", "-"};
+  spec.timeout = std::chrono::seconds(60);
+  std::string text;
+  spec.on_output_line = [&](std::string_view l) { text += std::string(l) + "\n"; };
+  auto r = platform::run_process(spec);
+  REQUIRE(r.ok());
+  const auto open = text.rfind('{');
+  REQUIRE(open != std::string::npos);
+  auto doc = protocol::parse_json(text.substr(open, text.rfind('}') - open + 1));
+  REQUIRE(doc.ok());
+  return std::stod((*doc)["input_i"].get<std::string>());
+}
+
+}  // namespace
+
+TEST_CASE("steps: AUDIO_POSTCHECK gates on synthetic signals of known level") {
+  TempDir t;
+  // A 1 kHz tone at -10.96 dBFS peak (-13.97 dBFS RMS): about -14 LUFS, inside the contract's window.
+  const auto tone = make_signal(t.path, "tone.wav", {"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=5,volume=7.1dB",
+                                                     "-c:a", "pcm_s16le"});
+  // The same tone pushed 20 dB into full scale: hard clipping.
+  const auto clipped = make_signal(t.path, "clipped.wav", {"-f", "lavfi", "-i", "sine=frequency=1000:sample_rate=48000:duration=5,volume=20dB",
+                                                           "-c:a", "pcm_s16le"});
+  // The tone with 800 ms of silence from 2.0 s.
+  const auto gap = make_signal(t.path, "gap.wav", {"-f", "lavfi", "-i",
+                                                   "aevalsrc=0.3*sin(2*PI*1000*t)*not(between(t\\,2\\,2.8)):s=48000:d=5",
+                                                   "-c:a", "pcm_s16le"});
+  // A 4 s picture whose sound stops after 3 s.
+  const auto short_audio = make_signal(t.path, "short_audio.mp4",
+                                       {"-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=4", "-f", "lavfi", "-i",
+                                        "sine=frequency=1000:sample_rate=48000:duration=3,volume=7.1dB", "-c:v", "libx264",
+                                        "-pix_fmt", "yuv420p", "-c:a", "aac"});
+  const auto silent_video = make_signal(t.path, "no_audio.mp4", {"-f", "lavfi", "-i", "testsrc=size=160x120:rate=10:duration=2",
+                                                                 "-c:v", "libx264", "-pix_fmt", "yuv420p"});
+  WorkerProcess w(t.path, "qa");
+  const auto check = [&](const std::string& job, const json& payload) {
+    const json rec = run_on_worker(w, job, "AUDIO_POSTCHECK", payload);
+    const fs::path report = w.root() / "jobs" / job / "artifacts/audio_postcheck.json";
+    return std::make_pair(rec, fs::exists(report) ? read_json(report) : json());
+  };
+
+  {
+    const auto [rec, report] = check("tone", {{"video_path", tone.string()}, {"expected_duration_sec", 5}});
+    CHECK(rec["status"] == "succeeded");
+    CHECK(report["verdict"] == "pass");
+    const double measured = report["gates"]["integrated_loudness"]["value"];
+    CHECK(std::abs(measured - loudnorm_integrated(tone)) <= 0.5);
+    CHECK(std::abs(measured - -14.0) <= 0.5);
+    for (const char* gate : {"integrated_loudness", "true_peak", "duration", "clipping", "silence_gaps"}) {
+      CAPTURE(gate);
+      CHECK(report["gates"][gate]["verdict"] == "pass");
+      CHECK(report["gates"][gate].contains("value"));
+    }
+    CHECK(report["gates"]["integrated_loudness"]["threshold"]["min"] == -15.0);
+    CHECK(rec["metrics"]["verdict"] == "pass");
+  }
+  {
+    const auto [rec, report] = check("clipped", {{"video_path", clipped.string()}});
+    CHECK(rec["status"] == "failed");
+    CHECK(rec["error_code"] == "");  // a verdict, not a fault: the controller does not run it elsewhere
+    CHECK(rec["exit_code"] == 1);
+    CHECK(report["gates"]["clipping"]["verdict"] == "fail");
+    CHECK(report["gates"]["clipping"]["value"].get<long long>() >= 50);
+    CHECK(report["gates"]["true_peak"]["verdict"] == "fail");
+    CHECK(rec["message"].get<std::string>().find("clipping") != std::string::npos);
+  }
+  {
+    const auto [rec, report] = check("gap", {{"video_path", gap.string()}});
+    CHECK(rec["status"] == "succeeded");
+    CHECK(report["verdict"] == "warn");
+    REQUIRE(report["gates"]["silence_gaps"]["gaps"].size() == 1);
+    CHECK(report["gates"]["silence_gaps"]["gaps"][0]["start"].get<double>() == doctest::Approx(2.0).epsilon(0.02));
+    CHECK(report["gates"]["silence_gaps"]["gaps"][0]["end"].get<double>() == doctest::Approx(2.8).epsilon(0.02));
+    CHECK(report["gates"]["silence_gaps"]["verdict"] == "warn");
+  }
+  {
+    const auto [rec, report] = check("wrong-duration", {{"video_path", tone.string()}, {"expected_duration_sec", 6}});
+    CHECK(rec["status"] == "failed");
+    CHECK(report["gates"]["duration"]["verdict"] == "fail");
+    CHECK(report["gates"]["duration"]["expected"] == 6.0);
+    CHECK(report["gates"]["duration"]["expected_from"] == "payload");
+  }
+  {
+    // No expected duration: the picture's length is expected; the sound is 1 s short.
+    const auto [rec, report] = check("short-audio", {{"video_path", short_audio.string()}});
+    CHECK(rec["status"] == "failed");
+    CHECK(report["gates"]["duration"]["expected_from"] == "video_stream");
+    CHECK(report["gates"]["duration"]["expected"].get<double>() == doctest::Approx(4.0).epsilon(0.05));
+    CHECK(report["gates"]["duration"]["verdict"] == "fail");
+  }
+  {
+    // Voice-over segments from render_config: the gap inside one fails, outside it only warns.
+    const json inside = {{"segments", json::array({{{"type", "voiceover"}, {"start", 1.5}, {"end", 3.5}}, {{"type", "music"}, {"start", 0}, {"end", 5}}})}};
+    const auto [rec, report] = check("vo-inside", {{"video_path", gap.string()}, {"render_config", inside}});
+    CHECK(rec["status"] == "failed");
+    CHECK(report["gates"]["voiceover_silence"]["verdict"] == "fail");
+    CHECK(report["gates"]["voiceover_silence"]["segments"] == 1);
+    const fs::path rc_file = t.path / "render_config.json";
+    REQUIRE(util::write_file_atomic(rc_file, json{{"voiceover_segments", json::array({{{"start_sec", 0.2}, {"end_sec", 1.9}}})}}.dump()).ok());
+    const auto [ok_rec, ok_report] = check("vo-outside", {{"video_path", gap.string()}, {"render_config", rc_file.string()}});
+    CHECK(ok_rec["status"] == "succeeded");
+    CHECK(ok_report["gates"]["voiceover_silence"]["verdict"] == "pass");
+  }
+  {
+    // Thresholds from the payload replace the contract's.
+    const json lenient = {{"clipping_fail_events", 1e9}, {"true_peak_max_dbtp", 3}, {"true_peak_warn_dbtp", 3},
+                          {"loudness_max_lufs", "0"}, {"loudness_min_lufs", -30}};
+    const auto [rec, report] = check("lenient", {{"video_path", clipped.string()}, {"thresholds", lenient}});
+    CHECK(rec["status"] == "succeeded");
+    CHECK(report["gates"]["clipping"]["verdict"] == "warn");
+    CHECK(report["thresholds"]["loudness_max_lufs"] == 0.0);
+  }
+  // Bad input: the contract's INVALID_INPUT with a readable message, no report published.
+  const std::vector<std::tuple<std::string, json, std::string>> bad = {
+      {"missing", {{"video_path", (t.path / "nope.wav").string()}}, "nope.wav"},
+      {"no-audio", {{"video_path", silent_video.string()}}, "no audio stream"},
+      {"bad-threshold", {{"video_path", tone.string()}, {"thresholds", {{"loudnes_min", -20}}}}, "not a threshold"},
+      {"bad-segment", {{"video_path", tone.string()}, {"render_config", {{"vo_segments", json::array({{{"start", 3}, {"end", 1}}})}}}},
+       "end after start"},
+      {"bad-duration", {{"video_path", tone.string()}, {"expected_duration_sec", "soon"}}, "expected_duration_sec"},
+  };
+  for (const auto& [job, payload, words] : bad) {
+    CAPTURE(job);
+    const auto [rec, report] = check(job, payload);
+    CHECK(rec["error_code"] == "INVALID_INPUT");
+    CHECK(rec["error_message"].get<std::string>().find(words) != std::string::npos);
+    CHECK(report.is_null());
+  }
+
+  // The controller's local fallback runs the same step.
+  write_nodes_file(t.path, R"({"nodes": []})");
+  const auto local = run_controller(t.path, {"submit", "--run-id", "r", "--job-id", "qa-local", "--step-name", "AUDIO_POSTCHECK",
+                                             "--payload-json", json{{"video_path", tone.string()}}.dump()});
+  CHECK(local.exit_code == 0);
+  CHECK(local.doc["mode"] == "local");
+  CHECK(read_json(t.path / "state/cluster/receipts/r/qa-local/artifacts/audio_postcheck.json")["verdict"] == "pass");
 }

@@ -1,4 +1,4 @@
-// TTS: the chunk cache key as the contract defines it (values from Python's hashlib and json),
+// TTS and audio post-check: the chunk cache key as the contract defines it (values from Python's hashlib and json),
 // chunk file names, provider names and the Windows SAPI command line.
 #include <doctest/doctest.h>
 
@@ -6,6 +6,7 @@
 
 #include "platform/system_info.hpp"
 #include "protocol/json.hpp"
+#include "worker/steps/audio_postcheck.hpp"
 #include "worker/steps/tts_render_chunks.hpp"
 #include "worker/tts/provider.hpp"
 
@@ -108,4 +109,47 @@ TEST_CASE("tts: the SAPI provider's PowerShell command line and script") {
   CHECK(script.find("System.Speech") != std::string_view::npos);
   CHECK(script.find("SetOutputToWaveFile($OutFile)") != std::string_view::npos);
   CHECK(script.find("ReadAllText($TextFile") != std::string_view::npos);
+}
+
+TEST_CASE("audio post-check: reading ffmpeg's messages and render_config segments") {
+  const std::vector<std::string> lines = {
+      "[silencedetect @ 0x1] silence_start: 2",
+      "[silencedetect @ 0x1] silence_end: 2.80002 | silence_duration: 0.800021",
+      "[Parsed_ebur128_0 @ 0x2] Summary:",
+      "",
+      "  Integrated loudness:",
+      "    I:         -21.1 LUFS",
+      "    Threshold: -31.1 LUFS",
+      "  Loudness range:",
+      "    LRA:         3.5 LU",
+      "  True peak:",
+      "    Peak:       -0.4 dBFS",
+      "[silencedetect @ 0x1] silence_start: 4.5",
+      "[Parsed_astats_2 @ 0x3] Channel: 1",
+      "[Parsed_astats_2 @ 0x3] Peak level dB: -0.000000",
+      "[Parsed_astats_2 @ 0x3] Peak count: 120",
+      "[Parsed_astats_2 @ 0x3] Channel: 2",
+      "[Parsed_astats_2 @ 0x3] Peak level dB: -6.02",
+      "[Parsed_astats_2 @ 0x3] Peak count: 9000",
+  };
+  const auto m = worker::steps::parse_audio_measurements(lines);
+  REQUIRE(m.integrated_lufs.has_value());
+  CHECK(*m.integrated_lufs == doctest::Approx(-21.1));
+  CHECK(*m.loudness_range_lu == doctest::Approx(3.5));
+  CHECK(*m.true_peak_dbtp == doctest::Approx(-0.4));
+  REQUIRE(m.silences.size() == 2);
+  CHECK(m.silences[0].end == doctest::Approx(2.80002));
+  CHECK(m.silences[1].end < 0);  // runs to the end
+  // Only the channel at full scale counts as clipping.
+  CHECK(m.clipping_events == 120);
+  CHECK(m.sample_peak_dbfs == doctest::Approx(0.0));
+
+  const auto segs = worker::steps::voiceover_segments(json::parse(
+      R"({"segments":[{"type":"VoiceOver","start":1,"end":2},{"kind":"music","start":0,"end":9}],"vo_segments":[{"start_sec":"3","end_sec":4.5}]})"));
+  REQUIRE(segs.ok());
+  REQUIRE(segs->size() == 2);
+  CHECK((*segs)[0].start == 3.0);
+  CHECK((*segs)[1].end == 2.0);
+  CHECK_FALSE(worker::steps::voiceover_segments(json::parse(R"({"vo_segments":[{"start":2,"end":1}]})")).ok());
+  CHECK_FALSE(worker::steps::voiceover_segments(json::parse(R"({"voiceover_segments":"0-5"})")).ok());
 }
