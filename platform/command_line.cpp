@@ -1,5 +1,10 @@
-// Windows command-line quoting, kept portable so that its rules are unit-tested everywhere.
+// Windows command-line quoting and `query user` reading, kept portable so that their rules are
+// unit-tested everywhere.
+#include <vector>
+
 #include "platform/process.hpp"
+#include "platform/system_info.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::platform {
 
@@ -26,6 +31,35 @@ std::string quote_windows_argument(std::string_view arg) {
   out.append(backslashes * 2, '\\');
   out.push_back('"');
   return out;
+}
+
+bool query_user_shows_active(std::string_view output, std::string_view user) {
+  const std::string me = util::ascii_lower(util::trim(user));
+  if (me.empty()) return false;
+  std::size_t start = 0;
+  while (start < output.size()) {
+    auto nl = output.find('\n', start);
+    if (nl == std::string_view::npos) nl = output.size();
+    const std::string line = util::ascii_lower(output.substr(start, nl - start));
+    start = nl + 1;
+    // Columns: USERNAME SESSIONNAME ID STATE ...; the current session's row starts with '>', and a
+    // disconnected session has no SESSIONNAME, so the state is found as a word, not by position.
+    std::vector<std::string> words;
+    for (std::size_t i = 0; i < line.size();) {
+      const auto b = line.find_first_not_of(" \t\r", i);
+      if (b == std::string::npos) break;
+      const auto e = line.find_first_of(" \t\r", b);
+      words.push_back(line.substr(b, e == std::string::npos ? std::string::npos : e - b));
+      i = e == std::string::npos ? line.size() : e;
+    }
+    if (words.empty()) continue;
+    std::string name = words[0];
+    if (!name.empty() && name[0] == '>') name.erase(0, 1);
+    if (name != me) continue;
+    for (std::size_t i = 1; i < words.size(); ++i)
+      if (words[i] == "active") return true;
+  }
+  return false;
 }
 
 }  // namespace rayvault::platform

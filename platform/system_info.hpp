@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rayvault::platform {
@@ -22,9 +23,24 @@ std::uint64_t total_ram_bytes();
 
 std::string hostname();
 
-// True when a user's desktop session is available to programs this process starts
-// (RAYVAULT_UI_SESSION=0/1 overrides the detection).
+// Whether a user's desktop session is available to programs this process starts, and how that
+// was decided (or why not). Windows: not session 0, and SESSIONNAME names a console or RDP
+// session, or `query user` lists this user as active. macOS: this user owns the console. Linux:
+// WAYLAND_DISPLAY's compositor accepts a connection, or the X server on DISPLAY accepts one made
+// with the user's Xauthority cookie. RAYVAULT_UI_SESSION=0/1 overrides the detection.
+struct UiSession {
+  bool active = false;
+  std::string detail;
+};
+UiSession ui_session();
 bool ui_session_active();
+
+// True when `query user` output (Windows) lists `user` with the state Active.
+bool query_user_shows_active(std::string_view output, std::string_view user);
+
+// The command that saves a picture of the whole desktop as PNG (ffmpeg x11grab on Linux,
+// screencapture on macOS, ffmpeg gdigrab on Windows); empty when there is no display to grab.
+std::vector<std::string> screenshot_command(const std::string& out_png);
 
 // Calls on_signal once, from a dedicated thread, when the process is asked to stop (SIGINT,
 // SIGTERM; Ctrl-C, Ctrl-Break and service stop on Windows); a second request while that stop is

@@ -12,6 +12,7 @@
 #include "worker/steps/audio_postcheck.hpp"
 #include "worker/steps/ffmpeg_probe.hpp"
 #include "worker/steps/frame_sampling.hpp"
+#include "worker/steps/openclaw_task.hpp"
 #include "worker/steps/tts_render_chunks.hpp"
 
 namespace rayvault::worker {
@@ -133,6 +134,7 @@ StepRegistry make_default_steps() {
   add(std::make_unique<steps::FrameSampling>());
   add(std::make_unique<steps::TtsRenderChunks>());
   add(std::make_unique<steps::AudioPostcheck>());
+  add(std::make_unique<steps::OpenclawTask>());
   return r;
 }
 

@@ -85,17 +85,6 @@ std::string hostname() {
   return buf;
 }
 
-bool ui_session_active() {
-  const std::string forced = getenv_string("RAYVAULT_UI_SESSION");
-  if (!forced.empty()) return forced == "1" || forced == "true" || forced == "yes";
-#if defined(__APPLE__)
-  // A launchd agent in the user's GUI domain has a session; a daemon does not.
-  return !getenv_string("__CFBundleIdentifier").empty() || !getenv_string("SECURITYSESSIONID").empty();
-#else
-  return !getenv_string("DISPLAY").empty() || !getenv_string("WAYLAND_DISPLAY").empty();
-#endif
-}
-
 void on_shutdown_signal(std::function<void()> on_signal) {
   sigset_t set;
   sigemptyset(&set);

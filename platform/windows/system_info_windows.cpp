@@ -114,32 +114,33 @@ std::string hostname() {
   return env.empty() ? "windows" : env;
 }
 
-bool ui_session_active() {
+UiSession ui_session() {
   const std::string forced = getenv_string("RAYVAULT_UI_SESSION");
-  if (!forced.empty()) return forced == "1" || forced == "true" || forced == "yes";
+  if (!forced.empty()) return {forced == "1" || forced == "true" || forced == "yes", "RAYVAULT_UI_SESSION=" + forced};
   // Session 0 is where services run: it has no desktop.
   DWORD session = 0;
-  if (::ProcessIdToSessionId(::GetCurrentProcessId(), &session) && session == 0) return false;
+  if (::ProcessIdToSessionId(::GetCurrentProcessId(), &session) && session == 0)
+    return {false, "running in session 0 (a service): no desktop"};
   // An interactive logon sets SESSIONNAME (Console, RDP-Tcp#N).
   const std::string name = util::ascii_lower(getenv_string("SESSIONNAME"));
-  if (name == "console" || name.rfind("rdp-", 0) == 0) return true;
+  if (name == "console" || name.rfind("rdp-", 0) == 0) return {true, "session " + std::to_string(session) + " (" + name + ")"};
   // Otherwise ask `query user` whether this user has an active session.
   ProcessSpec spec;
   spec.argv = {"query", "user"};
   spec.timeout = std::chrono::seconds(5);
   auto res = run_process(spec);
-  if (!res || res->exit_code != 0) return false;
-  const std::string user = util::ascii_lower(getenv_string("USERNAME"));
-  std::size_t start = 0;
-  const std::string& text = res->stdout_text;
-  while (start < text.size()) {
-    const auto nl = text.find('\n', start);
-    const std::string line = util::ascii_lower(text.substr(start, nl == std::string::npos ? std::string::npos : nl - start));
-    start = nl == std::string::npos ? text.size() : nl + 1;
-    if (!user.empty() && line.find(user) != std::string::npos && line.find("active") != std::string::npos) return true;
-  }
-  return false;
+  if (!res || res->exit_code != 0) return {false, "no SESSIONNAME and `query user` gave no answer"};
+  const std::string user = getenv_string("USERNAME");
+  if (query_user_shows_active(res->stdout_text, user)) return {true, "`query user` lists " + user + " as active"};
+  return {false, "`query user` lists no active session of this user"};
 }
+
+bool ui_session_active() { return ui_session().active; }
+
+std::vector<std::string> screenshot_command(const std::string& out_png) {
+  return {"ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "gdigrab", "-i", "desktop", "-frames:v", "1", out_png};
+}
+
 
 void on_shutdown_signal(std::function<void()> on_signal) {
   shutdown_callback() = std::move(on_signal);

@@ -5,13 +5,16 @@
 
 #include <algorithm>
 #include <sstream>
+#include <thread>
 
 #include "platform/process.hpp"
+#include "platform/system_info.hpp"
 #include "protocol/steps.hpp"
 #include "tests/integration/harness.hpp"
 #include "tests/integration/service_standins.hpp"
 #include "util/crypto.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 #include "worker/steps/tts_render_chunks.hpp"
 
 using namespace rayvault;
@@ -534,4 +537,203 @@ TEST_CASE("steps: AUDIO_POSTCHECK gates on synthetic signals of known level") {
   CHECK(local.exit_code == 0);
   CHECK(local.doc["mode"] == "local");
   CHECK(read_json(t.path / "state/cluster/receipts/r/qa-local/artifacts/audio_postcheck.json")["verdict"] == "pass");
+}
+
+namespace {
+
+// A real X display for the desktop-session tests: Xvfb on a free display number, optionally
+// requiring an MIT-MAGIC-COOKIE-1 from an Xauthority file. Stopped when it goes out of scope.
+class Xvfb {
+ public:
+  explicit Xvfb(const fs::path& dir, const std::string& cookie = "") {
+    if (platform::find_executable("Xvfb").empty()) return;
+    for (int n = 91; n < 120 && number_ < 0; ++n) {
+      // A live server has its lock file and its socket. A socket without a lock is left from a
+      // server that was killed: removed, so that its presence means the new server is up. (A
+      // stale lock Xvfb clears by itself.)
+      const fs::path socket = "/tmp/.X11-unix/X" + std::to_string(n);
+      const bool locked = fs::exists("/tmp/.X" + std::to_string(n) + "-lock");
+      if (fs::exists(socket) && locked) continue;
+      std::error_code ec;
+      fs::remove(socket, ec);
+      platform::ProcessSpec spec;
+      spec.argv = {"Xvfb", ":" + std::to_string(n), "-screen", "0", "320x240x24", "-nolisten", "tcp"};
+      if (!cookie.empty()) {
+        auth_ = dir / ("xauth-" + std::to_string(n));
+        REQUIRE(util::write_file_atomic(auth_, record(n, cookie)).ok());
+        spec.argv.insert(spec.argv.end(), {"-auth", auth_.string()});
+      }
+      auto child = platform::Child::spawn(spec, dir / ("xvfb-" + std::to_string(n) + ".log"));
+      REQUIRE(child.ok());
+      // Ready when its socket exists; a display number another server took ends this one.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      while (std::chrono::steady_clock::now() < until && child->running() && !fs::exists("/tmp/.X11-unix/X" + std::to_string(n)))
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      if (child->running() && fs::exists("/tmp/.X11-unix/X" + std::to_string(n))) {
+        number_ = n;
+        child_.emplace(std::move(*child));
+      }
+    }
+  }
+  ~Xvfb() {
+    if (child_) child_->terminate(std::chrono::seconds(5));  // SIGTERM: Xvfb removes its socket and lock
+  }
+  Xvfb(const Xvfb&) = delete;
+  Xvfb& operator=(const Xvfb&) = delete;
+  bool running() const { return number_ >= 0; }
+  std::string display() const { return ":" + std::to_string(number_); }
+  const fs::path& auth_file() const { return auth_; }
+  // An Xauthority record for display n on this host (FamilyLocal), as xauth writes it.
+  static std::string record(int n, const std::string& cookie) {
+    std::string out;
+    const auto put = [&out](const std::string& s) {
+      out.push_back(static_cast<char>(s.size() >> 8));
+      out.push_back(static_cast<char>(s.size() & 0xff));
+      out += s;
+    };
+    out += std::string("\x01\x00", 2);  // 256: FamilyLocal
+    put(platform::hostname());
+    put(std::to_string(n));
+    put("MIT-MAGIC-COOKIE-1");
+    put(cookie);
+    return out;
+  }
+
+ private:
+  int number_ = -1;
+  fs::path auth_;
+  std::optional<platform::Child> child_;
+};
+
+// The stand-in openclaw CLI: checks its arguments as the real CLI takes them, records them, and
+// behaves as its message says ("fail", "sleep", "json"; anything else: prints a reply).
+std::string openclaw_standin(const fs::path& dir) {
+  return path_with_standin(dir, "openclaw",
+                           "[ \"$1\" = agent ] && [ \"$2\" = --agent ] && [ \"$4\" = --timeout ] && [ \"$6\" = --message ] "
+                           "&& [ $# -eq 7 ] || { echo \"bad arguments: $*\" >&2; exit 64; }\n"
+                           "printf '%s|%s|%s|%s\\n' \"$3\" \"$5\" \"$7\" \"$DISPLAY\" >> '" + (dir / "openclaw_calls.log").string() + "'\n"
+                           "case \"$7\" in\n"
+                           "  fail) echo 'agent crashed: no browser' >&2; exit 3 ;;\n"
+                           "  sleep) sleep 60 ;;\n"
+                           "  json) echo '{\"answer\": 42, \"sources\": [\"a\", \"b\"]}' ;;\n"
+                           "  *) echo \"researched: $7\" ;;\n"
+                           "esac\n");
+}
+
+}  // namespace
+
+TEST_CASE("steps: OPENCLAW_TASK on a real X display (Xvfb) with a stand-in openclaw") {
+  TempDir t;
+  Xvfb x(t.path);
+  if (!x.running()) {
+    MESSAGE("skipped: Xvfb is not installed or did not start (tools/install_deps.sh installs it)");
+    return;
+  }
+  const fs::path bin = t.path / "bin";
+  fs::create_directories(bin);
+  const std::string path = openclaw_standin(bin);
+  WorkerProcess w(t.path, "desk", WorkerOptions{"s3cret", "", {"--job-timeout-sec", "4"}, {{"PATH", path}, {"DISPLAY", x.display()},
+                                                                                          {"WAYLAND_DISPLAY", std::nullopt}}});
+  const json caps = http_get(w.port(), "/health").json_body()["caps"];
+  CHECK(caps["ui_session_active"] == true);
+  CHECK(caps["openclaw_available"] == true);
+
+  const json task = {{"message", "  find the stems  "}, {"agent", "editor"}, {"timeout_sec", 90}, {"screenshot", true}};
+  const json rec = run_on_worker(w, "claw", "OPENCLAW_TASK", task);
+  REQUIRE_MESSAGE(rec["status"] == "succeeded", rec.dump());
+  const fs::path art = w.root() / "jobs/claw/artifacts";
+  CHECK(*util::read_file(art / "openclaw_output.txt") == "researched: find the stems\n");
+  CHECK(*util::read_file(bin / "openclaw_calls.log") == "editor|90|find the stems|" + x.display() + "\n");
+  const json result = read_json(art / "openclaw_result.json");
+  CHECK(result["agent"] == "editor");
+  CHECK(result["exit_code"] == 0);
+  CHECK(result["ui_session"] == "DISPLAY=" + x.display());
+  CHECK(result["screenshot"] == "screenshot.png");
+  // The screenshot is a picture of the whole Xvfb screen.
+  platform::ProcessSpec probe;
+  probe.argv = {"ffprobe", "-v", "error", "-show_entries", "stream=width,height", "-of", "csv=p=0", (art / "screenshot.png").string()};
+  probe.timeout = std::chrono::seconds(30);
+  CHECK(util::trim(platform::run_process(probe)->stdout_text) == "320,240");
+
+  SUBCASE("a JSON answer is kept as the result's agent_output") {
+    const json r = run_on_worker(w, "claw-json", "OPENCLAW_TASK", {{"message", "json"}});
+    CHECK(r["status"] == "succeeded");
+    CHECK(read_json(w.root() / "jobs/claw-json/artifacts/openclaw_result.json")["agent_output"]["answer"] == 42);
+    CHECK(read_json(w.root() / "jobs/claw-json/artifacts/openclaw_result.json")["agent"] == "researcher");
+  }
+  SUBCASE("an agent that fails: COMMAND_FAILED with what it said") {
+    const json r = run_on_worker(w, "claw-fail", "OPENCLAW_TASK", {{"message", "fail"}});
+    CHECK(r["error_code"] == "COMMAND_FAILED");
+    CHECK(r["error_message"].get<std::string>().find("no browser") != std::string::npos);
+    CHECK(files_in(w.root() / "jobs/claw-fail/artifacts").empty());
+  }
+  SUBCASE("an agent that runs past the job's limit is stopped: TIMEOUT") {
+    const auto started = std::chrono::steady_clock::now();
+    const json r = run_on_worker(w, "claw-slow", "OPENCLAW_TASK", {{"message", "sleep"}});
+    CHECK(r["error_code"] == "TIMEOUT");
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(30));
+  }
+  SUBCASE("bad input") {
+    CHECK(run_on_worker(w, "claw-empty", "OPENCLAW_TASK", {{"message", "   "}})["error_code"] == "INVALID_INPUT");
+    CHECK(run_on_worker(w, "claw-agent", "OPENCLAW_TASK", {{"message", "x"}, {"agent", "--evil"}})["error_code"] == "INVALID_INPUT");
+    CHECK(run_on_worker(w, "claw-big", "OPENCLAW_TASK", {{"message", std::string(20000, 'x')}})["error_code"] == "INVALID_INPUT");
+  }
+  SUBCASE("the controller's local fallback runs it in its own session") {
+    write_nodes_file(t.path, R"({"nodes": []})");
+    const auto local = run_controller(t.path, {"submit", "--run-id", "r", "--job-id", "claw-local", "--step-name", "OPENCLAW_TASK",
+                                               "--payload-json", json{{"message", "local task"}}.dump()},
+                                      {{"PATH", path}, {"DISPLAY", x.display()}, {"WAYLAND_DISPLAY", std::nullopt}});
+    CHECK(local.exit_code == 0);
+    CHECK(local.doc["mode"] == "local");
+    CHECK(*util::read_file(t.path / "state/cluster/receipts/r/claw-local/artifacts/openclaw_output.txt") ==
+          "researched: local task\n");
+  }
+}
+
+TEST_CASE("steps: OPENCLAW_TASK refuses without a desktop session or without openclaw") {
+  TempDir t;
+  const fs::path bin = t.path / "bin";
+  fs::create_directories(bin);
+  const std::string path = openclaw_standin(bin);
+  const json task = {{"message", "anything"}};
+  {
+    WorkerProcess w(t.path, "headless", WorkerOptions{"s3cret", "", {}, {{"PATH", path}, {"DISPLAY", std::nullopt},
+                                                                         {"WAYLAND_DISPLAY", std::nullopt}}});
+    CHECK(http_get(w.port(), "/health").json_body()["caps"]["ui_session_active"] == false);
+    const json r = run_on_worker(w, "no-session", "OPENCLAW_TASK", task);
+    CHECK(r["error_code"] == "UI_SESSION_REQUIRED");
+    CHECK(r["error_message"].get<std::string>().find("DISPLAY") != std::string::npos);
+  }
+  {
+    // DISPLAY names a display nobody serves: set is not enough, the display must answer.
+    WorkerProcess w(t.path, "stale", WorkerOptions{"s3cret", "", {}, {{"PATH", path}, {"DISPLAY", ":187"}, {"WAYLAND_DISPLAY", std::nullopt}}});
+    const json r = run_on_worker(w, "dead-display", "OPENCLAW_TASK", task);
+    CHECK(r["error_code"] == "UI_SESSION_REQUIRED");
+    CHECK(r["error_message"].get<std::string>().find("no X server answers") != std::string::npos);
+  }
+  {
+    WorkerProcess w(t.path, "no-claw", WorkerOptions{"s3cret", "", {}, {{"PATH", "/usr/bin:/bin"}, {"DISPLAY", ":187"}}});
+    const json r = run_on_worker(w, "no-claw", "OPENCLAW_TASK", task);
+    CHECK(r["error_code"] == "OPENCLAW_MISSING");
+  }
+  Xvfb x(t.path, "0123456789abcdef");
+  if (!x.running()) {
+    MESSAGE("skipped the Xauthority part: Xvfb is not installed or did not start");
+    return;
+  }
+  {
+    // A display that wants a cookie: the user's Xauthority has it, so the session is there.
+    WorkerProcess w(t.path, "cookie", WorkerOptions{"s3cret", "", {}, {{"PATH", path}, {"DISPLAY", x.display()},
+                                                                       {"XAUTHORITY", x.auth_file().string()}, {"WAYLAND_DISPLAY", std::nullopt}}});
+    CHECK(run_on_worker(w, "with-cookie", "OPENCLAW_TASK", task)["status"] == "succeeded");
+  }
+  {
+    const fs::path wrong = t.path / "wrong.xauth";
+    REQUIRE(util::write_file_atomic(wrong, Xvfb::record(std::stoi(x.display().substr(1)), "fedcba9876543210")).ok());
+    WorkerProcess w(t.path, "wrong-cookie", WorkerOptions{"s3cret", "", {}, {{"PATH", path}, {"DISPLAY", x.display()},
+                                                                             {"XAUTHORITY", wrong.string()}, {"WAYLAND_DISPLAY", std::nullopt}}});
+    const json r = run_on_worker(w, "wrong-cookie", "OPENCLAW_TASK", task);
+    CHECK(r["error_code"] == "UI_SESSION_REQUIRED");
+    CHECK(r["error_message"].get<std::string>().find("refused") != std::string::npos);
+  }
 }

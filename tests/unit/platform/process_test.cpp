@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "platform/process.hpp"
+#include "platform/system_info.hpp"
 #include "tests/unit/child_path.hpp"
 
 using namespace rayvault;
@@ -79,4 +80,20 @@ TEST_CASE("platform::run_process") {
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().kind == ErrorKind::unavailable);
   }
+}
+
+TEST_CASE("platform: Windows desktop session from `query user`") {
+  const std::string out =
+      " USERNAME              SESSIONNAME        ID  STATE   IDLE TIME  LOGON TIME\r\n"
+      ">editor                console             1  Active      none   11/24/2026 9:00 AM\r\n"
+      " render                                    2  Disc        1:02   11/24/2026 8:00 AM\r\n"
+      " inactiveuser          rdp-tcp#3           3  Active         .   11/24/2026 7:00 AM\r\n";
+  CHECK(platform::query_user_shows_active(out, "Editor"));
+  CHECK_FALSE(platform::query_user_shows_active(out, "render"));       // disconnected
+  CHECK_FALSE(platform::query_user_shows_active(out, "edit"));         // a prefix is not the user
+  CHECK(platform::query_user_shows_active(out, "inactiveuser"));
+  CHECK_FALSE(platform::query_user_shows_active(out, ""));
+  CHECK_FALSE(platform::query_user_shows_active("No User exists for *\r\n", "editor"));
+  // This machine's own answer always says how it was decided (under wine: the Windows code).
+  CHECK_FALSE(platform::ui_session().detail.empty());
 }
