@@ -7,6 +7,7 @@
 #include "util/crypto.hpp"
 #include "util/files.hpp"
 #include "util/strings.hpp"
+#include "worker/caps.hpp"
 #include "worker/engine.hpp"
 
 namespace rayvault::controller {
@@ -112,6 +113,7 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
   ec.root = cfg.controller.local_workspace_root;
   ec.worker_id = cfg.controller.node_id;
   ec.slots = 1;
+  ec.gpus = worker::detect_gpus();  // GPU steps run here only when this machine has a GPU
   auto engine = worker::Engine::open(ec, worker::make_default_steps());
   if (!engine) return engine.error();
   (*engine)->start();

@@ -8,7 +8,7 @@ packages=(
   build-essential cmake ninja-build pkgconf ccache git
   libcpp-httplib-dev libmicrohttpd-dev libssl-dev nlohmann-json3-dev libsodium-dev libfmt-dev
   libcli11-dev doctest-dev libsqlitecpp-dev libsqlite3-dev sqlite3
-  ffmpeg espeak-ng openssl xvfb x11-utils
+  ffmpeg espeak-ng openssl xvfb x11-utils python3
 )
 # Node.js checks the PowerShell scripts' syntax in the tests; a machine that has node keeps its own.
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)

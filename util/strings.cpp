@@ -65,4 +65,36 @@ std::map<std::string, std::string> parse_key_value_text(std::string_view text) {
   return out;
 }
 
+std::vector<std::string> split_command_line(std::string_view line) {
+  std::vector<std::string> out;
+  std::string current;
+  bool in_word = false;
+  char quote = 0;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quote != 0) {
+      if (c == quote) {
+        quote = 0;
+      } else if (quote == '"' && c == '\\' && i + 1 < line.size() && line[i + 1] == '"') {
+        current.push_back('"');
+        ++i;
+      } else {
+        current.push_back(c);
+      }
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+      in_word = true;
+    } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      if (in_word) out.push_back(std::move(current));
+      current.clear();
+      in_word = false;
+    } else {
+      current.push_back(c);
+      in_word = true;
+    }
+  }
+  if (in_word) out.push_back(std::move(current));
+  return out;
+}
+
 }  // namespace rayvault::util

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace rayvault::util {
 
@@ -27,5 +28,10 @@ std::optional<bool> parse_bool_text(std::string_view s);
 // leading "export ", keys and values trimmed, one pair of matching quotes around a value removed.
 // Lines without '=' are skipped. A later key replaces an earlier one.
 std::map<std::string, std::string> parse_key_value_text(std::string_view text);
+
+// A configured command line split into arguments: white space separates them, "..." and '...'
+// group (the quotes removed), and \" inside double quotes is a quote. Backslashes are otherwise
+// kept, so Windows paths stay as written: "C:\Program Files\Python\python.exe" -m runner.
+std::vector<std::string> split_command_line(std::string_view line);
 
 }  // namespace rayvault::util

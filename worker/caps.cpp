@@ -53,6 +53,38 @@ std::pair<std::string, double> parse_nvidia_smi(const std::string& csv) {
   return {"", 0.0};
 }
 
+std::vector<GpuDevice> parse_nvidia_smi_gpus(const std::string& csv) {
+  std::vector<GpuDevice> out;
+  std::istringstream in(csv);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> cols;
+    std::size_t start = 0;
+    while (true) {
+      const auto comma = line.find(',', start);
+      cols.push_back(trim(line.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
+      if (comma == std::string::npos) break;
+      start = comma + 1;
+    }
+    if (cols.size() < 4 || cols[0].empty() || cols[0].find_first_not_of("0123456789") != std::string::npos) continue;
+    char* end = nullptr;
+    const double mib = std::strtod(cols[2].c_str(), &end);
+    if (cols[1].empty() || end == cols[2].c_str()) continue;
+    out.push_back({cols[0], cols[1], round2(mib / 1024.0), cols[3]});
+  }
+  return out;
+}
+
+std::vector<GpuDevice> detect_gpus() {
+  if (platform::find_executable("nvidia-smi").empty()) return {};
+  platform::ProcessSpec spec;
+  spec.argv = {"nvidia-smi", kNvidiaSmiQuery, "--format=csv,noheader,nounits"};
+  spec.timeout = std::chrono::seconds(15);
+  auto res = platform::run_process(spec);
+  if (!res || res->exit_code != 0) return {};
+  return parse_nvidia_smi_gpus(res->stdout_text);
+}
+
 std::string default_tts_provider(const std::vector<std::string>& supported_steps, const StepConfig& config) {
   if (std::string configured = tts::canonical_name(config.setting("TTS_PROVIDER")); !configured.empty()) return configured;
   const bool tts = std::find(supported_steps.begin(), supported_steps.end(), protocol::steps::kTtsRenderChunks) !=
@@ -61,21 +93,36 @@ std::string default_tts_provider(const std::vector<std::string>& supported_steps
 }
 
 json detect_caps(const CapsInputs& inputs) {
-  std::string gpu_model;
-  double vram_gb = 0.0;
-  if (!platform::find_executable("nvidia-smi").empty()) {
-    platform::ProcessSpec spec;
-    spec.argv = {"nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"};
-    spec.timeout = std::chrono::seconds(15);
-    if (auto res = platform::run_process(spec); res && res->exit_code == 0)
-      std::tie(gpu_model, vram_gb) = parse_nvidia_smi(res->stdout_text);
-  }
+  // The normalized keys describe the first GPU; `gpus` lists them all.
+  const std::vector<GpuDevice> gpus = detect_gpus();
+  const std::string gpu_model = gpus.empty() ? std::string() : gpus[0].model;
+  const double vram_gb = gpus.empty() ? 0.0 : gpus[0].vram_gb;
+  json gpu_list = json::array();
+  for (const auto& g : gpus) gpu_list.push_back({{"index", g.index}, {"model", g.model}, {"vram_gb", g.vram_gb}, {"driver", g.driver}});
   std::string python = first_line_of({"python3", "--version"});
   if (python.empty()) python = first_line_of({"python", "--version"});
   const std::string python_version = python.rfind("Python ", 0) == 0 ? python.substr(7) : (python.empty() ? "missing" : python);
   const std::string ffmpeg_line = first_line_of({"ffmpeg", "-version"});
+  const std::string ffprobe_line = first_line_of({"ffprobe", "-version"});
   const bool has_ffprobe = !platform::find_executable("ffprobe").empty();
-  const bool has_openclaw = !platform::find_executable("openclaw").empty();
+  std::string openclaw = inputs.step_config.setting("OPENCLAW_BIN");
+  if (openclaw.empty()) openclaw = "openclaw";
+  const bool has_openclaw = !platform::find_executable(openclaw).empty();
+  const std::string pose_runner = inputs.step_config.setting("POSE_RUNNER");
+  const auto runner_argv = util::split_command_line(pose_runner);
+  const bool runner_found = !runner_argv.empty() && !platform::find_executable(runner_argv[0]).empty();
+  const json tool_versions = {
+      {"ffmpeg", ffmpeg_line.empty() ? "missing" : ffmpeg_line},
+      {"ffprobe", ffprobe_line.empty() ? "missing" : ffprobe_line},
+      {"espeak-ng", [] { const auto v = first_line_of({"espeak-ng", "--version"}); return v.empty() ? std::string("missing") : v; }()},
+      {"openclaw", [&] {
+         if (!has_openclaw) return std::string("missing");
+         const auto v = first_line_of({openclaw, "--version"});
+         return v.empty() ? std::string("present") : v;
+       }()},
+      {"pose_runner", pose_runner.empty() ? "not configured" : runner_found ? "configured" : "configured, not found"},
+  };
+  const auto session = platform::ui_session();
   std::string davinci_path = platform::getenv_string("RAYVAULT_DAVINCI_RESOLVE");
   bool davinci = !davinci_path.empty() && !platform::find_executable(davinci_path).empty();
   if (!davinci) davinci = !platform::find_executable("resolve").empty();
@@ -100,12 +147,17 @@ json detect_caps(const CapsInputs& inputs) {
       {"openclaw_available", has_openclaw},
       {"gpu", !gpu_model.empty()},
       {"tts_provider", default_tts_provider(inputs.supported_steps, inputs.step_config)},
-      {"ui_session_active", platform::ui_session_active()},
+      {"ui_session_active", session.active},
       // Extensions.
       {"hostname", platform::hostname()},
       {"platform_release", platform::platform_string()},
       {"supported_steps", inputs.supported_steps},
       {"slots", inputs.slots},
+      {"cpu_slots", inputs.slots},
+      {"gpu_slots", inputs.gpu_slots},
+      {"gpus", gpu_list},
+      {"tool_versions", tool_versions},
+      {"ui_session_detail", session.detail},
       {"protocol_features", inputs.protocol_features},
   };
   if (tts) {

@@ -23,6 +23,7 @@ struct CapsInputs {
   int slots = 1;
   std::vector<std::string> protocol_features;
   StepConfig step_config;  // where TTS keys and endpoints are configured
+  int gpu_slots = 0;        // the engine's GPU slots
 };
 
 // The TTS provider a job that names none gets: TTS_PROVIDER by its canonical name (lower-cased;
@@ -38,6 +39,12 @@ json detect_caps(const CapsInputs& inputs);
 // Parses `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits` output: the
 // first GPU's name and its memory in GiB (MiB / 1024, 2 decimals). Empty name when none.
 std::pair<std::string, double> parse_nvidia_smi(const std::string& csv);
+
+// The GPUs nvidia-smi lists (--query-gpu=index,name,memory.total,driver_version
+// --format=csv,noheader,nounits); empty when it is missing, fails or lists none.
+inline constexpr const char* kNvidiaSmiQuery = "--query-gpu=index,name,memory.total,driver_version";
+std::vector<GpuDevice> parse_nvidia_smi_gpus(const std::string& csv);
+std::vector<GpuDevice> detect_gpus();
 
 class CapsCache {
  public:

@@ -58,10 +58,13 @@ int run_daemon(DaemonOptions o) {
   ec.job_timeout = std::chrono::seconds(o.job_timeout_sec);
   ec.step_config.env_file = o.env_file;
   ec.step_config.tts_parallel = o.tts_parallel;
+  ec.gpus = detect_gpus();  // GPU slots are fixed at start
+  ec.jobs_per_gpu = o.jobs_per_gpu;
   auto engine = Engine::open(ec, make_default_steps());
   if (!engine) return fail(engine.error());
 
-  CapsCache caps(CapsInputs{(*engine)->supported_steps(), o.slots, worker_protocol_features(), (*engine)->config().step_config},
+  CapsCache caps(CapsInputs{(*engine)->supported_steps(), o.slots, worker_protocol_features(), (*engine)->config().step_config,
+                           (*engine)->gpu_slots()},
                  std::chrono::seconds(std::max(5, o.caps_refresh_sec)));
   ServerConfig sc;
   sc.host = o.host;
@@ -80,8 +83,9 @@ int run_daemon(DaemonOptions o) {
   server_ptr = &server;
   if (stop_requested) server.stop();
 
-  std::fprintf(stderr, "rayvault-worker %s (%s) listening on %s:%d, root %s, %d slots%s\n", RAYVAULT_VERSION,
+  std::fprintf(stderr, "rayvault-worker %s (%s) listening on %s:%d, root %s, %d slots, %d GPU slots%s\n", RAYVAULT_VERSION,
                o.worker_id.c_str(), o.host.c_str(), *port, util::u8((*engine)->config().root).c_str(), o.slots,
+               (*engine)->gpu_slots(),
                previous.empty() ? "" : ", accepting the previous secret");
   if (!o.ready_file.empty()) {
     const protocol::json ready{{"host", o.host}, {"port", *port}, {"pid", platform::process_id()}, {"worker_id", o.worker_id}};

@@ -59,10 +59,21 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineConfig config, StepRegistry s
 void Engine::start() {
   {
     std::lock_guard lock(mu_);
-    for (auto& id : store_->queued_job_ids()) queue_.push_back(id);
+    for (auto& id : store_->queued_job_ids()) {
+      const auto job = store_->get(id);
+      enqueue_locked(id, job ? job->record.step_name : std::string());
+    }
     stopping_ = false;
   }
-  for (int i = 0; i < config_.slots; ++i) threads_.emplace_back([this] { slot_loop(); });
+  for (int i = 0; i < config_.slots; ++i) threads_.emplace_back([this] { slot_loop(nullptr); });
+  for (const auto& gpu : config_.gpus)
+    for (int i = 0; i < config_.jobs_per_gpu; ++i) threads_.emplace_back([this, g = &gpu] { slot_loop(g); });
+}
+
+void Engine::enqueue_locked(const std::string& job_id, const std::string& step_name) {
+  const auto step = steps_.find(step_name);
+  const bool gpu = step != steps_.end() && step->second->needs_gpu() && !config_.gpus.empty();
+  (gpu ? gpu_queue_ : queue_).push_back(job_id);
 }
 
 void Engine::stop() {
@@ -168,9 +179,9 @@ Result<Admitted> Engine::submit(const Submission& s) {
   }
   {
     std::lock_guard lock(mu_);
-    queue_.push_back(stored.record.job_id);
+    enqueue_locked(stored.record.job_id, stored.record.step_name);
   }
-  queue_cv_.notify_one();
+  queue_cv_.notify_all();  // CPU and GPU slots wait on one condition
   return Admitted{stored, !created};
 }
 
@@ -195,19 +206,20 @@ std::optional<state::StoredJob> Engine::wait(const std::string& job_id, std::chr
 
 std::vector<state::LogLine> Engine::logs(const std::string& job_id) { return store_->logs(job_id); }
 
-void Engine::slot_loop() {
+void Engine::slot_loop(const GpuDevice* gpu) {
+  auto& queue = gpu ? gpu_queue_ : queue_;
   while (true) {
     std::string job_id;
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     {
       std::unique_lock lock(mu_);
-      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      queue_cv_.wait(lock, [&] { return stopping_ || !queue.empty(); });
       if (stopping_) return;
-      job_id = queue_.front();
-      queue_.pop_front();
+      job_id = queue.front();
+      queue.pop_front();
       running_[job_id] = cancel;
     }
-    run_job(job_id, *cancel);
+    run_job(job_id, *cancel, gpu);
     {
       std::lock_guard lock(mu_);
       running_.erase(job_id);
@@ -240,7 +252,7 @@ Result<fs::path> Engine::artifact_dir_for(const state::StoredJob& job) const {
   return resolved;
 }
 
-void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel) {
+void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel, const GpuDevice* gpu) {
   auto loaded = store_->get(job_id);
   if (!loaded || loaded->record.status != protocol::status::kQueued) return;
   state::StoredJob job = std::move(*loaded);
@@ -265,7 +277,7 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
     (void)store_->update(job);
   }
   notify();
-  log(job_id, LogLevel::info, "job_started", "running " + r.step_name);
+  log(job_id, LogLevel::info, "job_started", "running " + r.step_name + (gpu ? " on GPU " + gpu->index + " (" + gpu->model + ")" : ""));
 
   const fs::path job_dir = util::path_from_utf8(r.log_path).parent_path();
   const fs::path staging = job_dir / ".staging";
@@ -280,6 +292,9 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
   } else if (step_it == steps_.end()) {
     outcome = Error(ErrorKind::unavailable, r.step_name + " is not supported by this worker build",
                     std::string(protocol::codes::kStepUnsupported));
+  } else if (step_it->second->needs_gpu() && gpu == nullptr) {
+    outcome = Error(ErrorKind::unavailable, r.step_name + " needs a CUDA GPU and this node has none (nvidia-smi lists no GPU)",
+                    std::string(protocol::codes::kGpuRequired));
   } else {
     std::chrono::seconds timeout = config_.job_timeout;
     // payload.timeout_sec may only lower the worker's limit; compared as a double first, so a
@@ -296,7 +311,8 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel)
                       if (n == kMaxLogLinesPerJob) log(job_id, LogLevel::warning, "log_truncated", "log line limit reached");
                       if (n < kMaxLogLinesPerJob) log(job_id, level, event, message);
                     },
-                    config_.step_config};
+                    config_.step_config,
+                    gpu};
     try {
       outcome = step_it->second->run(ctx);
     } catch (const std::exception& ex) {

@@ -28,6 +28,8 @@ struct EngineConfig {
   std::chrono::seconds job_timeout{1800};  // per step, unless payload.timeout_sec says less
   util::Clock clock = util::system_clock();
   StepConfig step_config;  // empty cache_dir: <root>/cache; empty env_file: <root>/worker.env
+  std::vector<GpuDevice> gpus;  // GPU slots: jobs_per_gpu for each; GPU steps fail GPU_REQUIRED without one
+  int jobs_per_gpu = 1;
 };
 
 struct Submission {
@@ -78,14 +80,18 @@ class Engine {
 
   int queue_depth();
   int slots() const { return config_.slots; }
+  int gpu_slots() const { return static_cast<int>(config_.gpus.size()) * config_.jobs_per_gpu; }
   const EngineConfig& config() const { return config_; }
   std::vector<std::string> supported_steps() const;
   fs::path workspace_root() const { return config_.root / "workspace"; }
 
  private:
   Engine(EngineConfig config, StepRegistry steps, std::unique_ptr<state::JobStore> store);
-  void slot_loop();
-  void run_job(const std::string& job_id, const std::atomic<bool>& cancel);
+  // A slot: CPU slots take queue_, GPU slots take gpu_queue_ and hold `gpu`.
+  void slot_loop(const GpuDevice* gpu);
+  void run_job(const std::string& job_id, const std::atomic<bool>& cancel, const GpuDevice* gpu);
+  // Puts a job on the queue of the slots that run its step. Caller holds mu_.
+  void enqueue_locked(const std::string& job_id, const std::string& step_name);
   void finish(state::StoredJob& job);
   void log(const std::string& job_id, LogLevel level, std::string_view event, std::string_view message);
   Result<fs::path> artifact_dir_for(const state::StoredJob& job) const;
@@ -101,7 +107,8 @@ class Engine {
   std::mutex mu_;
   std::condition_variable queue_cv_;   // slots wait for work
   std::condition_variable change_cv_;  // waiters for job changes
-  std::deque<std::string> queue_;
+  std::deque<std::string> queue_;      // for CPU slots
+  std::deque<std::string> gpu_queue_;  // for GPU slots
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // job_id -> cancel flag
   bool stopping_ = false;
   std::uint64_t changes_ = 0;

@@ -13,6 +13,7 @@
 #include "worker/steps/ffmpeg_probe.hpp"
 #include "worker/steps/frame_sampling.hpp"
 #include "worker/steps/openclaw_task.hpp"
+#include "worker/steps/pose_estimate.hpp"
 #include "worker/steps/tts_render_chunks.hpp"
 
 namespace rayvault::worker {
@@ -135,6 +136,7 @@ StepRegistry make_default_steps() {
   add(std::make_unique<steps::TtsRenderChunks>());
   add(std::make_unique<steps::AudioPostcheck>());
   add(std::make_unique<steps::OpenclawTask>());
+  add(std::make_unique<steps::PoseEstimate>());
   return r;
 }
 

@@ -35,6 +35,14 @@ struct StepConfig {
   std::string setting(const char* key) const;
 };
 
+// A GPU this node has, as nvidia-smi reports it.
+struct GpuDevice {
+  std::string index;  // CUDA_VISIBLE_DEVICES value
+  std::string model;
+  double vram_gb = 0;
+  std::string driver;
+};
+
 struct StepContext {
   std::string run_id, job_id, step_name;
   const json& payload;
@@ -45,6 +53,7 @@ struct StepContext {
   const std::atomic<bool>* cancel = nullptr;
   std::function<void(LogLevel, std::string_view event, std::string_view message)> log;
   const StepConfig& config;
+  const GpuDevice* gpu = nullptr;  // the GPU this job holds (steps that need one); null: none
 
   // Runs a tool with the job's timeout and cancel flag; its stderr lines go to the job log.
   // Maps "not installed" to missing_code (FFMPEG_MISSING, ...), a timeout to TIMEOUT, and a
@@ -71,6 +80,9 @@ class Step {
   // Runs the step. An Error with a wire code fails the job with exit_code 2; an exception fails it
   // with exit_code 1 and UNHANDLED_EXCEPTION.
   virtual Result<StepOutput> run(const StepContext& ctx) const = 0;
+  // True for steps that run on a GPU: the engine runs them in GPU slots (one job per GPU unless
+  // configured), apart from the CPU slots, and gives them the GPU they hold.
+  virtual bool needs_gpu() const { return false; }
 };
 
 using StepRegistry = std::map<std::string, std::unique_ptr<Step>, std::less<>>;

@@ -150,6 +150,9 @@ int run_submit(const GlobalOptions& g, const SubmitOptions& o) {
   auto req_doc = read_json_arg(o.requirements_json, o.requirements_file, "requirements");
   if (!req_doc) return print_error(req_doc.error());
   if (req_doc->is_null() && payload->contains("requirements")) *req_doc = (*payload)["requirements"];
+  // Pose recovery needs a CUDA GPU with room for the model unless the job says otherwise.
+  if (req_doc->is_null() && protocol::steps::normalize(o.step_name) == protocol::steps::kPoseEstimate)
+    *req_doc = json{{"gpu_required", true}, {"min_vram_gb", 8}};
   auto requirements = parse_requirements(*req_doc);
   if (!requirements) return print_error(requirements.error());
   for (const auto& w : requirements->warnings) std::fprintf(stderr, "rayvault-controller: warning: %s\n", w.c_str());

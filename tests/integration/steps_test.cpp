@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -736,4 +737,188 @@ TEST_CASE("steps: OPENCLAW_TASK refuses without a desktop session or without ope
     CHECK(r["error_code"] == "UI_SESSION_REQUIRED");
     CHECK(r["error_message"].get<std::string>().find("refused") != std::string::npos);
   }
+}
+
+namespace {
+
+// nvidia-smi as the driver's tool answers the worker's query, for two GPUs.
+std::string gpu_standin(const fs::path& dir) {
+  return path_with_standin(dir, "nvidia-smi",
+                           "case \"$1\" in\n"
+                           "  --query-gpu=index,name,memory.total,driver_version)\n"
+                           "    echo '0, NVIDIA GeForce RTX 4090, 24564, 550.54.14'\n"
+                           "    echo '1, NVIDIA RTX A6000, 49140, 550.54.14' ;;\n"
+                           "  --query-gpu=name,memory.total) echo 'NVIDIA GeForce RTX 4090, 24564'; echo 'NVIDIA RTX A6000, 49140' ;;\n"
+                           "  *) echo \"unexpected query: $*\" >&2; exit 2 ;;\n"
+                           "esac\n");
+}
+
+std::string pose_runner_command() { return "python3 " + std::string(RAYVAULT_TEST_STANDINS) + "/pose_runner_standin.py"; }
+
+// The names and first .npy header of a .npz, read by Python's zipfile (a real archive check).
+std::string npz_listing(const fs::path& npz) {
+  platform::ProcessSpec spec;
+  spec.argv = {"python3", "-c",
+               "import sys, zipfile\n"
+               "z = zipfile.ZipFile(sys.argv[1])\n"
+               "assert z.testzip() is None\n"
+               "names = sorted(z.namelist())\n"
+               "head = z.read(names[0])[:6]\n"
+               "print(','.join(names), head == b'\\x93NUMPY')\n",
+               npz.string()};
+  spec.timeout = std::chrono::seconds(30);
+  auto r = platform::run_process(spec);
+  REQUIRE(r.ok());
+  return util::trim(r->stdout_text);
+}
+
+}  // namespace
+
+TEST_CASE("steps: POSE_ESTIMATE on a GPU slot with a stand-in runner (the model itself is not run here)") {
+  TempDir t;
+  const fs::path bin = t.path / "bin";
+  fs::create_directories(bin);
+  const std::string path = gpu_standin(bin);
+  const auto video = make_video(t.path, 20);
+  const fs::path mode = t.path / "runner_mode";
+  const fs::path record = t.path / "runner_record.log";
+  const std::vector<std::pair<std::string, std::optional<std::string>>> env = {
+      {"PATH", path}, {"POSE_RUNNER", pose_runner_command()}, {"STANDIN_EXPECT_GPUS", "0,1"},
+      {"STANDIN_MODE_FILE", mode.string()}, {"STANDIN_RECORD", record.string()}};
+  auto with = [&](std::vector<std::pair<std::string, std::optional<std::string>>> more) {
+    auto all = env;
+    all.insert(all.end(), more.begin(), more.end());
+    return all;
+  };
+  WorkerProcess w(t.path, "gpu", WorkerOptions{"s3cret", "", {"--slots", "1"}, with({{"STANDIN_EXPECT_MAX_SECONDS", "12"}})});
+  const json caps = http_get(w.port(), "/health").json_body()["caps"];
+  CHECK(caps["gpu_model"] == "NVIDIA GeForce RTX 4090");
+  CHECK(caps["vram_gb"] == 23.99);
+  REQUIRE(caps["gpus"].size() == 2);
+  CHECK(caps["gpus"][1]["model"] == "NVIDIA RTX A6000");
+  CHECK(caps["gpus"][1]["driver"] == "550.54.14");
+  CHECK(caps["gpu_slots"] == 2);
+  CHECK(caps["cpu_slots"] == 1);
+  CHECK(caps["tool_versions"]["pose_runner"] == "configured");
+  write_nodes(t.path, {{"gpu", w.port()}});
+
+  // Through the controller, whose default requirements for the step (a GPU, 8 GB) this node meets.
+  const json payload = {{"video_path", video.string()}, {"static_cam", true}, {"f_mm", 24}};
+  const auto run = run_controller(t.path, {"submit", "--run-id", "shot", "--job-id", "pose1", "--step-name", "POSE_ESTIMATE",
+                                           "--payload-json", payload.dump()});
+  REQUIRE_MESSAGE(run.exit_code == 0, run.out);
+  CHECK(run.doc["node_id"] == "gpu");
+  const fs::path art = t.path / "state/cluster/receipts/shot/pose1/artifacts";
+  CHECK(npz_listing(art / "pose.npz") ==
+        "smpl_params_global_betas.npy,smpl_params_global_body_pose.npy,smpl_params_global_global_orient.npy,"
+        "smpl_params_global_transl.npy True");
+  const json meta = read_json(art / "pose_meta.json");
+  CHECK(meta["fps"] == 15.0);
+  CHECK(meta["frames"] == 180);  // 12 s at 15 fps, from a 20 s clip
+  CHECK(meta["static_cam"] == true);
+  CHECK(meta["use_dpvo"] == false);
+  CHECK(meta["f_mm"] == 24.0);
+  CHECK((meta["cuda_visible_devices"] == "0" || meta["cuda_visible_devices"] == "1"));
+  CHECK(fs::file_size(art / "preview_0000.jpg") > 0);
+  CHECK(util::read_file(art / "pose_runner.log")->find("loading gvhmr checkpoint on cuda:") != std::string::npos);
+  const json receipt = read_json(t.path / "state/cluster/receipts/shot/pose1/job_receipt.json");
+  CHECK(receipt["job_status"]["metrics"]["estimator"] == "gvhmr");
+  CHECK(receipt["job_status"]["metrics"]["frames"] == 180);
+
+  SUBCASE("GPU slots: one job per GPU, both GPUs used, CPU slots apart") {
+    REQUIRE(util::write_file_atomic(mode, "ok").ok());
+    fs::remove(record);
+    WorkerProcess slow(t.path, "slow", WorkerOptions{"s3cret", "", {"--slots", "1"}, with({{"STANDIN_SLEEP", "1.5"}})});
+    std::vector<json> payloads;
+    for (int i = 0; i < 4; ++i) {
+      payloads.push_back({{"video_path", video.string()}, {"f_mm", 20 + i}, {"max_seconds", 2}});
+      REQUIRE(http_post(slow.port(), "/job", job_body("steps", "slot" + std::to_string(i), "POSE_ESTIMATE", payloads.back()).dump()).status == 200);
+    }
+    // A CPU job is not held up behind the GPU queue.
+    const json probe_payload = {{"media_path", video.string()}};
+    const json probe = run_on_worker(slow, "cpu-probe", "FFMPEG_PROBE", probe_payload);
+    CHECK(probe["status"] == "succeeded");
+    for (int i = 0; i < 4; ++i) {
+      const json r = poll_job(slow.port(), "steps", "slot" + std::to_string(i), protocol::inputs_hash(payloads[i]),
+                              [](const json& j) { return j["status"] == "succeeded" || j["status"] == "failed"; });
+      CHECK(r["status"] == "succeeded");
+      // The probe finished while pose jobs still ran (they take 1.5 s each, two at a time).
+      CHECK(r["finished_at"].get<std::string>() > probe["finished_at"].get<std::string>());
+    }
+    // Per GPU, runs never overlap; both GPUs ran jobs.
+    std::istringstream in(*util::read_file(record));
+    std::map<std::string, int> running, most, runs;
+    std::vector<std::tuple<long long, int, std::string>> events;
+    std::string kind, gpu;
+    long long ns = 0;
+    while (in >> kind >> ns >> gpu) events.emplace_back(ns, kind == "start" ? 1 : -1, gpu);
+    std::sort(events.begin(), events.end());
+    for (const auto& [when, d, g] : events) {
+      most[g] = std::max(most[g], running[g] += d);
+      if (d > 0) ++runs[g];
+    }
+    CHECK(most["0"] == 1);
+    CHECK(most["1"] == 1);
+    CHECK(runs["0"] >= 1);
+    CHECK(runs["1"] >= 1);
+    CHECK(runs["0"] + runs["1"] == 4);
+  }
+  SUBCASE("a runner that fails, prints garbage, reports failure or names a file outside its folder") {
+    const std::vector<std::tuple<std::string, std::string>> cases = {
+        {"fail_exit", "out of memory"}, {"garbage", "no result line"}, {"ok_false", "no person found"}, {"escape", "not a file in its output folder"}};
+    int n = 0;
+    for (const auto& [how, words] : cases) {
+      CAPTURE(how);
+      REQUIRE(util::write_file_atomic(mode, how).ok());
+      const std::string job = "bad" + std::to_string(n++);
+      const json r = run_on_worker(w, job, "POSE_ESTIMATE", {{"video_path", video.string()}, {"f_mm", 100 + n}, {"max_seconds", 1}});
+      CHECK(r["status"] == "failed");
+      CHECK(r["error_code"] == "COMMAND_FAILED");
+      CHECK(r["error_message"].get<std::string>().find(words) != std::string::npos);
+      CHECK(files_in(w.root() / "jobs" / job / "artifacts").empty());
+    }
+  }
+  SUBCASE("bad input") {
+    CHECK(run_on_worker(w, "no-video", "POSE_ESTIMATE", {{"video_path", (t.path / "none.mp4").string()}})["error_code"] == "INVALID_INPUT");
+    CHECK(run_on_worker(w, "bad-fps", "POSE_ESTIMATE", {{"video_path", video.string()}, {"target_fps", "fast"}})["error_code"] ==
+          "INVALID_INPUT");
+    CHECK(run_on_worker(w, "bad-fmm", "POSE_ESTIMATE", {{"video_path", video.string()}, {"f_mm", -3}})["error_code"] == "INVALID_INPUT");
+  }
+}
+
+TEST_CASE("steps: POSE_ESTIMATE without a GPU or without a runner, and the controller's choice") {
+  TempDir t;
+  const fs::path bin = t.path / "bin";
+  fs::create_directories(bin);
+  const std::string gpu_path = gpu_standin(bin);
+  const auto video = make_video(t.path, 2);
+  const json payload = {{"video_path", video.string()}};
+  // No nvidia-smi: no GPU slot, GPU_REQUIRED.
+  WorkerProcess cpu_only(t.path, "cpu", WorkerOptions{"s3cret", "", {}, {{"POSE_RUNNER", pose_runner_command()}}});
+  CHECK(http_get(cpu_only.port(), "/health").json_body()["caps"]["gpu_slots"] == 0);
+  const json r1 = run_on_worker(cpu_only, "no-gpu", "POSE_ESTIMATE", payload);
+  CHECK(r1["error_code"] == "GPU_REQUIRED");
+  // A GPU but no runner: POSE_RUNNER_MISSING.
+  WorkerProcess bare(t.path, "bare", WorkerOptions{"s3cret", "", {}, {{"PATH", gpu_path}, {"POSE_RUNNER", std::nullopt}}});
+  CHECK(http_get(bare.port(), "/health").json_body()["caps"]["tool_versions"]["pose_runner"] == "not configured");
+  const json r2 = run_on_worker(bare, "no-runner", "POSE_ESTIMATE", payload);
+  CHECK(r2["error_code"] == "POSE_RUNNER_MISSING");
+
+  // The controller does not send it to the CPU-only node (default requirements), and its own
+  // machine has no GPU either: the answer says why, and no worker ran it.
+  write_nodes(t.path, {{"cpu", cpu_only.port()}});
+  const auto none = run_controller(t.path, {"submit", "--run-id", "r", "--job-id", "p-none", "--step-name", "POSE_ESTIMATE",
+                                            "--payload-json", payload.dump()},
+                                   {{"POSE_RUNNER", pose_runner_command()}});
+  CHECK(none.exit_code == 2);
+  CHECK(none.doc["message"].get<std::string>().find("No worker satisfies requirements") != std::string::npos);
+  CHECK(none.doc["error_code"] == "GPU_REQUIRED");
+  CHECK(none.doc["mode"] == "local");
+  // Local fallback on a controller machine that has a GPU and a runner.
+  const auto local = run_controller(t.path, {"submit", "--run-id", "r", "--job-id", "p-local", "--step-name", "POSE_ESTIMATE",
+                                             "--payload-json", payload.dump()},
+                                    {{"PATH", gpu_path}, {"POSE_RUNNER", pose_runner_command()}});
+  CHECK(local.exit_code == 0);
+  CHECK(local.doc["mode"] == "local");
+  CHECK(fs::exists(t.path / "state/cluster/receipts/r/p-local/artifacts/pose.npz"));
 }

@@ -126,3 +126,13 @@ TEST_CASE("util::parse_key_value_text") {
   CHECK(kv.at("QUOTED") == "x=y");
   CHECK(kv.size() == 3);
 }
+
+TEST_CASE("util::split_command_line") {
+  using V = std::vector<std::string>;
+  CHECK(util::split_command_line("  python3 -m gvhmr_runner  ") == V{"python3", "-m", "gvhmr_runner"});
+  CHECK(util::split_command_line(R"("C:\Program Files\Python\python.exe" -m runner)") ==
+        V{R"(C:\Program Files\Python\python.exe)", "-m", "runner"});
+  CHECK(util::split_command_line(R"(/opt/run 'a b' "say \"hi\"" x"y z")") == V{"/opt/run", "a b", "say \"hi\"", "xy z"});
+  CHECK(util::split_command_line(R"(a "" b)") == V{"a", "", "b"});
+  CHECK(util::split_command_line("").empty());
+}

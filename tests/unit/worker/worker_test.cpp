@@ -57,3 +57,15 @@ TEST_CASE("worker::required_path") {
     CHECK(r.error().code == "INVALID_INPUT");
   }
 }
+
+TEST_CASE("worker::parse_nvidia_smi_gpus") {
+  const auto gpus = parse_nvidia_smi_gpus("0, NVIDIA GeForce RTX 4090, 24564, 550.54.14\n1, NVIDIA RTX A6000, 49140, 550.54.14\n");
+  REQUIRE(gpus.size() == 2);
+  CHECK(gpus[0].index == "0");
+  CHECK(gpus[0].model == "NVIDIA GeForce RTX 4090");
+  CHECK(gpus[0].vram_gb == 23.99);
+  CHECK(gpus[1].driver == "550.54.14");
+  CHECK(parse_nvidia_smi_gpus("No devices were found\n").empty());
+  CHECK(parse_nvidia_smi_gpus("").empty());
+  CHECK(parse_nvidia_smi_gpus("x, name, 10, 1\n").empty());
+}
