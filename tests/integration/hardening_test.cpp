@@ -224,7 +224,7 @@ TEST_CASE("hardening 9: SIGTERM during start-up stops the worker") {
   // Capability detection runs `ffmpeg -version`; this one says when it starts, then takes 2 s.
   const fs::path mark = t.path / "detecting";
   const std::string path_env =
-      path_with_standin(t.path / "bin", "ffmpeg", "touch '" + mark.string() + "'\nsleep 2\nexec /usr/bin/ffmpeg \"$@\"");
+      path_with_standin(t.path / "bin", "ffmpeg", "touch '" + mark.string() + "'\nsleep 2\nexec /usr/bin/ffmpeg \"$@\"", false);
   platform::ProcessSpec spec;
   spec.argv = {RAYVAULT_WORKER_BIN, "--host", "127.0.0.1", "--port", "0", "--root", (t.path / "root").string(),
                "--ready-file", (t.path / "ready").string()};

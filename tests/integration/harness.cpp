@@ -452,8 +452,12 @@ long health_ms(int port) {
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count());
 }
 
-std::string path_with_standin(const fs::path& dir, const std::string& tool, const std::string& script) {
-  REQUIRE(util::write_file_atomic(dir / tool, "#!/bin/sh\n" + script + "\n").ok());
+std::string path_with_standin(const fs::path& dir, const std::string& tool, const std::string& script, bool answers_version) {
+  // Like the real tool, the stand-in answers a version query at once (the worker's caps ask).
+  const std::string version = answers_version ? "case \"$1\" in -version|--version) echo '" + tool +
+                                                    " version 0.0 (stand-in)'; exit 0 ;; esac\n"
+                                              : std::string();
+  REQUIRE(util::write_file_atomic(dir / tool, "#!/bin/sh\n" + version + script + "\n").ok());
   fs::permissions(dir / tool, fs::perms::owner_all);
   const char* path = std::getenv("PATH");
   return dir.string() + ":" + (path ? path : "/usr/bin:/bin");

@@ -158,7 +158,9 @@ long rss_kib(long pid);
 long health_ms(int port);
 
 // Writes a shell script named `tool` into dir and returns a PATH value that finds it first: a
-// stand-in for a tool's misbehaviour (hanging, printing bytes that are not UTF-8, ...).
-std::string path_with_standin(const fs::path& dir, const std::string& tool, const std::string& script);
+// stand-in for a tool's misbehaviour (hanging, printing bytes that are not UTF-8, ...). Like the
+// real tool it answers -version and --version at once, unless answers_version is false.
+std::string path_with_standin(const fs::path& dir, const std::string& tool, const std::string& script,
+                              bool answers_version = true);
 
 }  // namespace rayvault::test
