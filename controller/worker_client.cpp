@@ -20,6 +20,7 @@ ErrorKind kind_for_status(int status) {
     case 401: return ErrorKind::unauthorized;
     case 403: return ErrorKind::forbidden;
     case 404: return ErrorKind::not_found;
+    case 409: return ErrorKind::conflict;
     case 413: return ErrorKind::too_large;
     case 416: return ErrorKind::range;
     default: return ErrorKind::unavailable;
@@ -141,6 +142,15 @@ Result<json> WorkerClient::submit(const std::string& run_id, const std::string& 
   if (force) body["force"] = true;
   // canonical_json keeps big integers exact, as the worker will hash them.
   return impl_->post("/job", protocol::canonical_json(body));
+}
+
+Result<json> WorkerClient::cancel(const std::string& run_id, const std::string& job_id, const std::string& inputs_hash,
+                                  const std::string& reason) {
+  const auto env = protocol::make_signed_envelope(run_id, job_id, std::string(protocol::steps::kJobCancel), inputs_hash,
+                                                  impl_->secret, impl_->clock());
+  json body{{"message_type", "cancel_job"}, {"reason", reason}};
+  protocol::envelope_to_json(env, body);
+  return impl_->post("/job/" + url_encode(job_id) + "/cancel", protocol::dump_json(body));
 }
 
 Result<json> WorkerClient::job_status(const std::string& run_id, const std::string& job_id,

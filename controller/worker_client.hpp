@@ -63,6 +63,9 @@ class WorkerClient {
                                            const std::string& inputs_hash, const std::string& name,
                                            const std::filesystem::path& part);
 
+  // POST /job/{job_id}/cancel: the answer {ok, cancelled, job} (202: still stopping).
+  Result<json> cancel(const std::string& run_id, const std::string& job_id, const std::string& inputs_hash,
+                      const std::string& reason);
   const Endpoint& endpoint() const { return endpoint_; }
 
  private:

@@ -8,6 +8,7 @@ int http_status(ErrorKind kind) {
     case ErrorKind::invalid_input: return 400;
     case ErrorKind::unauthorized: return 401;
     case ErrorKind::forbidden: return 403;
+    case ErrorKind::conflict: return 409;
     case ErrorKind::not_found: return 404;
     case ErrorKind::too_large: return 413;
     case ErrorKind::range: return 416;
@@ -24,6 +25,7 @@ int exit_code(ErrorKind kind) {
     case ErrorKind::invalid_input:
     case ErrorKind::unauthorized:
     case ErrorKind::forbidden:
+    case ErrorKind::conflict:
     case ErrorKind::not_found:
     case ErrorKind::too_large:
     case ErrorKind::range: return 2;

@@ -28,6 +28,8 @@ inline constexpr std::string_view kPoseRunnerMissing = "POSE_RUNNER_MISSING";
 inline constexpr std::string_view kTtsProviderUnavailable = "TTS_PROVIDER_UNAVAILABLE";
 inline constexpr std::string_view kTtsProviderFailed = "TTS_PROVIDER_FAILED";
 inline constexpr std::string_view kTtsRateLimited = "TTS_RATE_LIMITED";
+// Cancelled on request (POST /job/{id}/cancel): the job's status is `cancelled`.
+inline constexpr std::string_view kCancelled = "CANCELLED";
 }  // namespace codes
 
 // HTTP status for an error answered by the worker.

@@ -18,6 +18,8 @@ inline constexpr std::string_view kRegisterCaps = "REGISTER_CAPS";
 inline constexpr std::string_view kJobStatus = "JOB_STATUS";
 inline constexpr std::string_view kJobLogs = "JOB_LOGS";
 inline constexpr std::string_view kJobArtifacts = "JOB_ARTIFACTS";
+// This project's extension: POST /job/{id}/cancel.
+inline constexpr std::string_view kJobCancel = "JOB_CANCEL";
 
 // The steps POST /job accepts (sorted, as the contract's error message lists them).
 const std::set<std::string>& job_steps();

@@ -12,6 +12,7 @@ enum class ErrorKind {
   invalid_input,   // malformed or hostile input from a caller (HTTP 400, exit 2)
   unauthorized,    // envelope or token check failed (HTTP 401)
   forbidden,       // authenticated but not allowed (HTTP 403)
+  conflict,        // the request does not fit the resource's state, e.g. cancel a finished job (HTTP 409)
   not_found,       // no such job, artifact or node (HTTP 404)
   too_large,       // body or file over its limit (HTTP 413)
   range,           // unsatisfiable byte range (HTTP 416)

@@ -1,6 +1,7 @@
 // Engine: admission, the slot pool, the life of one job, and its receipt.
 #include "worker/engine.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -158,6 +159,7 @@ Result<Admitted> Engine::submit(const Submission& s) {
   if (created) {
     log(r.job_id, LogLevel::info, "job_queued", "queued " + r.step_name + " for run " + r.run_id);
   } else if ((s.force && protocol::is_terminal_status(stored.record.status)) ||
+             stored.record.status == protocol::status::kCancelled ||
              (stored.record.status == protocol::status::kFailed &&
               (s.retry_failed || protocol::is_node_fault(stored.record.error_code)))) {
     // The earlier attempt died with its worker or lacked a tool (or force asks): run it again.
@@ -183,6 +185,60 @@ Result<Admitted> Engine::submit(const Submission& s) {
   }
   queue_cv_.notify_all();  // CPU and GPU slots wait on one condition
   return Admitted{stored, !created};
+}
+
+void Engine::mark_cancelled(state::StoredJob& job, const std::string& reason) {
+  auto& r = job.record;
+  r.status = protocol::status::kCancelled;
+  r.progress = 1.0;
+  r.finished_at = util::format_utc(config_.clock());
+  r.exit_code = 1;
+  r.error_code = protocol::codes::kCancelled;
+  r.error_message = reason.empty() ? std::string("cancelled on request") : "cancelled on request: " + reason;
+  r.message = r.error_message;
+  r.artifacts = json::array();
+}
+
+Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::string& reason, std::chrono::milliseconds within) {
+  const auto deadline = std::chrono::steady_clock::now() + within;
+  while (true) {
+    bool was_queued = false;
+    {
+      std::lock_guard lock(mu_);
+      for (auto* q : {&queue_, &gpu_queue_}) {
+        const auto it = std::find(q->begin(), q->end(), job_id);
+        if (it != q->end()) {
+          q->erase(it);
+          was_queued = true;
+        }
+      }
+      if (!was_queued) {
+        if (const auto it = running_.find(job_id); it != running_.end()) {
+          cancel_reasons_[job_id] = reason;
+          it->second->store(true);  // the step's tools are stopped with their whole process tree
+        }
+      }
+    }
+    if (was_queued) {
+      auto job = store_->get(job_id);
+      if (!job) return Error(ErrorKind::not_found, "job_id not found: " + job_id);
+      log(job_id, LogLevel::warning, "job_cancelled", "cancelled before it ran" + (reason.empty() ? std::string() : ": " + reason));
+      mark_cancelled(*job, reason);
+      finish(*job);
+      return *job;
+    }
+    auto job = this->job(job_id);
+    if (!job) return Error(ErrorKind::not_found, "job_id not found: " + job_id);
+    const std::string& status = job->record.status;
+    if (status == protocol::status::kCancelled) return *job;
+    if (protocol::is_terminal_status(status))
+      return Error(ErrorKind::conflict, "job " + job_id + " already ended: " + status);
+    if (std::chrono::steady_clock::now() >= deadline) return *job;  // still stopping: the caller follows it
+    // Running (or between the queue and its slot): wait for the change, then look again.
+    std::unique_lock lock(mu_);
+    change_cv_.wait_until(lock, std::min(deadline, std::chrono::steady_clock::now() + std::chrono::milliseconds(200)));
+    if (stopping_) return Error(ErrorKind::unavailable, "the worker is stopping");
+  }
 }
 
 std::optional<state::JobStore::Lookup> Engine::lookup(const std::string& run_id, const std::string& job_id) {
@@ -319,6 +375,26 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel,
       outcome = Error(ErrorKind::internal, std::string("unexpected error: ") + ex.what(),
                       std::string(protocol::codes::kUnhandledException));
     }
+  }
+
+  // Cancelled on request while it ran: whatever the step made stays unpublished.
+  std::string cancel_reason;
+  bool cancelled_on_request = false;
+  {
+    std::lock_guard lock(mu_);
+    if (const auto it = cancel_reasons_.find(job_id); it != cancel_reasons_.end()) {
+      cancelled_on_request = !outcome;  // a step that finished anyway keeps its result
+      cancel_reason = it->second;
+      cancel_reasons_.erase(it);
+    }
+  }
+  if (cancelled_on_request) {
+    fs::remove_all(staging, ec);
+    if (dir) job.artifact_dir = util::u8(*dir);
+    log(job_id, LogLevel::warning, "job_cancelled", "stopped while running" + (cancel_reason.empty() ? std::string() : ": " + cancel_reason));
+    mark_cancelled(job, cancel_reason);
+    finish(job);
+    return;
   }
 
   // Publish: each artifact moves from staging to its folder, so no partial file is ever visible.

@@ -62,6 +62,14 @@ class Engine {
   // trimmed; error (invalid_input) for ids the contract refuses (protocol::normalize_id).
   Result<Admitted> submit(const Submission& s);
 
+  // Cancels a job: a queued one ends at once without running; a running one has its whole process
+  // tree stopped and is answered once it has ended, or as it is (still running) after `within`.
+  // Either way its status becomes `cancelled`, error_code CANCELLED, and its message says why;
+  // nothing it half made is published. A job already cancelled is answered as it is; a finished
+  // one is error (conflict). Submitting a cancelled job again runs it.
+  Result<state::StoredJob> cancel(const std::string& job_id, const std::string& reason,
+                                  std::chrono::milliseconds within = std::chrono::seconds(20));
+
   std::optional<state::JobStore::Lookup> lookup(const std::string& run_id, const std::string& job_id);
 
   // Blocks until the job is terminal or the deadline passes; returns its latest state.
@@ -93,6 +101,8 @@ class Engine {
   // Puts a job on the queue of the slots that run its step. Caller holds mu_.
   void enqueue_locked(const std::string& job_id, const std::string& step_name);
   void finish(state::StoredJob& job);
+  // Sets a job's fields for its end as cancelled.
+  void mark_cancelled(state::StoredJob& job, const std::string& reason);
   void log(const std::string& job_id, LogLevel level, std::string_view event, std::string_view message);
   Result<fs::path> artifact_dir_for(const state::StoredJob& job) const;
   void notify();
@@ -110,6 +120,7 @@ class Engine {
   std::deque<std::string> queue_;      // for CPU slots
   std::deque<std::string> gpu_queue_;  // for GPU slots
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // job_id -> cancel flag
+  std::map<std::string, std::string> cancel_reasons_;  // running jobs asked to stop, and why
   bool stopping_ = false;
   std::uint64_t changes_ = 0;
   std::mutex claim_mu_;  // a job's check and claim of its artifact folder are one step

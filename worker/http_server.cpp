@@ -107,7 +107,7 @@ RangeAnswer parse_range(const std::string& header, std::uint64_t size) {
 }  // namespace
 
 std::vector<std::string> worker_protocol_features() {
-  return {"wire_v1", "hmac_rotation", "payload_hmac", "run_aliases", "wait_ms", "artifact_download", "range", "force"};
+  return {"wire_v1", "hmac_rotation", "payload_hmac", "run_aliases", "wait_ms", "artifact_download", "range", "force", "cancel"};
 }
 
 struct WorkerServer::Impl {
@@ -234,6 +234,33 @@ struct WorkerServer::Impl {
     return json_reply(200, out);
   }
 
+  // POST /job/{id}/cancel (JOB_CANCEL envelope in a JSON body, message_type cancel_job, optional
+  // reason). A queued job is cancelled at once (200); a running one is being stopped (202, follow
+  // GET /job/{id}); a finished one is 409. The polling thread never waits for the stop.
+  Reply post_cancel(const Request& req) {
+    auto body = decode_post(req, "cancel_job");
+    if (!body) return error_reply(body.error());
+    auto env = protocol::envelope_from_json(*body);
+    const std::string path_id = util::trim(req.job_id);
+    if (!util::trim(env.job_id).empty() && util::trim(env.job_id) != path_id)
+      return detail(400, "job_id in the body does not match the path");
+    env.job_id = path_id;
+    if (auto ok = protocol::verify_envelope(env, policy(only(protocol::steps::kJobCancel))); !ok) return error_reply(ok.error());
+    auto found = engine.lookup(env.run_id, env.job_id);
+    if (!found) return detail(404, "job_id not found: " + env.job_id);
+    if (!found->run_matches || found->job.record.inputs_hash != protocol::normalize_hash(env.inputs_hash))
+      return detail(403, "job envelope mismatch");
+    std::string reason;
+    if (const auto r = body->find("reason"); r != body->end() && r->is_string()) {
+      for (const char c : util::trim(r->get_ref<const std::string&>()).substr(0, 500))
+        reason.push_back(static_cast<unsigned char>(c) < 0x20 ? ' ' : c);
+    }
+    auto job = engine.cancel(found->job.record.job_id, reason, std::chrono::milliseconds(0));
+    if (!job) return error_reply(job.error());
+    const bool done = job->record.status == protocol::status::kCancelled;
+    return json_reply(done ? 200 : 202, json{{"ok", true}, {"cancelled", done}, {"job", protocol::to_json(job->record)}});
+  }
+
   // GET /job/{id}. With wait_ms, a job that is not terminal yet is held: `hold` receives how long
   // (the caller suspends the connection) and the answer comes when it is asked again.
   Reply get_job(const Request& req, std::chrono::milliseconds* hold, std::string* job_id) {
@@ -334,6 +361,7 @@ struct WorkerServer::Impl {
     const std::string tail = slash == std::string::npos ? std::string() : rest.substr(slash + 1);
     if (slash == std::string::npos) return get ? get_job(req, hold, job_id) : wrong_method;
     if (tail == "logs") return get ? get_logs(req) : wrong_method;
+    if (tail == "cancel") return post ? post_cancel(req) : wrong_method;
     if (tail == "artifacts") return get ? get_artifacts(req) : wrong_method;
     if (tail.rfind("artifacts/", 0) == 0 && tail.size() > 10) {
       req.artifact = tail.substr(10);

@@ -36,4 +36,13 @@ using JobOptions = SyncOptions;
 int run_status(const GlobalOptions& g, const JobOptions& o);
 int run_logs(const GlobalOptions& g, const JobOptions& o);
 
+// `cancel`: asks the node that runs a job to cancel it and follows it until it has stopped.
+// Exit 0 when it is cancelled, 2 when it had already ended (or ran locally), 5 when it is still
+// stopping after wait_sec.
+struct CancelOptions : SyncOptions {
+  std::string reason;
+  int wait_sec = 60;
+};
+int run_cancel(const GlobalOptions& g, const CancelOptions& o);
+
 }  // namespace rayvault::controller::cli

@@ -57,6 +57,16 @@ int main(int argc, char** argv) {
     cmd->add_option("--inputs-hash", opts->inputs_hash, "the job's inputs_hash (default: from the ledger)");
   }
 
+  cli::CancelOptions cn;
+  auto* cancel = app.add_subcommand("cancel", "cancel a queued or running job on its node");
+  cancel->add_option("--run-id", cn.run_id)->required();
+  cancel->add_option("--job-id", cn.job_id)->required();
+  cancel->add_option("--node-id", cn.node_id, "the node that runs it (default: from the ledger)");
+  cancel->add_option("--inputs-hash", cn.inputs_hash, "the job's inputs_hash (default: from the ledger)");
+  cancel->add_option("--reason", cn.reason, "why, recorded in the job's message and log");
+  cancel->add_option("--wait-sec", cn.wait_sec, "how long to follow a running job while it stops")
+      ->check(CLI::Range(1, 3600))->capture_default_str();
+
   // CLI11 takes the arguments in reverse order, without the program name.
   std::vector<std::string> args = rayvault::platform::utf8_arguments(argc, argv);
   std::reverse(args.begin(), args.end());
@@ -73,6 +83,7 @@ int main(int argc, char** argv) {
     if (*sync) return cli::run_sync_artifacts(g, y);
     if (*status) return cli::run_status(g, st);
     if (*logs) return cli::run_logs(g, lg);
+    if (*cancel) return cli::run_cancel(g, cn);
   } catch (const std::exception& ex) {
     return print_error(rayvault::Error(rayvault::ErrorKind::internal, std::string("unexpected error: ") + ex.what()));
   }

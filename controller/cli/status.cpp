@@ -1,6 +1,7 @@
-// `status` and `logs`: what the ledger knows of a job, its live record, and its log.
+// `status`, `logs` and `cancel`: what the ledger and the worker know of a job, its log, and stopping it.
 #include "controller/cli/commands.hpp"
 #include "controller/job_lookup.hpp"
+#include "protocol/job_record.hpp"
 #include "util/files.hpp"
 
 namespace rayvault::controller::cli {
@@ -67,6 +68,48 @@ int run_logs(const GlobalOptions& g, const JobOptions& o) {
   }
   print_json({{"ok", true}, {"run_id", found->run_id}, {"job_id", found->job_id}, {"lines", lines}});
   return 0;
+}
+
+}  // namespace rayvault::controller::cli
+
+namespace rayvault::controller::cli {
+
+int run_cancel(const GlobalOptions& g, const CancelOptions& o) {
+  auto opened = open_job(g, o.run_id, o.job_id, o.node_id, o.inputs_hash, Secret::required);
+  if (!opened) return print_error(opened.error());
+  const JobLookup* found = &opened->job;
+  if (found->local)
+    return print_error(Error(ErrorKind::conflict, "job " + found->job_id +
+                                                      " ran on the controller itself; stop the controller that runs it (Ctrl-C)"));
+  auto client = opened->cluster.client_for(*found->remote.node);
+  auto answer = client.cancel(found->run_id, found->remote.remote_job_id, found->remote.inputs_hash, o.reason);
+  if (!answer) return print_error(answer.error());
+  json job = answer->value("job", json());
+  // A running job is being stopped: follow it to its end (long polls, no busy loop).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(std::max(1, o.wait_sec));
+  while (!protocol::is_terminal_status(protocol::string_field(job, "status")) && std::chrono::steady_clock::now() < deadline) {
+    auto live = client.job_status(found->run_id, found->remote.remote_job_id, found->remote.inputs_hash, 5000);
+    if (!live) return print_error(live.error());
+    job = live->value("job", json());
+  }
+  const std::string status = protocol::string_field(job, "status");
+  const bool cancelled = status == protocol::status::kCancelled;
+  if (cancelled && found->entry) {
+    state::LedgerEntry e = *found->entry;
+    e.status = status;
+    e.finished_at = protocol::string_field(job, "finished_at");
+    if (job.contains("exit_code") && job["exit_code"].is_number_integer()) e.exit_code = job["exit_code"].get<int>();
+    (void)opened->ledger->record(e);
+  }
+  print_json({{"ok", cancelled},
+              {"run_id", found->run_id},
+              {"job_id", found->job_id},
+              {"node_id", found->remote.node->node_id},
+              {"status", status},
+              {"message", cancelled ? protocol::string_field(job, "error_message")
+                                    : "the job is still stopping after " + std::to_string(o.wait_sec) + " s"},
+              {"job", job}});
+  return cancelled ? 0 : 5;
 }
 
 }  // namespace rayvault::controller::cli

@@ -922,3 +922,134 @@ TEST_CASE("steps: POSE_ESTIMATE without a GPU or without a runner, and the contr
   CHECK(local.doc["mode"] == "local");
   CHECK(fs::exists(t.path / "state/cluster/receipts/r/p-local/artifacts/pose.npz"));
 }
+
+namespace {
+
+// How many processes run with this exact command line fragment (pgrep -f).
+int processes_matching(const std::string& pattern) {
+  platform::ProcessSpec spec;
+  spec.argv = {"pgrep", "-c", "-f", pattern};
+  spec.timeout = std::chrono::seconds(10);
+  auto r = platform::run_process(spec);
+  if (!r) return -1;
+  return std::atoi(util::trim(r->stdout_text).c_str());
+}
+
+// Polls until pred holds or the deadline passes.
+bool eventually(const std::function<bool()>& pred, std::chrono::seconds within = std::chrono::seconds(20)) {
+  const auto until = std::chrono::steady_clock::now() + within;
+  while (std::chrono::steady_clock::now() < until) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return pred();
+}
+
+}  // namespace
+
+TEST_CASE("steps: cancel a queued job and a running one (its whole process tree) through the controller") {
+  TempDir t;
+  const fs::path bin = t.path / "bin";
+  fs::create_directories(bin);
+  const fs::path started = t.path / "probe_started.log";
+  // An ffprobe that never finishes and leaves a grandchild: cancelling must end both.
+  const std::string path = path_with_standin(bin, "ffprobe",
+                                             "echo \"$$ $*\" >> '" + started.string() + "'\n"
+                                             "sleep 3017 &\nwait\n");
+  const auto video = make_video(t.path, 1);
+  WorkerProcess w(t.path, "w1", WorkerOptions{"s3cret", "", {"--slots", "1"}, {{"PATH", path}}});
+  WorkerProcess other(t.path, "w2", WorkerOptions{"s3cret", "", {"--slots", "1"}, {{"PATH", path}}});
+  CHECK(http_get(w.port(), "/health").json_body()["caps"]["protocol_features"].dump().find("\"cancel\"") != std::string::npos);
+  write_nodes(t.path, {{"w1", w.port()}, {"w2", other.port()}});
+
+  // The controller follows a job that will be cancelled; it must not run it elsewhere.
+  const json running_payload = {{"media_path", video.string()}};
+  CliResult submitted;
+  std::thread follower([&] {
+    submitted = run_controller(t.path, {"submit", "--run-id", "r", "--job-id", "long", "--step-name", "FFMPEG_PROBE",
+                                        "--payload-json", running_payload.dump()});
+  });
+  REQUIRE(eventually([&] { return fs::exists(started) && processes_matching("sleep 3017") >= 1; }));
+  // A second job waits behind it in the one slot.
+  const json queued_payload = {{"media_path", video.string()}, {"note", "queued"}};
+  REQUIRE(http_post(w.port(), "/job", job_body("r", "waiting", "FFMPEG_PROBE", queued_payload).dump()).status == 200);
+  CHECK(poll_job(w.port(), "r", "waiting", protocol::inputs_hash(queued_payload), [](const json&) { return true; })["status"] ==
+        "queued");
+
+  const auto q = run_controller(t.path, {"cancel", "--run-id", "r", "--job-id", "waiting", "--node-id", "w1", "--inputs-hash",
+                                         protocol::inputs_hash(queued_payload), "--reason", "superseded by take 2"});
+  CHECK(q.exit_code == 0);
+  CHECK(q.doc["status"] == "cancelled");
+  CHECK(q.doc["job"]["error_code"] == "CANCELLED");
+  CHECK(q.doc["message"].get<std::string>().find("superseded by take 2") != std::string::npos);
+
+  // The running job: through the ledger (no node or hash given), its process tree ends.
+  const auto c = run_controller(t.path, {"cancel", "--run-id", "r", "--job-id", "long", "--reason", "wrong take"});
+  CHECK(c.exit_code == 0);
+  CHECK(c.doc["status"] == "cancelled");
+  CHECK(c.doc["node_id"] == "w1");
+  CHECK(eventually([] { return processes_matching("sleep 3017") == 0; }));
+  follower.join();
+  CHECK(submitted.exit_code == 2);
+  CHECK(submitted.doc["status"] == "cancelled");
+  CHECK(submitted.doc["node_id"] == "w1");
+  CHECK(submitted.doc["mode"] == "remote");
+  CHECK(submitted.doc["error_code"] == "CANCELLED");
+  CHECK(submitted.doc["message"] == "cancelled on request: wrong take");
+  // Exactly one run of the long job, and the queued one never started; w2 got nothing.
+  const std::string runs = *util::read_file(started);
+  CHECK(std::count(runs.begin(), runs.end(), '\n') == 1);
+  CHECK(http_get(other.port(), "/health").json_body()["queue_depth"] == 0);
+  CHECK(files_in(w.root() / "jobs/long/artifacts").empty());
+  const json receipt = read_json(w.root() / "jobs/long/job_receipt.json");
+  CHECK(receipt["status"] == "cancelled");
+  CHECK(receipt["error_message"].get<std::string>().find("wrong take") != std::string::npos);
+  CHECK(job_log(w, "waiting", queued_payload).find("job_started") == std::string::npos);
+  const auto st = run_controller(t.path, {"status", "--run-id", "r", "--job-id", "long"});
+  CHECK(st.doc["ledger"]["status"] == "cancelled");
+
+  SUBCASE("a finished job cannot be cancelled; a cancelled one runs again when submitted again") {
+    const auto again = run_controller(t.path, {"cancel", "--run-id", "r", "--job-id", "long"});
+    CHECK(again.exit_code == 0);  // already cancelled: answered as it is
+    WorkerProcess plain(t.path, "w3");
+    const json p = {{"media_path", video.string()}};
+    const json done = run_on_worker(plain, "done", "FFMPEG_PROBE", p);
+    REQUIRE(done["status"] == "succeeded");
+    const auto late = run_controller(t.path, {"cancel", "--run-id", "steps", "--job-id", "done", "--node-id", "w1",
+                                              "--inputs-hash", protocol::inputs_hash(p)});
+    CHECK(late.exit_code == 2);  // not on w1
+    write_nodes(t.path, {{"w3", plain.port()}});
+    const auto finished = run_controller(t.path, {"cancel", "--run-id", "steps", "--job-id", "done", "--node-id", "w3",
+                                                  "--inputs-hash", protocol::inputs_hash(p)});
+    CHECK(finished.exit_code == 2);
+    CHECK(finished.doc["error"].get<std::string>().find("already ended: succeeded") != std::string::npos);
+    // Resubmitting the cancelled queued job runs it (the stand-in ffprobe hangs again: cancel it too).
+    REQUIRE(http_post(w.port(), "/job", job_body("r", "waiting", "FFMPEG_PROBE", queued_payload).dump()).status == 200);
+    CHECK(poll_job(w.port(), "r", "waiting", protocol::inputs_hash(queued_payload),
+                   [](const json& j) { return j["status"] == "running"; })["status"] == "running");
+  }
+  SUBCASE("hostile cancel requests") {
+    const std::string hash = protocol::inputs_hash(running_payload);
+    json body = job_body("r", "long", "JOB_CANCEL", json::object(), "s3cret", hash);
+    body["message_type"] = "cancel_job";
+    body.erase("payload");
+    json wrong_secret = job_body("r", "long", "JOB_CANCEL", json::object(), "not-the-secret", hash);
+    wrong_secret["message_type"] = "cancel_job";
+    CHECK(http_post(w.port(), "/job/long/cancel", wrong_secret.dump()).status == 401);
+    json wrong_step = job_body("r", "long", "FFMPEG_PROBE", json::object(), "s3cret", hash);
+    wrong_step["message_type"] = "cancel_job";
+    CHECK(http_post(w.port(), "/job/long/cancel", wrong_step.dump()).status == 401);
+    json wrong_type = body;
+    wrong_type["message_type"] = "submit_job";
+    CHECK(http_post(w.port(), "/job/long/cancel", wrong_type.dump()).status == 400);
+    CHECK(http_post(w.port(), "/job/other/cancel", body.dump()).status == 400);  // body names another job
+    CHECK(http_get(w.port(), "/job/long/cancel").status == 405);
+    json unknown = job_body("r", "nobody", "JOB_CANCEL", json::object(), "s3cret", hash);
+    unknown["message_type"] = "cancel_job";
+    CHECK(http_post(w.port(), "/job/nobody/cancel", unknown.dump()).status == 404);
+    json mismatch = job_body("r", "long", "JOB_CANCEL", json::object(), "s3cret", std::string(64, 'a'));
+    mismatch["message_type"] = "cancel_job";
+    CHECK(http_post(w.port(), "/job/long/cancel", mismatch.dump()).status == 403);
+    CHECK(http_post(w.port(), "/job/long/cancel", body.dump()).status == 200);  // already cancelled
+  }
+}
