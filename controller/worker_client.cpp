@@ -10,6 +10,7 @@
 #include "protocol/legacy.hpp"
 #include "protocol/steps.hpp"
 #include "util/crypto.hpp"
+#include "util/strings.hpp"
 
 namespace rayvault::controller {
 namespace {
@@ -37,22 +38,6 @@ std::string detail_of(const std::string& body) {
 }
 
 }  // namespace
-
-std::string url_encode(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
 
 struct WorkerClient::Impl {
   Endpoint ep;
@@ -94,9 +79,9 @@ struct WorkerClient::Impl {
   std::string query(const std::string& run_id, const std::string& job_id, std::string_view step,
                     const std::string& inputs_hash) const {
     const auto env = protocol::make_signed_envelope(run_id, job_id, std::string(step), inputs_hash, secret, clock());
-    return "run_id=" + url_encode(env.run_id) + "&step_name=" + url_encode(env.step_name) +
-           "&inputs_hash=" + url_encode(env.inputs_hash) + "&timestamp=" + url_encode(env.timestamp) +
-           "&auth_token=" + url_encode(env.auth_token);
+    return "run_id=" + util::percent_encode(env.run_id) + "&step_name=" + util::percent_encode(env.step_name) +
+           "&inputs_hash=" + util::percent_encode(env.inputs_hash) + "&timestamp=" + util::percent_encode(env.timestamp) +
+           "&auth_token=" + util::percent_encode(env.auth_token);
   }
 };
 
@@ -150,12 +135,12 @@ Result<json> WorkerClient::cancel(const std::string& run_id, const std::string& 
                                                   impl_->secret, impl_->clock());
   json body{{"message_type", "cancel_job"}, {"reason", reason}};
   protocol::envelope_to_json(env, body);
-  return impl_->post("/job/" + url_encode(job_id) + "/cancel", protocol::dump_json(body));
+  return impl_->post("/job/" + util::percent_encode(job_id) + "/cancel", protocol::dump_json(body));
 }
 
 Result<json> WorkerClient::job_status(const std::string& run_id, const std::string& job_id,
                                       const std::string& inputs_hash, int wait_ms) {
-  std::string path = "/job/" + url_encode(job_id) + "?" + impl_->query(run_id, job_id, protocol::steps::kJobStatus, inputs_hash);
+  std::string path = "/job/" + util::percent_encode(job_id) + "?" + impl_->query(run_id, job_id, protocol::steps::kJobStatus, inputs_hash);
   if (wait_ms > 0) {
     path += "&wait_ms=" + std::to_string(wait_ms);
     // The worker holds the request up to wait_ms: give the read that much longer.
@@ -169,7 +154,7 @@ Result<json> WorkerClient::job_status(const std::string& run_id, const std::stri
 
 Result<std::string> WorkerClient::job_logs(const std::string& run_id, const std::string& job_id,
                                            const std::string& inputs_hash) {
-  auto r = impl_->http.Get("/job/" + url_encode(job_id) + "/logs?" +
+  auto r = impl_->http.Get("/job/" + util::percent_encode(job_id) + "/logs?" +
                            impl_->query(run_id, job_id, protocol::steps::kJobLogs, inputs_hash));
   if (!r) return impl_->transport_error(r);
   if (r->status != 200)
@@ -179,7 +164,7 @@ Result<std::string> WorkerClient::job_logs(const std::string& run_id, const std:
 
 Result<json> WorkerClient::job_artifacts(const std::string& run_id, const std::string& job_id,
                                          const std::string& inputs_hash) {
-  return impl_->decode(impl_->http.Get("/job/" + url_encode(job_id) + "/artifacts?" +
+  return impl_->decode(impl_->http.Get("/job/" + util::percent_encode(job_id) + "/artifacts?" +
                                        impl_->query(run_id, job_id, protocol::steps::kJobArtifacts, inputs_hash)));
 }
 
@@ -192,12 +177,12 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
   std::string encoded_name;
   for (std::size_t start = 0; start <= name.size();) {  // keep '/' between path components
     const auto slash = name.find('/', start);
-    encoded_name += url_encode(name.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
+    encoded_name += util::percent_encode(name.substr(start, slash == std::string::npos ? std::string::npos : slash - start));
     if (slash == std::string::npos) break;
     encoded_name += '/';
     start = slash + 1;
   }
-  const std::string path = "/job/" + url_encode(job_id) + "/artifacts/" + encoded_name + "?" +
+  const std::string path = "/job/" + util::percent_encode(job_id) + "/artifacts/" + encoded_name + "?" +
                            impl_->query(run_id, job_id, protocol::steps::kJobArtifacts, inputs_hash);
   httplib::Headers headers;
   if (have > 0) headers.emplace("Range", "bytes=" + std::to_string(have) + "-");

@@ -74,7 +74,4 @@ class WorkerClient {
   std::unique_ptr<Impl> impl_;
 };
 
-// Percent-encodes a query or path component (RFC 3986 unreserved characters kept).
-std::string url_encode(std::string_view s);
-
 }  // namespace rayvault::controller

@@ -33,6 +33,32 @@ std::string quote_windows_argument(std::string_view arg) {
   return out;
 }
 
+Result<std::string> quote_batch_argument(std::string_view arg) {
+  if (arg.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos)
+    return Error(ErrorKind::invalid_input, "an argument with a line break cannot be passed to a batch file");
+  std::string out = "\"";
+  std::size_t backslashes = 0;
+  for (const char c : arg) {
+    if (c == '\\') {
+      ++backslashes;
+      out.push_back(c);
+      continue;
+    }
+    if (c == '"') {
+      out.append(backslashes, '\\');  // 2n backslashes before the quote: n literal ones
+      out += "\"\"";
+    } else if (c == '%') {
+      out += "%%cd:~,%";
+    } else {
+      out.push_back(c);
+    }
+    backslashes = 0;
+  }
+  out.append(backslashes, '\\');
+  out.push_back('"');
+  return out;
+}
+
 bool query_user_shows_active(std::string_view output, std::string_view user) {
   const std::string me = util::ascii_lower(util::trim(user));
   if (me.empty()) return false;

@@ -74,6 +74,13 @@ class Child {
 // Quotes one argument so that CommandLineToArgvW (and the C runtime) reads it back unchanged.
 std::string quote_windows_argument(std::string_view arg);
 
+// Quotes one argument of a batch file (.bat, .cmd: run by `cmd.exe /d /s /c`) so that cmd.exe
+// runs nothing of it and the program the batch file starts (through %*) reads it back unchanged:
+// always in double quotes, a quote inside as "" (cmd.exe's quote state stays in step), the
+// backslashes before a quote or the end doubled, '%' as %%cd:~,% (which cmd.exe expands to '%').
+// Error (invalid_input) for a line break or NUL, which no quoting passes through cmd.exe.
+Result<std::string> quote_batch_argument(std::string_view arg);
+
 // Full path of an executable found on PATH (or name itself when it contains a separator and
 // exists); empty when not found.
 std::filesystem::path find_executable(std::string_view name);

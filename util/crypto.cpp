@@ -127,6 +127,13 @@ class Sha1 {
 
 }  // namespace
 
+std::string sha1_hex(std::string_view data) {
+  Sha1 sha;
+  sha.update(reinterpret_cast<const unsigned char*>(data.data()), data.size());
+  const auto digest = sha.finish();
+  return to_hex(digest.data(), digest.size());
+}
+
 Result<std::string> sha1_file_hex(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error(ErrorKind::io, "cannot read file: " + u8(path.filename()));

@@ -19,6 +19,7 @@ Result<std::string> sha256_file_hex(const std::filesystem::path& path);
 // Lowercase hex SHA-1 of a file's bytes (FIPS 180-4). Not for security: the TTS cache key names
 // a voice-cloning reference file by it, as the Python nodes do.
 Result<std::string> sha1_file_hex(const std::filesystem::path& path);
+std::string sha1_hex(std::string_view data);
 
 // Lowercase hex HMAC-SHA256 with key bytes (any length) over message bytes.
 std::string hmac_sha256_hex(std::string_view key, std::string_view message);

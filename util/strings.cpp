@@ -97,4 +97,65 @@ std::vector<std::string> split_command_line(std::string_view line) {
   return out;
 }
 
+std::string percent_encode(std::string_view s) {
+  static constexpr char hex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                            c == '_' || c == '.' || c == '~';
+    if (unreserved) {
+      out.push_back(ch);
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+namespace {
+
+// The length of the Python white-space character that starts at s[i] (1 to 3 bytes), or 0.
+std::size_t python_space_at(std::string_view s, std::size_t i) {
+  const auto b = [&](std::size_t k) { return k < s.size() ? static_cast<unsigned char>(s[k]) : 0u; };
+  const unsigned c = b(i);
+  if ((c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20)) return 1;
+  if (c == 0xc2 && (b(i + 1) == 0x85 || b(i + 1) == 0xa0)) return 2;
+  if (c == 0xe1 && b(i + 1) == 0x9a && b(i + 2) == 0x80) return 3;  // U+1680
+  if (c == 0xe2 && b(i + 1) == 0x80) {
+    const unsigned d = b(i + 2);
+    if ((d >= 0x80 && d <= 0x8a) || d == 0xa8 || d == 0xa9 || d == 0xaf) return 3;  // U+2000-200A, 2028, 2029, 202F
+  }
+  if (c == 0xe2 && b(i + 1) == 0x81 && b(i + 2) == 0x9f) return 3;  // U+205F
+  if (c == 0xe3 && b(i + 1) == 0x80 && b(i + 2) == 0x80) return 3;  // U+3000
+  return 0;
+}
+
+}  // namespace
+
+std::string python_strip(std::string_view s) {
+  std::size_t start = 0;
+  while (start < s.size()) {
+    const std::size_t n = python_space_at(s, start);
+    if (n == 0) break;
+    start += n;
+  }
+  // From the end: find the last character that is not white space by walking forward.
+  std::size_t end = start, i = start;
+  while (i < s.size()) {
+    const std::size_t n = python_space_at(s, i);
+    if (n > 0) {
+      i += n;
+      continue;
+    }
+    // One code point that is not white space (a lead byte and its continuation bytes).
+    ++i;
+    while (i < s.size() && (static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) ++i;
+    end = i;
+  }
+  return std::string(s.substr(start, end - start));
+}
+
 }  // namespace rayvault::util

@@ -12,6 +12,11 @@ namespace rayvault::util {
 // Without leading and trailing white space (space, \t, \n, \v, \f, \r).
 std::string trim(std::string_view s);
 
+// Without the leading and trailing characters Python's str.strip() removes: every code point
+// whose str.isspace() is true (ASCII white space, U+001C-U+001F, U+0085, U+00A0, U+1680,
+// U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000), read as UTF-8.
+std::string python_strip(std::string_view s);
+
 // ASCII letters lower- or upper-cased; other bytes (UTF-8 included) unchanged.
 std::string ascii_lower(std::string_view s);
 std::string ascii_upper(std::string_view s);
@@ -28,6 +33,9 @@ std::optional<bool> parse_bool_text(std::string_view s);
 // leading "export ", keys and values trimmed, one pair of matching quotes around a value removed.
 // Lines without '=' are skipped. A later key replaces an earlier one.
 std::map<std::string, std::string> parse_key_value_text(std::string_view text);
+
+// Percent-encodes a URL path or query component (RFC 3986 unreserved characters kept).
+std::string percent_encode(std::string_view s);
 
 // A configured command line split into arguments: white space separates them, "..." and '...'
 // group (the quotes removed), and \" inside double quotes is a quote. Backslashes are otherwise

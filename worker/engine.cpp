@@ -162,7 +162,12 @@ Result<Admitted> Engine::submit(const Submission& s) {
              stored.record.status == protocol::status::kCancelled ||
              (stored.record.status == protocol::status::kFailed &&
               (s.retry_failed || protocol::is_node_fault(stored.record.error_code)))) {
-    // The earlier attempt died with its worker or lacked a tool (or force asks): run it again.
+    // The earlier attempt died with its worker or lacked a tool (or force asks): run it again. An
+    // earlier cancel does not carry over to the new run.
+    {
+      std::lock_guard lock(mu_);
+      cancel_reasons_.erase(stored.record.job_id);
+    }
     auto& er = stored.record;
     er.status = protocol::status::kQueued;
     er.progress = 0.0;
@@ -216,6 +221,9 @@ Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::st
         if (const auto it = running_.find(job_id); it != running_.end()) {
           cancel_reasons_[job_id] = reason;
           it->second->store(true);  // the step's tools are stopped with their whole process tree
+        } else if (const auto stored = store_->get(job_id); stored && stored->record.status == protocol::status::kQueued) {
+          // Admitted but not on a queue yet: the slot that takes it cancels it instead of running it.
+          cancel_reasons_[job_id] = reason;
         }
       }
     }
@@ -265,7 +273,8 @@ std::vector<state::LogLine> Engine::logs(const std::string& job_id) { return sto
 void Engine::slot_loop(const GpuDevice* gpu) {
   auto& queue = gpu ? gpu_queue_ : queue_;
   while (true) {
-    std::string job_id;
+    std::string job_id, pending_reason;
+    bool pending_cancel = false;
     auto cancel = std::make_shared<std::atomic<bool>>(false);
     {
       std::unique_lock lock(mu_);
@@ -273,12 +282,31 @@ void Engine::slot_loop(const GpuDevice* gpu) {
       if (stopping_) return;
       job_id = queue.front();
       queue.pop_front();
-      running_[job_id] = cancel;
+      if (const auto it = cancel_reasons_.find(job_id); it != cancel_reasons_.end()) {
+        pending_reason = it->second;  // cancelled while on its way to the queue
+        cancel_reasons_.erase(it);
+        pending_cancel = true;
+      } else {
+        running_[job_id] = cancel;
+      }
+    }
+    if (pending_cancel) {
+      if (auto job = store_->get(job_id); job && job->record.status == protocol::status::kQueued) {
+        log(job_id, LogLevel::warning, "job_cancelled",
+            "cancelled before it ran" + (pending_reason.empty() ? std::string() : ": " + pending_reason));
+        mark_cancelled(*job, pending_reason);
+        finish(*job);
+      }
+      continue;
     }
     run_job(job_id, *cancel, gpu);
     {
+      // Only this run's entries: a new run of the same job may already hold its own.
       std::lock_guard lock(mu_);
-      running_.erase(job_id);
+      if (const auto it = running_.find(job_id); it != running_.end() && it->second == cancel) {
+        running_.erase(it);
+        cancel_reasons_.erase(job_id);  // a cancel that came too late for this run
+      }
     }
     change_cv_.notify_all();
   }
@@ -355,7 +383,8 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel,
     std::chrono::seconds timeout = config_.job_timeout;
     // payload.timeout_sec may only lower the worker's limit; compared as a double first, so a
     // huge value cannot overflow the conversion.
-    if (const auto t = job.payload.find("timeout_sec"); t != job.payload.end() && t->is_number()) {
+    const auto t = job.payload.find("timeout_sec");
+    if (!step_it->second->owns_timeout_sec() && t != job.payload.end() && t->is_number()) {
       const double asked = t->get<double>();
       if (asked > 0 && asked < static_cast<double>(config_.job_timeout.count()))
         timeout = std::chrono::seconds(static_cast<long long>(std::ceil(asked)));
@@ -368,7 +397,8 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel,
                       if (n < kMaxLogLinesPerJob) log(job_id, level, event, message);
                     },
                     config_.step_config,
-                    gpu};
+                    gpu,
+                    std::chrono::steady_clock::now() + timeout};
     try {
       outcome = step_it->second->run(ctx);
     } catch (const std::exception& ex) {

@@ -47,11 +47,22 @@ Result<platform::ProcessResult> StepContext::run_tool(std::vector<std::string> a
   return run_tool(std::move(spec), missing_code);
 }
 
+std::chrono::milliseconds StepContext::remaining(std::chrono::milliseconds cap) const {
+  if (deadline == std::chrono::steady_clock::time_point::max()) return cap;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  return std::max(std::chrono::milliseconds(0), std::min(cap, left));
+}
+
 Result<platform::ProcessResult> StepContext::run_tool(platform::ProcessSpec spec, std::string_view missing_code) const {
   const std::string tool = spec.argv.empty() ? std::string() : spec.argv[0];
   std::deque<std::string> tail;  // last lines, for the error message
-  spec.timeout = timeout;
+  spec.timeout = remaining(timeout);
+  if (spec.timeout.count() <= 0)
+    return Error(ErrorKind::unavailable, "the job ran past its timeout of " + std::to_string(timeout.count()) + "s before " + tool,
+                 std::string(protocol::codes::kTimeout));
   spec.cancel = cancel;
+  // Service keys the worker holds are for its own requests, not for the tools it runs.
+  for (const char* key : {"ELEVENLABS_API_KEY", "MOSS_TTS_API_KEY"}) spec.env.emplace_back(key, std::nullopt);
   auto caller_sees = std::move(spec.on_output_line);  // a step that reads the tool's messages itself
   spec.on_output_line = [&](std::string_view line) {
     if (caller_sees) caller_sees(line);

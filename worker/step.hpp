@@ -54,6 +54,11 @@ struct StepContext {
   std::function<void(LogLevel, std::string_view event, std::string_view message)> log;
   const StepConfig& config;
   const GpuDevice* gpu = nullptr;  // the GPU this job holds (steps that need one); null: none
+  // When the whole job must end (its timeout counts from its start, over all its tools and
+  // requests); run_tool gives each tool at most what is left.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
+  // What is left of the job's time, at most `cap`; zero once the deadline has passed.
+  std::chrono::milliseconds remaining(std::chrono::milliseconds cap) const;
 
   // Runs a tool with the job's timeout and cancel flag; its stderr lines go to the job log.
   // Maps "not installed" to missing_code (FFMPEG_MISSING, ...), a timeout to TIMEOUT, and a
@@ -83,6 +88,9 @@ class Step {
   // True for steps that run on a GPU: the engine runs them in GPU slots (one job per GPU unless
   // configured), apart from the CPU slots, and gives them the GPU they hold.
   virtual bool needs_gpu() const { return false; }
+  // True for a step whose payload.timeout_sec is its own tool's limit (OPENCLAW_TASK's agent),
+  // not a lower job timeout.
+  virtual bool owns_timeout_sec() const { return false; }
 };
 
 using StepRegistry = std::map<std::string, std::unique_ptr<Step>, std::less<>>;

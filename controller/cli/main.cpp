@@ -41,28 +41,21 @@ int main(int argc, char** argv) {
 
   cli::SyncOptions y;
   auto* sync = app.add_subcommand("sync-artifacts", "download a job's receipt, log and artifacts (resumable)");
-  sync->add_option("--run-id", y.run_id)->required();
-  sync->add_option("--job-id", y.job_id)->required();
-  sync->add_option("--node-id", y.node_id, "the node that ran it (default: from the ledger)");
-  sync->add_option("--inputs-hash", y.inputs_hash, "the job's inputs_hash (default: from the ledger)");
 
   cli::JobOptions st;
   auto* status = app.add_subcommand("status", "show what the ledger and the worker know of a job");
   cli::JobOptions lg;
   auto* logs = app.add_subcommand("logs", "print a job's log lines");
-  for (auto [cmd, opts] : {std::pair{status, &st}, std::pair{logs, &lg}}) {
+
+  cli::CancelOptions cn;
+  auto* cancel = app.add_subcommand("cancel", "cancel a queued or running job on its node");
+  // Commands about one existing job find it by run and job id; node and hash default to the ledger's.
+  for (auto [cmd, opts] : {std::pair<CLI::App*, cli::SyncOptions*>{sync, &y}, {status, &st}, {logs, &lg}, {cancel, &cn}}) {
     cmd->add_option("--run-id", opts->run_id)->required();
     cmd->add_option("--job-id", opts->job_id)->required();
     cmd->add_option("--node-id", opts->node_id, "the node that ran it (default: from the ledger)");
     cmd->add_option("--inputs-hash", opts->inputs_hash, "the job's inputs_hash (default: from the ledger)");
   }
-
-  cli::CancelOptions cn;
-  auto* cancel = app.add_subcommand("cancel", "cancel a queued or running job on its node");
-  cancel->add_option("--run-id", cn.run_id)->required();
-  cancel->add_option("--job-id", cn.job_id)->required();
-  cancel->add_option("--node-id", cn.node_id, "the node that runs it (default: from the ledger)");
-  cancel->add_option("--inputs-hash", cn.inputs_hash, "the job's inputs_hash (default: from the ledger)");
   cancel->add_option("--reason", cn.reason, "why, recorded in the job's message and log");
   cancel->add_option("--wait-sec", cn.wait_sec, "how long to follow a running job while it stops")
       ->check(CLI::Range(1, 3600))->capture_default_str();

@@ -94,6 +94,8 @@ int run_cancel(const GlobalOptions& g, const CancelOptions& o) {
   }
   const std::string status = protocol::string_field(job, "status");
   const bool cancelled = status == protocol::status::kCancelled;
+  if (!cancelled && protocol::is_terminal_status(status))
+    return print_error(Error(ErrorKind::conflict, "job " + found->job_id + " ended before the cancel reached it: " + status));
   if (cancelled && found->entry) {
     state::LedgerEntry e = *found->entry;
     e.status = status;

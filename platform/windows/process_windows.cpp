@@ -147,14 +147,24 @@ Result<Started> start(const ProcessSpec& spec, HANDLE out, HANDLE err) {
   if (spec.argv.empty()) return Error(ErrorKind::internal, "spawn: empty argv");
   const std::wstring exe = find_wide(spec.argv[0]);
   if (exe.empty()) return Error(ErrorKind::unavailable, "program not found: " + spec.argv[0]);
+  // A batch file runs through cmd.exe, which reads its command line by other rules than the C
+  // runtime: every argument is quoted for both (quote_batch_argument), or refused.
+  const bool batch = is_batch(exe);
   std::string command;
   for (std::size_t i = 0; i < spec.argv.size(); ++i) {
     if (i) command.push_back(' ');
-    command += quote_windows_argument(i == 0 ? narrow(exe) : spec.argv[i]);
+    const std::string& arg = i == 0 ? narrow(exe) : spec.argv[i];
+    if (!batch) {
+      command += quote_windows_argument(arg);
+      continue;
+    }
+    auto quoted = quote_batch_argument(arg);
+    if (!quoted) return Error(ErrorKind::invalid_input, quoted.error().message + " (for " + spec.argv[0] + ")");
+    command += *quoted;
   }
   std::wstring app = exe;
   std::wstring line = widen(command);
-  if (is_batch(exe)) {  // batch files run through the command interpreter
+  if (batch) {
     app = getenv_wide(L"ComSpec");
     if (app.empty()) app = L"C:\\Windows\\System32\\cmd.exe";
     line = L"cmd.exe /d /s /c \"" + line + L"\"";
@@ -162,9 +172,10 @@ Result<Started> start(const ProcessSpec& spec, HANDLE out, HANDLE err) {
   std::wstring env = environment_block(spec);
   const std::wstring cwd = spec.cwd.empty() ? std::wstring() : spec.cwd.wstring();
 
-  SECURITY_ATTRIBUTES sa{sizeof(sa), nullptr, TRUE};
+  // Not inheritable until the spawn lock is held, so no other child started meanwhile inherits it.
   const std::wstring input = spec.stdin_file.empty() ? std::wstring(L"NUL") : spec.stdin_file.wstring();
-  Handle nul(::CreateFileW(input.c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE, &sa, OPEN_EXISTING, 0, nullptr));
+  Handle nul(::CreateFileW(input.c_str(), GENERIC_READ, FILE_SHARE_READ | FILE_SHARE_WRITE | FILE_SHARE_DELETE, nullptr,
+                           OPEN_EXISTING, 0, nullptr));
   if (!spec.stdin_file.empty() && nul.h == nullptr)
     return Error(ErrorKind::io, "cannot open " + narrow(spec.stdin_file.wstring()));
   Handle job(::CreateJobObjectW(nullptr, nullptr));
@@ -185,11 +196,13 @@ Result<Started> start(const ProcessSpec& spec, HANDLE out, HANDLE err) {
     std::lock_guard lock(g_spawn_mutex);
     ::SetHandleInformation(out, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
     ::SetHandleInformation(err, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
+    if (nul.h) ::SetHandleInformation(nul.h, HANDLE_FLAG_INHERIT, HANDLE_FLAG_INHERIT);
     ok = ::CreateProcessW(app.c_str(), line.data(), nullptr, nullptr, TRUE,
                           CREATE_UNICODE_ENVIRONMENT | CREATE_SUSPENDED | CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW,
                           env.data(), cwd.empty() ? nullptr : cwd.c_str(), &si, &pi);
     ::SetHandleInformation(out, HANDLE_FLAG_INHERIT, 0);
     ::SetHandleInformation(err, HANDLE_FLAG_INHERIT, 0);
+    if (nul.h) ::SetHandleInformation(nul.h, HANDLE_FLAG_INHERIT, 0);
   }
   if (!ok) return Error(ErrorKind::unavailable, "cannot start " + spec.argv[0] + " (error " + std::to_string(::GetLastError()) + ")");
   Started s;

@@ -4,6 +4,8 @@
 // capture, job-object kill) runs for real.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "platform/process.hpp"
 #include "tests/integration/harness.hpp"
 #include "util/files.hpp"
@@ -122,6 +124,21 @@ TEST_CASE("wine: the Windows worker serves the Linux controller") {
     CHECK(logs.out.find("started grandchild") != std::string::npos);
     // The job object took the grandchild with it.
     CHECK_FALSE(process_exists("ffprobe.exe --sleep-forever"));
+  }
+  SUBCASE("the sapi TTS provider starts PowerShell with its script (wine's PowerShell is a stub)") {
+    // Windows finds powershell.exe, so the node lists sapi; wine's stub speaks nothing, which the
+    // provider reports instead of publishing an empty chunk.
+    const json wcaps = caps.doc["rows"][0]["caps"]["capabilities"];
+    const auto providers = wcaps["tts_providers"];
+    CHECK(std::find(providers.begin(), providers.end(), "sapi") != providers.end());
+    CHECK_FALSE(wcaps["ui_session_detail"].get<std::string>().empty());
+    const std::string tts = json{{"provider", "SAPI"}, {"chunks", json::array({{{"chunk_id", "w1"}, {"text", "Hallo"}}})}}.dump();
+    const auto r = run_controller(t.path, {"submit", "--run-id", "winrun", "--job-id", "sapi-1", "--step-name",
+                                           "TTS_RENDER_CHUNKS", "--payload-json", tts, "--no-local-fallback"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.doc["error_code"] == "TTS_PROVIDER_FAILED");
+    CHECK(r.doc["message"].get<std::string>().find("sapi wrote no audio") != std::string::npos);
+    CHECK_FALSE(fs::exists(t.path / "state/cluster/receipts/winrun/sapi-1/artifacts/w1.wav"));
   }
   SUBCASE("after a crash and a restart the worker still knows the job") {
     worker->crash();

@@ -157,9 +157,12 @@ AudioMeasurements parse_audio_measurements(const std::vector<std::string>& lines
       else if (const auto pk = number_after(line, " Peak:")) m.true_peak_dbtp = pk;
       if (line.find("[Parsed_astats") != std::string::npos) in_summary = false;
     }
-    if (const auto start = number_after(line, "silence_start:")) m.silences.push_back({std::max(0.0, *start), -1});
-    if (const auto end = number_after(line, "silence_end:"); end && !m.silences.empty() && m.silences.back().end < 0)
-      m.silences.back().end = *end;
+    // Only the filter's own lines: the input's metadata (printed at -v info) could hold anything.
+    if (line.rfind("[silencedetect @", 0) == 0) {
+      if (const auto start = number_after(line, "silence_start:")) m.silences.push_back({std::max(0.0, *start), -1});
+      if (const auto end = number_after(line, "silence_end:"); end && !m.silences.empty() && m.silences.back().end < 0)
+        m.silences.back().end = *end;
+    }
     if (line.find("[Parsed_astats") != std::string::npos) {
       if (line.find("] Channel:") != std::string::npos) close_channel();
       if (const auto v = number_after(line, "Peak level dB:")) {

@@ -13,6 +13,7 @@ class OpenclawTask final : public Step {
  public:
   std::string_view name() const override;
   Result<StepOutput> run(const StepContext& ctx) const override;
+  bool owns_timeout_sec() const override { return true; }  // the agent's --timeout, not the job's
 };
 
 }  // namespace rayvault::worker::steps

@@ -122,7 +122,8 @@ Result<StepOutput> PoseEstimate::run(const StepContext& ctx) const {
   if (static_cam->value_or(false)) spec.argv.push_back("--static-cam");
   if (use_dpvo->value_or(false)) spec.argv.push_back("--use-dpvo");
   if (f_mm) spec.argv.insert(spec.argv.end(), {"--f-mm", protocol::python_float_repr(*f_mm)});
-  spec.env = {{"CUDA_VISIBLE_DEVICES", ctx.gpu->index}, {"PYTHONUNBUFFERED", "1"}};
+  // nvidia-smi numbers GPUs in PCI bus order; CUDA does too only when told so.
+  spec.env = {{"CUDA_DEVICE_ORDER", "PCI_BUS_ID"}, {"CUDA_VISIBLE_DEVICES", ctx.gpu->index}, {"PYTHONUNBUFFERED", "1"}};
   spec.capture_stdout = true;
   // The runner's stderr goes to the job log and to its own log artifact.
   std::string runner_log;

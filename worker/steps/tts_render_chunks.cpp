@@ -23,6 +23,9 @@ using protocol::codes::kInvalidInput;
 
 constexpr std::size_t kMaxChunks = 2000;
 constexpr std::size_t kMaxChunkTextBytes = 20000;
+// All chunks of one job together: about 35,000 words, some four hours of speech (1.3 GB of WAV).
+constexpr std::size_t kMaxJobTextBytes = 200000;
+constexpr std::uintmax_t kMaxReferenceBytes = 32u << 20;
 
 Error invalid(std::string message) { return Error(ErrorKind::invalid_input, std::move(message), std::string(kInvalidInput)); }
 
@@ -50,6 +53,7 @@ Result<std::vector<Chunk>> read_chunks(const json& payload) {
   if (it->size() > kMaxChunks) return invalid("payload.chunks holds more than " + std::to_string(kMaxChunks) + " chunks");
   std::vector<Chunk> chunks;
   std::set<std::string> seen;  // file names, lower-cased: "A" and "a" are one file on Windows and macOS
+  std::size_t total_text = 0;
   for (std::size_t i = 0; i < it->size(); ++i) {
     const json& c = (*it)[i];
     char fallback[32];
@@ -69,11 +73,14 @@ Result<std::vector<Chunk>> read_chunks(const json& payload) {
     }
     const auto text = c.find("text");
     if (text == c.end() || !text->is_string()) return invalid(where + ".text must be a string (chunk " + chunk.id + ")");
-    chunk.text = util::trim(text->get_ref<const std::string&>());
+    chunk.text = util::python_strip(text->get_ref<const std::string&>());  // the key's T, as the Python nodes strip it
     if (chunk.text.empty()) return invalid("chunk " + chunk.id + " has empty text");
     if (chunk.text.size() > kMaxChunkTextBytes)
       return invalid("chunk " + chunk.id + " has more than " + std::to_string(kMaxChunkTextBytes) + " bytes of text");
     if (chunk.text.find('\0') != std::string::npos) return invalid("chunk " + chunk.id + " text holds a NUL byte");
+    total_text += chunk.text.size();
+    if (total_text > kMaxJobTextBytes)
+      return invalid("payload.chunks hold more than " + std::to_string(kMaxJobTextBytes) + " bytes of text; split the job");
     chunk.file = chunk_file_name(chunk.id);
     if (!seen.insert(util::ascii_lower(chunk.file)).second) return invalid("chunk_id " + chunk.id + " is given twice");
     chunks.push_back(std::move(chunk));
@@ -181,9 +188,15 @@ Result<StepOutput> TtsRenderChunks::run(const StepContext& ctx) const {
 
   auto voice = optional_text(p, "voice_id");
   if (!voice) return voice.error();
+  // A voice is a name, never an option of the tool that speaks it.
+  if (!voice->empty() && ((*voice)[0] == '-' || voice->find_first_of(std::string_view("\x01\x02\x03\x04\x05\x06\x07\x08\t\n\v\f\r", 13)) != std::string::npos))
+    return invalid("payload.voice_id is not a voice name: it starts with '-' or holds a control character");
+  // The key's V: the payload's voice, else ELEVENLABS_VOICE_ID, else "default" (the contract). The
+  // configured ElevenLabs voice is that service's; another provider without a voice speaks its own default.
   std::string voice_id = *voice;
   if (voice_id.empty()) voice_id = ctx.config.setting("ELEVENLABS_VOICE_ID");
   if (voice_id.empty()) voice_id = "default";
+  const std::string provider_voice = !voice->empty() || provider_name == "elevenlabs" ? voice_id : std::string("default");
   auto model = optional_text(p, "model_id");
   if (!model) return model.error();
   json settings = json::object();
@@ -201,12 +214,19 @@ Result<StepOutput> TtsRenderChunks::run(const StepContext& ctx) const {
     auto path = required_path(p, "reference_audio");
     if (!path) return path.error();
     if (auto st = check_media_file(*path, "reference_audio"); !st) return st.error();
-    auto sha = util::sha1_file_hex(util::path_from_utf8(*path));
-    if (!sha) return invalid("cannot read payload.reference_audio: " + sha.error().message);
-    reference_sha1 = *sha;
-    base.reference_audio = util::path_from_utf8(*path);
+    // Read once: the same bytes are hashed for the key and sent with every chunk. Only a WAV is
+    // sent to the service (the contract's form), so no other file of the worker leaves it.
+    std::error_code ec;
+    if (fs::file_size(util::path_from_utf8(*path), ec) > kMaxReferenceBytes)
+      return invalid("payload.reference_audio is larger than " + std::to_string(kMaxReferenceBytes >> 20) + " MiB");
+    auto bytes = util::read_file(util::path_from_utf8(*path), kMaxReferenceBytes);
+    if (!bytes) return invalid("cannot read payload.reference_audio: " + bytes.error().message);
+    if (bytes->size() < 12 || bytes->compare(0, 4, "RIFF") != 0 || bytes->compare(8, 4, "WAVE") != 0)
+      return invalid("payload.reference_audio must be a WAV file");
+    reference_sha1 = util::sha1_hex(*bytes);
+    base.reference_b64 = std::make_shared<const std::string>(util::base64(*bytes));
   }
-  base.voice_id = voice_id;
+  base.voice_id = provider_voice;
   base.model_id = *model;
   base.settings = settings;
 

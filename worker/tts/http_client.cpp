@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include "util/files.hpp"
 #include "util/strings.hpp"
 
 namespace rayvault::worker::tts {
@@ -17,26 +18,27 @@ bool tls_supported() {
 
 Result<HttpAnswer> post(const HttpPost& request) {
   const std::string& url = request.url;
+  // Messages name the service by its origin only: a path or query may hold a token.
   const auto scheme_end = url.find("://");
-  if (scheme_end == std::string::npos) return Error(ErrorKind::invalid_input, "not a URL: " + url);
-  const std::string scheme = util::ascii_lower(url.substr(0, scheme_end));
-  if (scheme != "http" && scheme != "https") return Error(ErrorKind::invalid_input, "URL scheme must be http or https: " + url);
-  if (scheme == "https" && !tls_supported())
-    return Error(ErrorKind::unavailable, "this build has no TLS support, so it cannot reach " + url);
+  if (scheme_end == std::string::npos) return Error(ErrorKind::invalid_input, "the service URL is not a URL");
   const auto path_start = url.find('/', scheme_end + 3);
   const std::string origin = url.substr(0, path_start);
   const std::string path = path_start == std::string::npos ? std::string("/") : url.substr(path_start);
-  if (origin.size() <= scheme_end + 3) return Error(ErrorKind::invalid_input, "URL has no host: " + url);
+  const std::string scheme = util::ascii_lower(url.substr(0, scheme_end));
+  if (scheme != "http" && scheme != "https") return Error(ErrorKind::invalid_input, "the service URL must be http or https: " + origin);
+  if (origin.size() <= scheme_end + 3) return Error(ErrorKind::invalid_input, "the service URL has no host");
+  if (scheme == "https" && !tls_supported())
+    return Error(ErrorKind::unavailable, "this build has no TLS support, so it cannot reach " + origin);
 
   httplib::Client client(origin);
-  if (!client.is_valid()) return Error(ErrorKind::invalid_input, "cannot use URL " + url);
+  if (!client.is_valid()) return Error(ErrorKind::invalid_input, "cannot use the service URL " + origin);
   client.set_connection_timeout(std::chrono::seconds(10));
   client.set_read_timeout(request.timeout);
   client.set_write_timeout(request.timeout);
   client.set_tcp_nodelay(true);
 #ifdef CPPHTTPLIB_OPENSSL_SUPPORT
   client.enable_server_certificate_verification(true);
-  if (!request.ca_file.empty()) client.set_ca_cert_path(request.ca_file.string());
+  if (!request.ca_file.empty()) client.set_ca_cert_path(util::u8(request.ca_file));
 #endif
 
   httplib::Request req;

@@ -24,22 +24,6 @@ constexpr int kAttempts = 4;
 constexpr auto kFirstBackoff = std::chrono::milliseconds(500);
 constexpr auto kLongestBackoff = std::chrono::seconds(30);
 
-std::string percent_encode(std::string_view s) {
-  static constexpr char hex[] = "0123456789ABCDEF";
-  std::string out;
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out.push_back(ch);
-    } else {
-      out.push_back('%');
-      out.push_back(hex[c >> 4]);
-      out.push_back(hex[c & 15]);
-    }
-  }
-  return out;
-}
-
 // A short, single-line excerpt of a service's error body, with the key blanked out.
 std::string excerpt(std::string body, const std::string& secret) {
   if (!secret.empty())
@@ -68,7 +52,13 @@ Result<HttpAnswer> post_with_retries(const StepContext& ctx, const HttpPost& req
   std::string last;
   bool rate_limited = false;
   for (int attempt = 1; attempt <= kAttempts; ++attempt) {
-    auto answer = post(request);
+    // Each attempt gets what is left of the job's time, at most the request's own limit.
+    HttpPost sent = request;
+    const auto left = ctx.remaining(std::chrono::duration_cast<std::chrono::milliseconds>(request.timeout));
+    if (left < std::chrono::seconds(1))
+      return Error(ErrorKind::unavailable, std::string(provider) + ": the job ran past its timeout", std::string(protocol::codes::kTimeout));
+    sent.timeout = std::chrono::duration_cast<std::chrono::seconds>(left);
+    auto answer = post(sent);
     std::chrono::milliseconds delay = kFirstBackoff * (1 << (attempt - 1));
     delay += std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 250)(jitter));
     if (!answer) {
@@ -83,8 +73,8 @@ Result<HttpAnswer> post_with_retries(const StepContext& ctx, const HttpPost& req
       rate_limited = answer->status == 429;
       last = "HTTP " + std::to_string(answer->status) +
              (answer->body.empty() ? std::string() : ": " + excerpt(answer->body, secret));
-      if (const auto after = util::parse_number_text(answer->retry_after); after && *after >= 0)
-        delay = std::min<std::chrono::milliseconds>(std::chrono::milliseconds(static_cast<long long>(*after * 1000)), kLongestBackoff);
+      if (const auto after = util::parse_number_text(answer->retry_after); after && *after >= 0)  // NaN fails >= 0
+        delay = std::chrono::milliseconds(static_cast<long long>(std::min(*after, double(kLongestBackoff.count())) * 1000));
     } else {
       const bool auth = answer->status == 401 || answer->status == 403;
       return Error(ErrorKind::invalid_input,
@@ -97,6 +87,9 @@ Result<HttpAnswer> post_with_retries(const StepContext& ctx, const HttpPost& req
       ctx.log(LogLevel::warning, "tts_retry",
               std::string(provider) + " attempt " + std::to_string(attempt) + " of " + std::to_string(kAttempts) +
                   " failed (" + last + ")" + (attempt < kAttempts ? "; retrying in " + std::to_string(delay.count()) + " ms" : ""));
+    if (attempt < kAttempts && ctx.remaining(delay) < delay)
+      return Error(ErrorKind::unavailable, std::string(provider) + ": the job's time runs out before the next attempt (" + last + ")",
+                   std::string(protocol::codes::kTimeout));
     if (attempt < kAttempts && !pause(ctx, delay))
       return Error(ErrorKind::unavailable, std::string(provider) + ": the job was stopped",
                    std::string(protocol::codes::kWorkerRestarted));
@@ -141,11 +134,11 @@ class ElevenLabs final : public Provider {
                        {"model_id", r.model_id.empty() ? std::string("eleven_multilingual_v2") : r.model_id},
                        {"voice_settings", voice_settings}};
     HttpPost request;
-    request.url = base_url(ctx.config) + "/v1/text-to-speech/" + percent_encode(r.voice_id);
+    request.url = base_url(ctx.config) + "/v1/text-to-speech/" + util::percent_encode(r.voice_id);
     request.headers = {{"xi-api-key", key}, {"Accept", "audio/mpeg"}};
     request.body = protocol::dump_json(body);
     request.ca_file = ca_file(ctx.config);
-    request.timeout = std::min<std::chrono::seconds>(ctx.timeout, std::chrono::seconds(300));
+    request.timeout = std::chrono::seconds(300);  // per attempt; the job's deadline cuts it shorter
     auto answer = post_with_retries(ctx, request, name(), key);
     if (!answer) return answer.error();
     return save_audio(*answer, r.work_dir / "elevenlabs.mp3", name());
@@ -179,13 +172,7 @@ class MossTts final : public Provider {
     for (const char* key : {"speed", "seed"})
       if (r.settings.contains(key)) body[key] = r.settings[key];
     if (!r.settings.empty()) body["settings"] = r.settings;
-    if (!r.reference_audio.empty()) {
-      auto bytes = util::read_file(r.reference_audio, 32u << 20);
-      if (!bytes)
-        return Error(ErrorKind::invalid_input, "cannot read the reference audio: " + bytes.error().message,
-                     std::string(protocol::codes::kInvalidInput));
-      body["reference_audio_b64"] = util::base64(*bytes);
-    }
+    if (r.reference_b64) body["reference_audio_b64"] = *r.reference_b64;
     HttpPost request;
     request.url = ctx.config.setting("MOSS_TTS_ENDPOINT");
     request.headers = {{"Accept", "audio/wav"}};
@@ -193,7 +180,7 @@ class MossTts final : public Provider {
       request.headers.emplace_back("Authorization", "Bearer " + token);
     request.body = protocol::dump_json(body);
     request.ca_file = ca_file(ctx.config);
-    request.timeout = std::min<std::chrono::seconds>(ctx.timeout, std::chrono::seconds(600));
+    request.timeout = std::chrono::seconds(600);
     auto answer = post_with_retries(ctx, request, name(), ctx.config.setting("MOSS_TTS_API_KEY"));
     if (!answer) return answer.error();
     return save_audio(*answer, r.work_dir / "moss.wav", name());

@@ -17,7 +17,9 @@ struct SpeechRequest {
   std::string voice_id;         // "default" when none was given or configured
   std::string model_id;         // "" when none
   json settings = json::object();
-  fs::path reference_audio;     // a voice-cloning reference (moss_tts), empty when none
+  // A voice-cloning reference (moss_tts) as base64 of its WAV bytes, read once for all chunks;
+  // null when none.
+  std::shared_ptr<const std::string> reference_b64;
   fs::path text_file;           // the text as UTF-8, for tools that read a file or stdin
   fs::path work_dir;            // an empty folder of this chunk's own for the provider's files
 };

@@ -97,3 +97,16 @@ TEST_CASE("platform: Windows desktop session from `query user`") {
   // This machine's own answer always says how it was decided (under wine: the Windows code).
   CHECK_FALSE(platform::ui_session().detail.empty());
 }
+
+TEST_CASE("platform::quote_batch_argument") {
+  // cmd.exe sees every metacharacter inside quotes; "" keeps its quote state in step; the C
+  // runtime of the program behind the batch file reads "" inside quotes as one quote.
+  CHECK(*platform::quote_batch_argument("hi&calc") == R"("hi&calc")");
+  CHECK(*platform::quote_batch_argument(R"(x" & calc & ")") == R"("x"" & calc & """)");
+  CHECK(*platform::quote_batch_argument("%ELEVENLABS_API_KEY%") == R"("%%cd:~,%ELEVENLABS_API_KEY%%cd:~,%")");
+  CHECK(*platform::quote_batch_argument(R"(C:\dir\)") == R"("C:\dir\\")");
+  CHECK(*platform::quote_batch_argument(R"(a\"b)") == R"("a\\""b")");
+  CHECK(*platform::quote_batch_argument("") == R"("")");
+  CHECK_FALSE(platform::quote_batch_argument("two\nlines").ok());
+  CHECK_FALSE(platform::quote_batch_argument(std::string("nul\0byte", 8)).ok());
+}

@@ -136,3 +136,19 @@ TEST_CASE("util::split_command_line") {
   CHECK(util::split_command_line(R"(a "" b)") == V{"a", "", "b"});
   CHECK(util::split_command_line("").empty());
 }
+
+TEST_CASE("util::percent_encode") {
+  CHECK(util::percent_encode("AZaz09-_.~") == "AZaz09-_.~");
+  CHECK(util::percent_encode("a b/c?d&e") == "a%20b%2Fc%3Fd%26e");
+  CHECK(util::percent_encode("caf\xc3\xa9") == "caf%C3%A9");
+}
+
+TEST_CASE("util::python_strip") {
+  // As Python's str.strip(): Unicode white space at both ends goes, inner white space stays.
+  CHECK(util::python_strip("  a b \t\n") == "a b");
+  CHECK(util::python_strip("\xc2\xa0\xe3\x80\x80Hallo Welt\xe2\x80\xaf\x1f") == "Hallo Welt");
+  CHECK(util::python_strip("\xe2\x80\x8b" "x") == "\xe2\x80\x8b" "x");  // U+200B is not white space
+  CHECK(util::python_strip("caf\xc3\xa9\xc2\xa0") == "caf\xc3\xa9");
+  CHECK(util::python_strip("\xc2\x85\xe1\x9a\x80") == "");
+  CHECK(util::python_strip("") == "");
+}
