@@ -23,6 +23,18 @@ std::uint64_t total_ram_bytes();
 
 std::string hostname();
 
+// An NVIDIA GPU as `nvidia-smi --query-gpu=index,name,memory.total,driver_version
+// --format=csv,noheader,nounits` lists it.
+struct GpuInfo {
+  std::string index;  // what CUDA_VISIBLE_DEVICES names it by (with CUDA_DEVICE_ORDER=PCI_BUS_ID)
+  std::string model;
+  std::string driver;
+  double memory_mib = 0;
+};
+std::vector<GpuInfo> parse_nvidia_smi_gpus(const std::string& csv);
+// The GPUs this machine has; empty when nvidia-smi is missing, fails or lists none.
+std::vector<GpuInfo> nvidia_gpus();
+
 // Whether a user's desktop session is available to programs this process starts, and how that
 // was decided (or why not). Windows: not session 0, and SESSIONNAME names a console or RDP
 // session, or `query user` lists this user as active. macOS: this user owns the console. Linux:

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <sstream>
 
 #include "platform/process.hpp"
 #include "platform/system_info.hpp"
@@ -37,52 +36,10 @@ std::string first_line_of(std::vector<std::string> argv) {
 
 }  // namespace
 
-std::pair<std::string, double> parse_nvidia_smi(const std::string& csv) {
-  std::istringstream in(csv);
-  std::string line;
-  while (std::getline(in, line)) {
-    const auto comma = line.rfind(',');
-    if (comma == std::string::npos) continue;
-    const std::string name = trim(line.substr(0, comma));
-    char* end = nullptr;
-    const std::string mem = trim(line.substr(comma + 1));
-    const double mib = std::strtod(mem.c_str(), &end);
-    if (name.empty() || end == mem.c_str()) continue;
-    return {name, round2(mib / 1024.0)};
-  }
-  return {"", 0.0};
-}
-
-std::vector<GpuDevice> parse_nvidia_smi_gpus(const std::string& csv) {
-  std::vector<GpuDevice> out;
-  std::istringstream in(csv);
-  std::string line;
-  while (std::getline(in, line)) {
-    std::vector<std::string> cols;
-    std::size_t start = 0;
-    while (true) {
-      const auto comma = line.find(',', start);
-      cols.push_back(trim(line.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
-      if (comma == std::string::npos) break;
-      start = comma + 1;
-    }
-    if (cols.size() < 4 || cols[0].empty() || cols[0].find_first_not_of("0123456789") != std::string::npos) continue;
-    char* end = nullptr;
-    const double mib = std::strtod(cols[2].c_str(), &end);
-    if (cols[1].empty() || end == cols[2].c_str()) continue;
-    out.push_back({cols[0], cols[1], round2(mib / 1024.0), cols[3]});
-  }
-  return out;
-}
-
 std::vector<GpuDevice> detect_gpus() {
-  if (platform::find_executable("nvidia-smi").empty()) return {};
-  platform::ProcessSpec spec;
-  spec.argv = {"nvidia-smi", kNvidiaSmiQuery, "--format=csv,noheader,nounits"};
-  spec.timeout = std::chrono::seconds(15);
-  auto res = platform::run_process(spec);
-  if (!res || res->exit_code != 0) return {};
-  return parse_nvidia_smi_gpus(res->stdout_text);
+  std::vector<GpuDevice> out;
+  for (const auto& g : platform::nvidia_gpus()) out.push_back({g.index, g.model, round2(g.memory_mib / 1024.0), g.driver});
+  return out;
 }
 
 std::string default_tts_provider(const std::vector<std::string>& supported_steps, const StepConfig& config) {

@@ -36,14 +36,7 @@ std::string default_tts_provider(const std::vector<std::string>& supported_steps
 // object: the eight normalized keys, the compatibility keys and our extensions.
 json detect_caps(const CapsInputs& inputs);
 
-// Parses `nvidia-smi --query-gpu=name,memory.total --format=csv,noheader,nounits` output: the
-// first GPU's name and its memory in GiB (MiB / 1024, 2 decimals). Empty name when none.
-std::pair<std::string, double> parse_nvidia_smi(const std::string& csv);
-
-// The GPUs nvidia-smi lists (--query-gpu=index,name,memory.total,driver_version
-// --format=csv,noheader,nounits); empty when it is missing, fails or lists none.
-inline constexpr const char* kNvidiaSmiQuery = "--query-gpu=index,name,memory.total,driver_version";
-std::vector<GpuDevice> parse_nvidia_smi_gpus(const std::string& csv);
+// The GPUs nvidia-smi lists (platform::nvidia_gpus), VRAM in GiB (MiB / 1024, 2 decimals).
 std::vector<GpuDevice> detect_gpus();
 
 class CapsCache {

@@ -7,6 +7,7 @@
 #include "worker/step.hpp"
 
 using namespace rayvault::worker;
+namespace platform = rayvault::platform;
 
 TEST_CASE("worker::is_loopback_or_tailnet") {
   for (const char* ok : {"127.0.0.1", "127.1.2.3", "localhost", "::1", "[::1]", "100.64.0.1", "100.127.255.254",
@@ -15,13 +16,6 @@ TEST_CASE("worker::is_loopback_or_tailnet") {
   for (const char* no : {"0.0.0.0", "::", "10.0.0.1", "192.168.1.10", "100.63.255.255", "100.128.0.1", "8.8.8.8",
                          "fd7a:115c:a1e1::1", "127.0.0", "127.0.0.1.5", "example.com", ""})
     CHECK_MESSAGE(!is_loopback_or_tailnet(no), no);
-}
-
-TEST_CASE("worker::parse_nvidia_smi") {
-  CHECK(parse_nvidia_smi("NVIDIA GeForce RTX 4090, 24564\n") == std::pair<std::string, double>{"NVIDIA GeForce RTX 4090", 23.99});
-  CHECK(parse_nvidia_smi("NVIDIA A100-SXM4-80GB, 81920\nNVIDIA A100-SXM4-80GB, 81920\n").second == 80.0);
-  CHECK(parse_nvidia_smi("").first.empty());
-  CHECK(parse_nvidia_smi("No devices were found\n").first.empty());
 }
 
 TEST_CASE("worker::optional_seconds") {
@@ -58,14 +52,14 @@ TEST_CASE("worker::required_path") {
   }
 }
 
-TEST_CASE("worker::parse_nvidia_smi_gpus") {
-  const auto gpus = parse_nvidia_smi_gpus("0, NVIDIA GeForce RTX 4090, 24564, 550.54.14\n1, NVIDIA RTX A6000, 49140, 550.54.14\n");
+TEST_CASE("platform::parse_nvidia_smi_gpus") {
+  const auto gpus = platform::parse_nvidia_smi_gpus("0, NVIDIA GeForce RTX 4090, 24564, 550.54.14\n1, NVIDIA RTX A6000, 49140, 550.54.14\n");
   REQUIRE(gpus.size() == 2);
   CHECK(gpus[0].index == "0");
   CHECK(gpus[0].model == "NVIDIA GeForce RTX 4090");
-  CHECK(gpus[0].vram_gb == 23.99);
+  CHECK(gpus[0].memory_mib == 24564.0);
   CHECK(gpus[1].driver == "550.54.14");
-  CHECK(parse_nvidia_smi_gpus("No devices were found\n").empty());
-  CHECK(parse_nvidia_smi_gpus("").empty());
-  CHECK(parse_nvidia_smi_gpus("x, name, 10, 1\n").empty());
+  CHECK(platform::parse_nvidia_smi_gpus("No devices were found\n").empty());
+  CHECK(platform::parse_nvidia_smi_gpus("").empty());
+  CHECK(platform::parse_nvidia_smi_gpus("x, name, 10, 1\n").empty());
 }
