@@ -58,6 +58,7 @@ int run_daemon(DaemonOptions o) {
   ec.job_timeout = std::chrono::seconds(o.job_timeout_sec);
   ec.step_config.env_file = o.env_file;
   ec.step_config.tts_parallel = o.tts_parallel;
+  ec.step_config.tts_cache_max_bytes = static_cast<std::uintmax_t>(o.tts_cache_mb) << 20;
   ec.gpus = detect_gpus();  // GPU slots are fixed at start
   ec.jobs_per_gpu = o.jobs_per_gpu;
   auto engine = Engine::open(ec, make_default_steps());

@@ -21,6 +21,7 @@ struct DaemonOptions {
   bool allow_any_bind = false;
   bool allow_custom_inputs_hash = false;
   int jobs_per_gpu = 1;               // POSE_ESTIMATE jobs a GPU runs at once
+  int tts_cache_mb = 2048;            // the TTS chunk cache's size
   int tts_parallel = 2;               // TTS chunks of one job rendered at once
   std::filesystem::path env_file;     // KEY=VALUE settings for steps; default <root>/worker.env
   std::filesystem::path ready_file;  // written as JSON {host, port, pid, worker_id} once listening

@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
       ->envname("RAYVAULT_WORKER_ENV_FILE");
   app.add_option("--tts-parallel", o.tts_parallel, "TTS chunks of one job rendered at once")
       ->envname("RAYVAULT_TTS_PARALLEL")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--tts-cache-mb", o.tts_cache_mb, "size of the TTS chunk cache (least recently used chunks go)")
+      ->envname("RAYVAULT_TTS_CACHE_MB")->check(CLI::Range(0, 1 << 20))->capture_default_str();
   app.add_option("--jobs-per-gpu", o.jobs_per_gpu, "GPU jobs (POSE_ESTIMATE) each GPU runs at once")
       ->envname("RAYVAULT_JOBS_PER_GPU")->check(CLI::Range(1, 16))->capture_default_str();
   app.add_option("--ready-file", ready, "write {host, port, pid, worker_id} here once listening");

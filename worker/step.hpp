@@ -30,6 +30,7 @@ struct StepConfig {
   // (ELEVENLABS_API_KEY, MOSS_TTS_ENDPOINT, PIPER_MODEL, ...).
   fs::path env_file;
   int tts_parallel = 2;  // chunks of one job rendered at once
+  std::uintmax_t tts_cache_max_bytes = std::uintmax_t{2048} << 20;  // least recently used chunks go past it
 
   // A setting: the environment first, then env_file; trimmed; "" when neither has it.
   std::string setting(const char* key) const;

@@ -382,6 +382,16 @@ TEST_CASE("steps: TTS with a MOSS-TTS server (stand-in) and a voice-cloning refe
   CHECK(manifest["chunks"][0]["inputs_hash"] ==
         worker::steps::chunk_cache_key("moss_tts", "", "narrator", *util::sha1_file_hex(reference), "Cloned voice.",
                                        json{{"speed", 1.1}}));
+
+  // Any other file of the worker as a "reference" is refused before anything is sent.
+  const fs::path secret_file = t.path / "id_ed25519";
+  REQUIRE(util::write_file_atomic(secret_file, "-----BEGIN OPENSSH PRIVATE KEY-----\nnot for the service\n").ok());
+  json leak = payload;
+  leak["reference_audio"] = secret_file.string();
+  const json refused = run_on_worker(w, "moss-leak", "TTS_RENDER_CHUNKS", leak);
+  CHECK(refused["error_code"] == "INVALID_INPUT");
+  CHECK(refused["error_message"].get<std::string>().find("must be a WAV") != std::string::npos);
+  CHECK(service.bodies().size() == 1);
 }
 
 namespace {
@@ -1057,4 +1067,22 @@ TEST_CASE("steps: cancel a queued job and a running one (its whole process tree)
     CHECK(http_post(w.port(), "/job/long/cancel", mismatch.dump()).status == 403);
     CHECK(http_post(w.port(), "/job/long/cancel", body.dump()).status == 200);  // already cancelled
   }
+}
+
+TEST_CASE("steps: the TTS chunk cache keeps to its size, dropping the least recently used chunks") {
+  TempDir t;
+  WorkerProcess w(t.path, "small-cache", WorkerOptions{"s3cret", "", {"--tts-cache-mb", "1"}});
+  json chunks = json::array();
+  for (int i = 0; i < 12; ++i)
+    chunks.push_back({{"chunk_id", "c" + std::to_string(i)}, {"text", "Sentence number " + std::to_string(i) + " of the long read."}});
+  const json rec = run_on_worker(w, "many", "TTS_RENDER_CHUNKS", {{"chunks", chunks}});
+  REQUIRE(rec["status"] == "succeeded");
+  std::uintmax_t total = 0, rendered = 0;
+  for (const auto& f : files_in(w.root() / "cache/tts")) total += fs::file_size(f);
+  for (const auto& f : files_in(w.root() / "jobs/many/artifacts"))
+    if (f.extension() == ".wav") rendered += fs::file_size(f);
+  CHECK(rendered > (1u << 20));  // more was rendered than the cache may keep
+  CHECK(total <= (1u << 20));
+  CHECK(total > 0);
+  CHECK(job_log(w, "many", {{"chunks", chunks}}).find("least recently used") != std::string::npos);
 }

@@ -2,6 +2,7 @@
 // hold, several at once, each through the provider and then ffmpeg into the contract's WAV.
 #include "worker/steps/tts_render_chunks.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <set>
@@ -144,6 +145,32 @@ Status render_chunk(const StepContext& ctx, const tts::Provider& provider, tts::
   return Ok{};
 }
 
+// Keeps the chunk cache under its size: the least recently used chunks (oldest modification
+// time; a hit renews it) are removed until the rest fit.
+void prune_cache(const fs::path& dir, std::uintmax_t max_bytes, const StepContext& ctx) {
+  std::vector<std::pair<fs::file_time_type, std::pair<fs::path, std::uintmax_t>>> files;
+  std::uintmax_t total = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (!it->is_regular_file(ec) || it->path().extension() != ".wav") continue;
+    const auto size = it->file_size(ec);
+    files.push_back({it->last_write_time(ec), {it->path(), size}});
+    total += size;
+  }
+  if (total <= max_bytes) return;
+  std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::size_t removed = 0;
+  for (const auto& [when, file] : files) {
+    if (total <= max_bytes) break;
+    if (fs::remove(file.first, ec)) {
+      total -= file.second;
+      ++removed;
+    }
+  }
+  if (ctx.log && removed > 0)
+    ctx.log(LogLevel::info, "tts_cache", "removed " + std::to_string(removed) + " least recently used chunks from the cache");
+}
+
 }  // namespace
 
 std::string chunk_cache_key(std::string_view provider, std::string_view model, std::string_view voice,
@@ -240,6 +267,7 @@ Result<StepOutput> TtsRenderChunks::run(const StepContext& ctx) const {
     if (!*force && fs::is_regular_file(cached, ec) && fs::file_size(cached, ec) > 44) {
       if (copy_into(cached, ctx.staging_dir / c.file)) {
         c.cache_hit = true;
+        fs::last_write_time(cached, fs::file_time_type::clock::now(), ec);  // recently used
         continue;
       }
     }
@@ -273,6 +301,7 @@ Result<StepOutput> TtsRenderChunks::run(const StepContext& ctx) const {
   for (auto& t : pool) t.join();
   std::error_code ec;
   fs::remove_all(ctx.staging_dir / ".tts", ec);
+  if (!to_render.empty()) prune_cache(cache_dir, ctx.config.tts_cache_max_bytes, ctx);
   for (const auto& r : results)
     if (!r) return r.error();
   if (ctx.cancelled())
