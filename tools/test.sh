@@ -25,7 +25,7 @@ if [ "${RAYVAULT_SKIP_SANITIZERS:-}" != "1" ]; then
     echo "test: building and testing under ${preset%%:*}"
     cmake --preset "${preset%%:*}" -DRAYVAULT_WINE_BUILD= >/dev/null
     cmake --build "${preset#*:}" --target rayvault_unit_tests rayvault_integration_tests
-    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 TSAN_OPTIONS=halt_on_error=1 \
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tools/tsan.supp" \
       ctest --test-dir "${preset#*:}" --output-on-failure -j 2 --timeout 600 -E '^(wine|tools)/'
   done
 fi
