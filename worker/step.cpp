@@ -117,6 +117,17 @@ Result<std::string> required_path(const json& payload, const char* key) {
   return path;
 }
 
+Result<bool> optional_bool(const json& payload, const char* key, bool fallback) {
+  const auto it = payload.find(key);
+  if (it == payload.end() || it->is_null()) return fallback;
+  if (it->is_boolean()) return it->get<bool>();
+  if (it->is_number()) return it->get<double>() != 0;
+  if (it->is_string())
+    if (const auto b = util::parse_bool_text(it->get_ref<const std::string&>())) return *b;
+  return Error(ErrorKind::invalid_input, std::string("payload.") + key + " must be true or false",
+               std::string(protocol::codes::kInvalidInput));
+}
+
 Result<double> optional_seconds(const json& payload, const char* key, double fallback, double max) {
   const auto it = payload.find(key);
   if (it == payload.end() || it->is_null()) return fallback;

@@ -106,6 +106,10 @@ Result<std::string> required_string(const json& payload, const char* key);
 // separator) is the user's home folder.
 Result<std::string> required_path(const json& payload, const char* key);
 
+// A yes/no field: true/false, a number (0 is false), or text parse_bool_text reads; null or
+// missing mean `fallback`; anything else is INVALID_INPUT ("payload.KEY must be true or false").
+Result<bool> optional_bool(const json& payload, const char* key, bool fallback);
+
 // A duration in seconds as the Python worker reads it: a number or a numeric string; 0, negative,
 // null or missing mean `fallback`; text, booleans, NaN and values over `max` are INVALID_INPUT.
 Result<double> optional_seconds(const json& payload, const char* key, double fallback, double max);

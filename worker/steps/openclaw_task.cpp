@@ -40,12 +40,9 @@ Result<StepOutput> OpenclawTask::run(const StepContext& ctx) const {
   }
   auto timeout = optional_seconds(p, "timeout_sec", 600.0, 86400.0);
   if (!timeout) return timeout.error();
-  bool screenshot = false;
-  if (const auto s = p.find("screenshot"); s != p.end() && !s->is_null()) {
-    if (s->is_boolean()) screenshot = s->get<bool>();
-    else if (const auto b = s->is_string() ? util::parse_bool_text(s->get_ref<const std::string&>()) : std::nullopt) screenshot = *b;
-    else return invalid("payload.screenshot must be true or false");
-  }
+  const auto screenshot_asked = optional_bool(p, "screenshot", false);
+  if (!screenshot_asked) return screenshot_asked.error();
+  const bool screenshot = *screenshot_asked;
 
   std::string binary = ctx.config.setting("OPENCLAW_BIN");
   if (binary.empty()) binary = "openclaw";

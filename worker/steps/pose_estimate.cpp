@@ -19,16 +19,6 @@ Error invalid(std::string message) {
 }
 Error runner_failed(std::string message) { return Error(ErrorKind::invalid_input, std::move(message), std::string(kCommandFailed)); }
 
-Result<std::optional<bool>> optional_flag(const json& p, const char* key) {
-  const auto it = p.find(key);
-  if (it == p.end() || it->is_null()) return std::optional<bool>();
-  if (it->is_boolean()) return std::optional<bool>(it->get<bool>());
-  if (it->is_number()) return std::optional<bool>(it->get<double>() != 0);
-  if (it->is_string())
-    if (const auto b = util::parse_bool_text(it->get_ref<const std::string&>())) return std::optional<bool>(*b);
-  return invalid(std::string("payload.") + key + " must be true or false");
-}
-
 // A file the runner named: it must be inside the folder the runner was given.
 Result<fs::path> runner_file(const json& result, const char* key, const fs::path& out_dir, bool required) {
   const std::string text = protocol::string_field(result, key);
@@ -74,9 +64,9 @@ Result<StepOutput> PoseEstimate::run(const StepContext& ctx) const {
     if (estimator.empty()) estimator = "gvhmr";
     if (!util::is_safe_component(estimator)) return invalid("payload.estimator is not an estimator name: " + estimator);
   }
-  auto static_cam = optional_flag(p, "static_cam");
+  auto static_cam = optional_bool(p, "static_cam", false);
   if (!static_cam) return static_cam.error();
-  auto use_dpvo = optional_flag(p, "use_dpvo");
+  auto use_dpvo = optional_bool(p, "use_dpvo", false);
   if (!use_dpvo) return use_dpvo.error();
   auto max_seconds = optional_seconds(p, "max_seconds", 12.0, 3600.0);
   if (!max_seconds) return max_seconds.error();
@@ -119,8 +109,8 @@ Result<StepOutput> PoseEstimate::run(const StepContext& ctx) const {
   spec.argv = runner;
   spec.argv.insert(spec.argv.end(), {"--video", util::u8(clip), "--output-dir", util::u8(out_dir), "--estimator", estimator,
                                      "--fps", protocol::python_float_repr(*fps)});
-  if (static_cam->value_or(false)) spec.argv.push_back("--static-cam");
-  if (use_dpvo->value_or(false)) spec.argv.push_back("--use-dpvo");
+  if (*static_cam) spec.argv.push_back("--static-cam");
+  if (*use_dpvo) spec.argv.push_back("--use-dpvo");
   if (f_mm) spec.argv.insert(spec.argv.end(), {"--f-mm", protocol::python_float_repr(*f_mm)});
   // nvidia-smi numbers GPUs in PCI bus order; CUDA does too only when told so.
   spec.env = {{"CUDA_DEVICE_ORDER", "PCI_BUS_ID"}, {"CUDA_VISIBLE_DEVICES", ctx.gpu->index}, {"PYTHONUNBUFFERED", "1"}};

@@ -89,15 +89,6 @@ Result<std::vector<Chunk>> read_chunks(const json& payload) {
   return chunks;
 }
 
-std::optional<bool> read_force(const json& payload) {
-  const auto it = payload.find("force");
-  if (it == payload.end() || it->is_null()) return false;
-  if (it->is_boolean()) return it->get<bool>();
-  if (it->is_number()) return it->get<double>() != 0;
-  if (it->is_string()) return util::parse_bool_text(it->get_ref<const std::string&>());
-  return std::nullopt;
-}
-
 Status copy_into(const fs::path& from, const fs::path& to) {
   fs::path part = to;
   part += ".part-" + util::random_hex(4);
@@ -231,8 +222,8 @@ Result<StepOutput> TtsRenderChunks::run(const StepContext& ctx) const {
     if (!s->is_object()) return invalid("payload.settings must be an object");
     settings = *s;
   }
-  const auto force = read_force(p);
-  if (!force) return invalid("payload.force must be true or false");
+  const auto force = optional_bool(p, "force", false);
+  if (!force) return force.error();
 
   // A voice-cloning reference (moss_tts): its SHA-1 is part of every chunk's key.
   tts::SpeechRequest base;

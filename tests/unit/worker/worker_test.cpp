@@ -63,3 +63,19 @@ TEST_CASE("platform::parse_nvidia_smi_gpus") {
   CHECK(platform::parse_nvidia_smi_gpus("").empty());
   CHECK(platform::parse_nvidia_smi_gpus("x, name, 10, 1\n").empty());
 }
+
+TEST_CASE("worker::optional_bool") {
+  auto read = [](const json& v) { return optional_bool(json{{"force", v}}, "force", false); };
+  CHECK(*read(true));
+  CHECK(*read(1));
+  CHECK(*read(" yes "));
+  CHECK_FALSE(*read("off"));
+  CHECK_FALSE(*read(nullptr));
+  CHECK(*optional_bool(json::object(), "force", true));
+  for (const json& v : {json("maybe"), json::array(), json::object()}) {
+    const auto r = read(v);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == "INVALID_INPUT");
+    CHECK(r.error().message == "payload.force must be true or false");
+  }
+}
