@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <future>
+#include <optional>
 #include <iostream>
 
 #include "platform/system_info.hpp"
@@ -85,6 +86,26 @@ bool has_protocol_feature(const json& caps, std::string_view feature) {
   return std::any_of(it->begin(), it->end(), [feature](const json& f) { return f.is_string() && f == feature; });
 }
 
+std::optional<json> probe_legacy(const Cluster& cluster, WorkerClient& client, const state::NodeEntry& node) {
+  // Only a node that refuses the v1 envelope as unprocessable is asked in the v0.5 forms.
+  if (auto modern = client.caps("cluster_caps_probe", node.node_id); modern || modern.error().kind != ErrorKind::invalid_input)
+    return std::nullopt;
+  auto legacy = client.legacy_caps("cluster_caps_probe", node.node_id, /*plain=*/false);
+  if (!legacy && cluster.secret().allow_plain_fallback) legacy = client.legacy_caps("cluster_caps_probe", node.node_id, true);
+  if (!legacy || !legacy->is_object()) return std::nullopt;
+  json caps = legacy->contains("capabilities") && (*legacy)["capabilities"].is_object() ? (*legacy)["capabilities"] : *legacy;
+  // v0.5 knew the contract's five job steps (POSE_ESTIMATE came later).
+  if (!caps.contains("supported_steps"))
+    caps["supported_steps"] = {"AUDIO_POSTCHECK", "FFMPEG_PROBE", "FRAME_SAMPLING", "OPENCLAW_TASK", "TTS_RENDER_CHUNKS"};
+  caps["_compat_mode"] = (*legacy)["_compat_mode"];
+  return json{{"ok", true},
+              {"version", legacy->value("version", json("0.5"))},
+              {"worker_id", legacy->value("worker_id", json(node.node_id))},
+              {"queue_depth", 0},
+              {"caps", caps},
+              {"_compat_mode", (*legacy)["_compat_mode"]}};
+}
+
 std::vector<HealthProbe> probe_health(const Cluster& cluster, const std::vector<const state::NodeEntry*>& nodes) {
   std::vector<std::future<HealthProbe>> pending;
   for (const auto* node : nodes) {
@@ -98,6 +119,9 @@ std::vector<HealthProbe> probe_health(const Cluster& cluster, const std::vector<
       }
       auto client = cluster.client_for(*node);
       auto res = client.health();
+      // A worker that answers but has no /health may be a v0.5 node: ask its own caps form.
+      if (!res && res.error().kind != ErrorKind::unavailable && !cluster.secret().value.empty())
+        if (auto legacy = probe_legacy(cluster, client, *node)) res = std::move(*legacy);
       p.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
       if (!res) {
         p.error = res.error().message;

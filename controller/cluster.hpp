@@ -3,6 +3,7 @@
 #pragma once
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,7 +64,15 @@ struct HealthProbe {
 // True when a worker's caps list `feature` in protocol_features (Python nodes list none).
 bool has_protocol_feature(const json& caps, std::string_view feature);
 
-// GET /health on every given node at once, each bounded by its own timeout_sec.
+// The v0.5 probe of a node that answered /health with an HTTP error: when it refuses the v1 caps
+// envelope as unprocessable (400/422) and accepts the v0.5 caps body (HMAC-signed, or the plain
+// token when RAYVAULT_ALLOW_PLAIN_FALLBACK allows it), a health-like answer {ok, version,
+// worker_id, queue_depth: 0, caps (with supported_steps, the contract's five, and _compat_mode),
+// _compat_mode}; nullopt otherwise.
+std::optional<json> probe_legacy(const Cluster& cluster, WorkerClient& client, const state::NodeEntry& node);
+
+// GET /health on every given node at once, each bounded by its own timeout_sec; a node without
+// /health is tried as a v0.5 node when a secret is known (probe_legacy).
 std::vector<HealthProbe> probe_health(const Cluster& cluster, const std::vector<const state::NodeEntry*>& nodes);
 
 // Prints a JSON document on stdout (indented, as the reference does).

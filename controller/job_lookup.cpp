@@ -37,7 +37,7 @@ Result<JobLookup> find_job(const Cluster& cluster, state::Ledger& ledger, const 
   const bool same_node = out.entry && out.entry->node_id == node_name;
   out.remote = RemoteJob{node, out.run_id, out.job_id,
                          same_node && !out.entry->remote_job_id.empty() ? out.entry->remote_job_id : out.job_id,
-                         out.entry ? out.entry->step_name : "", hash};
+                         out.entry ? out.entry->step_name : "", hash, true, json()};
   return out;
 }
 

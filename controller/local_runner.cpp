@@ -43,6 +43,15 @@ json copy_artifacts(const json& artifacts, const fs::path& art_dir) {
   return out;
 }
 
+// The attempts before a local run, and the local run itself.
+json with_local_attempt(const json& attempts, const std::string& outcome, const std::string& error,
+                        const std::string& started_at) {
+  json rows = attempts.is_array() ? attempts : json::array();
+  rows.push_back({{"node_id", "local"}, {"host", ""}, {"port", 0}, {"outcome", outcome}, {"error", error},
+                  {"started_at", started_at}, {"finished_at", util::format_utc(std::chrono::system_clock::now())}});
+  return rows;
+}
+
 json output_doc(const JobRequest& req, const std::string& mode, const json& receipt, const fs::path& receipt_path,
                 bool idempotent, const std::string& message) {
   const std::string status = receipt.value("status", "");
@@ -58,12 +67,14 @@ json output_doc(const JobRequest& req, const std::string& mode, const json& rece
               {"exit_code", receipt.value("exit_code", json(0))},
               {"error_code", receipt.value("error_code", "")},
               {"message", message},
-              {"receipt_path", util::u8(receipt_path)}};
+              {"receipt_path", util::u8(receipt_path)},
+              {"attempts", receipt.value("attempts", json::array())}};
 }
 
 }  // namespace
 
-Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobRequest& req, const std::string& reason) {
+Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobRequest& req, const std::string& reason,
+                       const json& attempts) {
   const auto& cfg = cluster.config();
   const std::string step = protocol::steps::normalize(req.step_name);
   const fs::path cache = cfg.state_dir / "local_cache" / (util::ascii_lower(step) + "_" + req.inputs_hash + ".json");
@@ -75,7 +86,7 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
     state::LedgerEntry e{req.run_id, req.job_id, step, req.inputs_hash, mode, "local", "", 0, req.job_id,
                          receipt.value("status", ""), std::nullopt, submitted_at,
                          util::format_utc(std::chrono::system_clock::now()), receipt.value("duration_ms", 0LL),
-                         util::u8(receipt_path)};
+                         util::u8(receipt_path), protocol::dump_json(receipt.value("attempts", json::array()))};
     if (receipt.contains("exit_code") && receipt["exit_code"].is_number_integer()) e.exit_code = receipt["exit_code"].get<int>();
     return ledger.record(e);
   };
@@ -100,6 +111,7 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
           receipt["log_path"] = util::u8(receipt_dir / "worker.log");
           receipt["fallback_reason"] = reason;
           receipt["cached_from"] = util::u8(cache);
+          receipt["attempts"] = with_local_attempt(attempts, "local_cached", "", submitted_at);
           if (auto st = util::write_file_atomic(receipt_path, protocol::dump_json(receipt, 2)); !st) return st.error();
           if (auto st = record_ledger("local_cached", receipt); !st) return st.error();
           return output_doc(req, "local_cached", receipt, receipt_path, true,
@@ -167,6 +179,8 @@ Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobR
     receipt["error_code"] = protocol::codes::kTimeout;
     receipt["error_message"] = "local run did not finish within poll_timeout_sec";
   }
+  receipt["attempts"] = with_local_attempt(attempts, receipt["status"].get<std::string>(),
+                                           receipt["error_code"].get<std::string>(), submitted_at);
   if (auto st = util::write_file_atomic(receipt_path, protocol::dump_json(receipt, 2)); !st) return st.error();
   if (r.status == protocol::status::kSucceeded) {
     if (auto st = util::write_file_atomic(cache, protocol::dump_json(receipt, 2)); !st) return st.error();

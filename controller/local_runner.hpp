@@ -16,7 +16,9 @@ struct JobRequest {
 };
 
 // Runs the job locally (or answers the cached result unless force), writes the receipt folder and
-// the ledger row, and returns the submit output document. `reason` says why it runs locally.
-Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobRequest& req, const std::string& reason);
+// the ledger row, and returns the submit output document. `reason` says why it runs locally;
+// `attempts` are the nodes tried or passed over before (the local run is added to them).
+Result<json> run_local(const Cluster& cluster, state::Ledger& ledger, const JobRequest& req, const std::string& reason,
+                       const json& attempts = json::array());
 
 }  // namespace rayvault::controller

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <optional>
 
+#include "protocol/steps.hpp"
 #include "util/strings.hpp"
 
 namespace rayvault::controller {
@@ -57,6 +58,15 @@ Result<Requirements> parse_requirements(const json& j) {
       const auto n = number(v);
       if (!n) return bad(key + " must be a number");
       (key == "min_ram_gb" ? r.min_ram_gb : r.min_vram_gb) = *n;
+    } else if (key == "tags" || key == "steps") {
+      const json list = v.is_string() ? json::array({v}) : v;
+      if (!list.is_array()) return bad(key + " must be a list of names");
+      for (const auto& t : list) {
+        if (!t.is_string() || util::trim(t.get_ref<const std::string&>()).empty()) return bad(key + " must be a list of names");
+        const std::string name = util::trim(t.get_ref<const std::string&>());
+        if (key == "tags") r.tags.push_back(name);
+        else r.steps.push_back(protocol::steps::normalize(name));
+      }
     } else if (key == "gpu_required" || key == "davinci_available") {
       const auto b = boolean(key, v);
       if (!b) return bad(key + " must be true or false");
@@ -64,16 +74,28 @@ Result<Requirements> parse_requirements(const json& j) {
       else r.davinci_available = *b;
     } else {
       // Stricter than the Python controller on purpose: a misspelt key would match every worker.
-      return bad("unknown key '" + key + "' (known: os_in, min_ram_gb, min_vram_gb, gpu_required, davinci_available)");
+      return bad("unknown key '" + key +
+                 "' (known: os_in, min_ram_gb, min_vram_gb, gpu_required, davinci_available, tags, steps)");
     }
   }
   return r;
 }
 
-std::string unmet_reason(const json& caps, const Requirements& req, const std::string& step) {
+std::string unmet_reason(const json& caps, const Requirements& req, const std::string& step,
+                         const std::vector<std::string>& node_tags) {
   if (!caps.is_object()) return "no capabilities reported";
   if (const auto it = caps.find("supported_steps"); it != caps.end() && it->is_array()) {
     if (std::find(it->begin(), it->end(), json(step)) == it->end()) return "does not run " + step;
+    for (const auto& s : req.steps)
+      if (std::find(it->begin(), it->end(), json(s)) == it->end()) return "does not run " + s;
+  } else if (!req.steps.empty()) {
+    return "does not list the steps it runs";
+  }
+  for (const auto& tag : req.tags) {
+    const bool in_file = std::find(node_tags.begin(), node_tags.end(), tag) != node_tags.end();
+    const auto own = caps.find("tags");
+    const bool own_tag = own != caps.end() && own->is_array() && std::find(own->begin(), own->end(), json(tag)) != own->end();
+    if (!in_file && !own_tag) return "no tag " + tag;
   }
   if (!req.os_in.empty()) {
     const std::string os = util::ascii_lower(protocol::string_field(caps, "os"));
@@ -94,13 +116,33 @@ std::string unmet_reason(const json& caps, const Requirements& req, const std::s
   return {};
 }
 
-void order_by_load(std::vector<Candidate>& c) {
+NodeLoad load_for_step(const json& health, const std::string& step) {
+  auto integer = [](const json& j, const char* key, int fallback) {
+    const auto it = j.is_object() ? j.find(key) : j.end();
+    return it != j.end() && it->is_number_integer() ? it->get<int>() : fallback;
+  };
+  NodeLoad out;
+  out.queue_depth = std::max(0, integer(health, "queue_depth", 0));
+  const auto load = health.is_object() ? health.find("load") : health.end();
+  if (load != health.end() && load->is_object()) {
+    const bool gpu = step == protocol::steps::kPoseEstimate && integer(*load, "gpu_slots", 0) > 0;
+    const char* p = gpu ? "gpu_" : "cpu_";
+    out.free_slots = std::max(0, integer(*load, (std::string(p) + "slots").c_str(), 0) -
+                                     integer(*load, (std::string(p) + "running").c_str(), 0) -
+                                     integer(*load, (std::string(p) + "queued").c_str(), 0));
+    return out;
+  }
+  const json caps = health.is_object() ? health.value("caps", json::object()) : json::object();
+  out.free_slots = std::max(0, std::max(1, integer(caps, "slots", 1)) - out.queue_depth);
+  return out;
+}
+
+void order_candidates(std::vector<Candidate>& c) {
   std::stable_sort(c.begin(), c.end(), [](const Candidate& a, const Candidate& b) {
-    // Compare queue_depth / slots without division: a.q * b.s vs b.q * a.s.
-    const long long la = static_cast<long long>(a.queue_depth) * std::max(1, b.slots);
-    const long long lb = static_cast<long long>(b.queue_depth) * std::max(1, a.slots);
-    if (la != lb) return la < lb;
+    if (a.cooling != b.cooling) return !a.cooling;
+    if (a.free_slots != b.free_slots) return a.free_slots > b.free_slots;
     if (a.queue_depth != b.queue_depth) return a.queue_depth < b.queue_depth;
+    if (a.latency_ms / 10 != b.latency_ms / 10) return a.latency_ms < b.latency_ms;
     return a.index < b.index;
   });
 }

@@ -17,6 +17,8 @@ struct Requirements {
   std::optional<double> min_ram_gb, min_vram_gb;
   bool gpu_required = false;
   std::optional<bool> davinci_available;
+  std::vector<std::string> tags;   // the node must carry every one (nodes.json tags or the worker's own)
+  std::vector<std::string> steps;  // the worker must run every one of these besides the job's own step
   std::vector<std::string> warnings;  // values interpreted, for stderr
 };
 
@@ -26,16 +28,30 @@ struct Requirements {
 Result<Requirements> parse_requirements(const json& j);
 
 // Empty when caps meet the requirements and the worker can run step (when it lists
-// supported_steps); otherwise why not, e.g. "ram_gb 8 < 16".
-std::string unmet_reason(const json& caps, const Requirements& req, const std::string& step);
+// supported_steps); otherwise why not, e.g. "ram_gb 8 < 16". node_tags are the tags nodes.json
+// gives the node; the worker's own (caps "tags") count as well.
+std::string unmet_reason(const json& caps, const Requirements& req, const std::string& step,
+                         const std::vector<std::string>& node_tags = {});
+
+// What a node's /health says of its load, for the slots a step uses (GPU slots for GPU steps).
+// Workers that report no `load` (the Python nodes) have caps.slots (else 1) slots, queue_depth of
+// them taken.
+struct NodeLoad {
+  int free_slots = 0;
+  int queue_depth = 0;
+};
+NodeLoad load_for_step(const json& health_answer, const std::string& step);
 
 struct Candidate {
-  std::size_t index = 0;   // position in nodes.json, the tie-breaker
+  std::size_t index = 0;  // position in nodes.json, the last tie-breaker
+  int free_slots = 0;
   int queue_depth = 0;
-  int slots = 1;
+  long long latency_ms = 0;
+  bool cooling = false;  // failed a job a moment ago: tried only after the others
 };
 
-// Orders candidates least-loaded first: queue_depth / slots, then queue_depth, then file order.
-void order_by_load(std::vector<Candidate>& candidates);
+// Orders candidates: nodes outside a cool-down first; then the most free slots, the shortest
+// queue, the lowest latency (in 10 ms steps, so jitter does not reorder equal nodes), file order.
+void order_candidates(std::vector<Candidate>& candidates);
 
 }  // namespace rayvault::controller

@@ -141,6 +141,13 @@ Result<SyncOutcome> sync_remote_job(WorkerClient& client, const RemoteJob& job, 
                  {"artifact_download", job.artifact_download},
                  {"synced_at", util::format_utc(std::chrono::system_clock::now())}};
   out.receipt_path = receipt_dir / "job_receipt.json";
+  json attempts = job.attempts;
+  if (attempts.is_null()) {
+    // A later sync keeps the attempts the submission recorded.
+    if (auto old = util::read_file(out.receipt_path, 16u << 20); old)
+      if (auto doc = protocol::parse_json(*old); doc && doc->is_object() && doc->contains("attempts")) attempts = (*doc)["attempts"];
+  }
+  if (!attempts.is_null()) out.receipt["attempts"] = attempts;
   if (auto st = util::write_file_atomic(out.receipt_path, protocol::dump_json(out.receipt, 2)); !st) return st.error();
   return out;
 }

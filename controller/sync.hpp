@@ -16,6 +16,7 @@ struct RemoteJob {
   std::string remote_job_id;   // the job the worker answers for (differs on idempotent hits)
   std::string step_name, inputs_hash;
   bool artifact_download = true;  // the worker serves artifact bytes (advertises artifact_download)
+  json attempts;                  // every node tried; null: keep what the receipt already records
 };
 
 struct SyncOutcome {

@@ -3,6 +3,7 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 
@@ -117,14 +118,28 @@ Result<json> WorkerClient::legacy_caps(const std::string& run_id, const std::str
   return res;
 }
 
+Result<json> WorkerClient::legacy_submit(const std::string& run_id, const std::string& job_id, const std::string& step_name,
+                                         const json& payload, double wait_sec) {
+  protocol::ordered_json body = protocol::legacy::job_body(run_id, job_id, step_name, protocol::ordered_json(payload));
+  protocol::legacy::sign(body, impl_->secret);
+  const double total = std::max(impl_->ep.timeout_sec, wait_sec);
+  impl_->http.set_read_timeout(static_cast<time_t>(total), 0);
+  auto res = impl_->post("/job", body.dump(-1, ' ', false, protocol::ordered_json::error_handler_t::replace));
+  impl_->http.set_read_timeout(static_cast<time_t>(impl_->ep.timeout_sec), 0);
+  if (res && res->is_object()) (*res)["_compat_mode"] = std::string(protocol::legacy::kCompatModeHmac);
+  return res;
+}
+
 Result<json> WorkerClient::submit(const std::string& run_id, const std::string& job_id, const std::string& step_name,
-                                  const std::string& inputs_hash, const json& payload, bool force) {
+                                  const std::string& inputs_hash, const json& payload, bool force,
+                                  std::optional<int> priority) {
   const auto env = protocol::make_signed_envelope(run_id, job_id, step_name, inputs_hash, impl_->secret, impl_->clock());
   json body{{"message_type", "submit_job"}, {"payload", payload}};
   protocol::envelope_to_json(env, body);
   if (protocol::inputs_hash(payload) != protocol::normalize_hash(inputs_hash))
     body["payload_hmac"] = protocol::payload_hmac(impl_->secret, env.timestamp, payload);
   if (force) body["force"] = true;
+  if (priority) body["priority"] = *priority;
   // canonical_json keeps big integers exact, as the worker will hash them.
   return impl_->post("/job", protocol::canonical_json(body));
 }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "protocol/json.hpp"
@@ -44,8 +45,15 @@ class WorkerClient {
 
   // POST /job. Adds payload_hmac when inputs_hash is not the payload's own hash.
   // force: ask the worker to run a finished job again (ignored by workers without "force").
+  // priority: its place in the worker's queue (send only to workers that advertise "priority").
   Result<json> submit(const std::string& run_id, const std::string& job_id, const std::string& step_name,
-                      const std::string& inputs_hash, const json& payload, bool force = false);
+                      const std::string& inputs_hash, const json& payload, bool force = false,
+                      std::optional<int> priority = std::nullopt);
+
+  // POST /job in the v0.5 form (legacy::job_body, HMAC-signed): a v0.5 worker runs the job before it
+  // answers, so the answer is awaited up to wait_sec. The answer is tagged _compat_mode.
+  Result<json> legacy_submit(const std::string& run_id, const std::string& job_id, const std::string& step_name,
+                             const json& payload, double wait_sec);
 
   // GET /job/{job_id}, waiting up to wait_ms on the worker for a terminal state (0: answer now).
   Result<json> job_status(const std::string& run_id, const std::string& job_id, const std::string& inputs_hash,

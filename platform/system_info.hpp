@@ -56,8 +56,13 @@ std::vector<std::string> screenshot_command(const std::string& out_png);
 
 // Calls on_signal once, from a dedicated thread, when the process is asked to stop (SIGINT,
 // SIGTERM; Ctrl-C, Ctrl-Break and service stop on Windows); a second request while that stop is
-// under way ends the process at once. Call before starting other threads.
-void on_shutdown_signal(std::function<void()> on_signal);
+// under way ends the process at once. on_reload, when given, is called from the same thread on
+// each SIGHUP (POSIX; Windows has no such signal: a service there is restarted instead). Call
+// before starting other threads.
+void on_shutdown_signal(std::function<void()> on_signal, std::function<void()> on_reload = {});
+
+// True when standard output is a terminal (a person reads it) rather than a pipe or a file.
+bool stdout_is_terminal();
 
 // The command line as UTF-8 strings, argv[0] first (on Windows from the UTF-16 command line,
 // since argv there is in the ANSI code page).

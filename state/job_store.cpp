@@ -61,7 +61,7 @@ CREATE INDEX IF NOT EXISTS logs_job ON logs(job_id, id);
 constexpr const char* kColumns =
     "job_id, run_id, step_name, inputs_hash, payload, status, progress, message, created_at, started_at, "
     "finished_at, exit_code, metrics, artifacts, error_code, error_message, worker_id, log_path, receipt_path, "
-    "artifact_dir";
+    "artifact_dir, priority";
 
 std::optional<std::string> opt_text(const SQLite::Column& c) {
   if (c.isNull()) return std::nullopt;
@@ -96,6 +96,7 @@ StoredJob row_to_job(SQLite::Statement& q) {
   r.log_path = q.getColumn(17).getString();
   r.receipt_path = q.getColumn(18).getString();
   j.artifact_dir = q.getColumn(19).getString();
+  j.priority = q.getColumn(20).getInt();
   return j;
 }
 
@@ -117,7 +118,7 @@ void write_mutable(SQLite::Database& db, const StoredJob& job) {
   SQLite::Statement q(db,
                       "UPDATE jobs SET status=?, progress=?, message=?, started_at=?, finished_at=?, exit_code=?, "
                       "metrics=?, artifacts=?, error_code=?, error_message=?, log_path=?, receipt_path=?, "
-                      "artifact_dir=? WHERE job_id=?");
+                      "artifact_dir=?, priority=? WHERE job_id=?");
   q.bind(1, r.status);
   q.bind(2, r.progress);
   q.bind(3, r.message);
@@ -132,7 +133,8 @@ void write_mutable(SQLite::Database& db, const StoredJob& job) {
   q.bind(11, r.log_path);
   q.bind(12, r.receipt_path);
   q.bind(13, job.artifact_dir);
-  q.bind(14, r.job_id);
+  q.bind(14, job.priority);
+  q.bind(15, r.job_id);
   q.exec();
 }
 
@@ -171,6 +173,13 @@ Result<std::unique_ptr<JobStore>> JobStore::open(const std::filesystem::path& db
     db->exec("PRAGMA journal_mode=WAL");
     db->exec("PRAGMA synchronous=NORMAL");
     db->exec(kSchema);
+    // Columns added after the first release: a database made by an older worker gains them.
+    bool has_priority = false;
+    {
+      SQLite::Statement cols(*db, "PRAGMA table_info(jobs)");
+      while (cols.executeStep()) has_priority = has_priority || cols.getColumn(1).getString() == "priority";
+    }
+    if (!has_priority) db->exec("ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0");
     return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
   } catch (const std::exception& ex) {
     return Error(ErrorKind::io, "cannot open job database " + util::u8(db_path) + ": " + ex.what());

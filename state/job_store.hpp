@@ -23,6 +23,7 @@ struct StoredJob {
   protocol::JobRecord record;
   protocol::json payload = protocol::json::object();
   std::string artifact_dir;  // where its artifacts live (output_dir or jobs/<id>/artifacts)
+  int priority = 0;          // its place among queued jobs (higher first)
 };
 
 struct LogLine {

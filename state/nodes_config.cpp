@@ -196,6 +196,8 @@ Result<NodesConfig> parse_nodes_config(std::string_view text) {
     c.seconds("request_timeout_sec", s.request_timeout_sec, kMaxRequestSeconds);
     c.seconds("poll_interval_sec", s.poll_interval_sec, kMaxRequestSeconds);
     c.seconds("poll_timeout_sec", s.poll_timeout_sec, kMaxPollSeconds);
+    c.seconds("cooldown_sec", s.cooldown_sec, kMaxPollSeconds);
+    c.seconds("node_silence_sec", s.node_silence_sec, kMaxPollSeconds);
     c.text("local_workspace_root", root);
     if (!c.error().empty()) return bad("controller." + c.error());
     s.node_id = util::trim(s.node_id);

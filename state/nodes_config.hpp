@@ -30,6 +30,11 @@ struct ControllerSettings {
   double request_timeout_sec = 15.0;
   double poll_interval_sec = 2.0;
   double poll_timeout_sec = 900.0;
+  // A node that failed a job through its own fault is tried after every other fitting node for
+  // this long (the mesh keeps a flaky node from taking job after job).
+  double cooldown_sec = 60.0;
+  // A node that answers nothing for this long while it runs a job has lost it: the job moves on.
+  double node_silence_sec = 30.0;
   std::filesystem::path local_workspace_root;  // default: <state_dir>/local_worker
 };
 

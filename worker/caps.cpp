@@ -112,6 +112,7 @@ json detect_caps(const CapsInputs& inputs) {
       {"slots", inputs.slots},
       {"cpu_slots", inputs.slots},
       {"gpu_slots", inputs.gpu_slots},
+      {"tags", inputs.tags},
       {"gpus", gpu_list},
       {"tool_versions", tool_versions},
       {"ui_session_detail", session.detail},

@@ -24,6 +24,7 @@ struct CapsInputs {
   std::vector<std::string> protocol_features;
   StepConfig step_config;  // where TTS keys and endpoints are configured
   int gpu_slots = 0;        // the engine's GPU slots
+  std::vector<std::string> tags;  // --tags: what the admin says this node is for (matched by requirements.tags)
 };
 
 // The TTS provider a job that names none gets: TTS_PROVIDER by its canonical name (lower-cased;

@@ -2,6 +2,7 @@
 #include "worker/daemon.hpp"
 
 #include <cstdio>
+#include <map>
 #include <thread>
 
 #include "platform/system_info.hpp"
@@ -21,19 +22,58 @@ int fail(const Error& e) {
   return protocol::exit_code(e.kind);
 }
 
+namespace fs = std::filesystem;
+
+struct Secrets {
+  std::string current, previous;
+  std::vector<std::string> list() const {
+    std::vector<std::string> out{current};
+    if (!previous.empty()) out.push_back(previous);
+    return out;
+  }
+};
+
+// The secrets: from the secrets file when one is given (KEY=VALUE lines, the same names as the
+// environment's), else from the environment. Values trimmed as the Python worker does; a blank one
+// counts as unset. Error (config) when there is no current secret.
+Result<Secrets> load_secrets(const fs::path& file) {
+  std::map<std::string, std::string> values;
+  if (!file.empty()) {
+    auto text = util::read_file(file, 64u << 10);
+    if (!text) return Error(ErrorKind::config, "cannot read the secrets file " + util::u8(file) + ": " + text.error().message);
+    values = util::parse_key_value_text(*text);
+  } else {
+    for (const char* name : {"RAYVAULT_CLUSTER_SECRET_CURRENT", "RAYVAULT_CLUSTER_SECRET", "RAYVAULT_CLUSTER_SECRET_PREVIOUS"})
+      values[name] = platform::getenv_string(name);
+  }
+  auto get = [&values](const char* name) {
+    const auto it = values.find(name);
+    return it == values.end() ? std::string() : util::trim(it->second);
+  };
+  Secrets s{get("RAYVAULT_CLUSTER_SECRET_CURRENT"), get("RAYVAULT_CLUSTER_SECRET_PREVIOUS")};
+  if (s.current.empty()) s.current = get("RAYVAULT_CLUSTER_SECRET");
+  if (s.current.empty())
+    return Error(ErrorKind::config, std::string("no cluster secret: set RAYVAULT_CLUSTER_SECRET") +
+                                        (file.empty() ? "" : " in " + util::u8(file)) +
+                                        " (and RAYVAULT_CLUSTER_SECRET_PREVIOUS while rotating)");
+  return s;
+}
+
 }  // namespace
 
 int run_daemon(DaemonOptions o) {
-  // Trimmed as the Python worker does; a blank value counts as unset.
-  std::string current = util::trim(platform::getenv_string("RAYVAULT_CLUSTER_SECRET_CURRENT"));
-  if (current.empty()) current = util::trim(platform::getenv_string("RAYVAULT_CLUSTER_SECRET"));
-  const std::string previous = util::trim(platform::getenv_string("RAYVAULT_CLUSTER_SECRET_PREVIOUS"));
+  auto secrets = load_secrets(o.secrets_file);
   // The secrets stay in this process only: no step's tool inherits them.
   for (const char* name : {"RAYVAULT_CLUSTER_SECRET_CURRENT", "RAYVAULT_CLUSTER_SECRET", "RAYVAULT_CLUSTER_SECRET_PREVIOUS"})
     platform::unset_env(name);
-  if (current.empty())
-    return fail(Error(ErrorKind::config,
-                      "no cluster secret: set RAYVAULT_CLUSTER_SECRET (and RAYVAULT_CLUSTER_SECRET_PREVIOUS while rotating)"));
+  if (!secrets) return fail(secrets.error());
+  if (!o.secrets_file.empty()) {
+    std::error_code ec;
+    const auto perms = fs::status(o.secrets_file, ec).permissions();
+    if (!ec && (perms & (fs::perms::group_read | fs::perms::others_read)) != fs::perms::none)
+      std::fprintf(stderr, "rayvault-worker: warning: the secrets file %s can be read by other users (chmod 600 it)\n",
+                   util::u8(o.secrets_file).c_str());
+  }
   if (!o.allow_any_bind && !is_loopback_or_tailnet(o.host))
     return fail(Error(ErrorKind::config, "refusing to listen on " + o.host +
                                              ": not loopback or a tailnet address (pass --allow-any-bind to do it on purpose)"));
@@ -43,13 +83,30 @@ int run_daemon(DaemonOptions o) {
     return fail(Error(ErrorKind::config, "worker id may hold only letters, digits, '.', '_' and '-'"));
   if (o.slots <= 0) o.slots = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
-  // Signals are routed to one thread before any other thread starts.
+  // Signals are routed to one thread before any other thread starts. SIGHUP reads the secrets
+  // again: rotation without stopping running jobs.
   std::atomic<WorkerServer*> server_ptr{nullptr};
   std::atomic<bool> stop_requested{false};
-  platform::on_shutdown_signal([&] {
-    stop_requested = true;
-    if (auto* s = server_ptr.load()) s->stop();
-  });
+  platform::on_shutdown_signal(
+      [&] {
+        stop_requested = true;
+        if (auto* s = server_ptr.load()) s->stop();
+      },
+      [file = o.secrets_file, &server_ptr] {
+        if (file.empty()) {
+          std::fprintf(stderr, "rayvault-worker: SIGHUP: the secrets come from the environment, which a running "
+                               "process cannot reread; give --secrets-file, or restart the worker to change them\n");
+          return;
+        }
+        auto next = load_secrets(file);
+        if (!next) {
+          std::fprintf(stderr, "rayvault-worker: SIGHUP: secrets not changed: %s\n", next.error().message.c_str());
+          return;
+        }
+        if (auto* s = server_ptr.load()) s->set_secrets(next->list());
+        std::fprintf(stderr, "rayvault-worker: SIGHUP: secrets read again from %s (%s)\n", util::u8(file).c_str(),
+                     next->previous.empty() ? "current only" : "current and previous");
+      });
 
   EngineConfig ec;
   ec.root = o.root;
@@ -65,13 +122,12 @@ int run_daemon(DaemonOptions o) {
   if (!engine) return fail(engine.error());
 
   CapsCache caps(CapsInputs{(*engine)->supported_steps(), o.slots, worker_protocol_features(), (*engine)->config().step_config,
-                           (*engine)->gpu_slots()},
+                           (*engine)->gpu_slots(), o.tags},
                  std::chrono::seconds(std::max(5, o.caps_refresh_sec)));
   ServerConfig sc;
   sc.host = o.host;
   sc.port = o.port;
-  sc.secrets = {current};
-  if (!previous.empty()) sc.secrets.push_back(previous);
+  sc.secrets = secrets->list();
   sc.allow_custom_inputs_hash = o.allow_custom_inputs_hash;
   sc.max_body_bytes = o.max_body_bytes;
   sc.idle_timeout_sec = o.idle_timeout_sec;
@@ -87,7 +143,7 @@ int run_daemon(DaemonOptions o) {
   std::fprintf(stderr, "rayvault-worker %s (%s) listening on %s:%d, root %s, %d slots, %d GPU slots%s\n", RAYVAULT_VERSION,
                o.worker_id.c_str(), o.host.c_str(), *port, util::u8((*engine)->config().root).c_str(), o.slots,
                (*engine)->gpu_slots(),
-               previous.empty() ? "" : ", accepting the previous secret");
+               secrets->previous.empty() ? "" : ", accepting the previous secret");
   if (!o.ready_file.empty()) {
     const protocol::json ready{{"host", o.host}, {"port", *port}, {"pid", platform::process_id()}, {"worker_id", o.worker_id}};
     if (auto st = util::write_file_atomic(o.ready_file, protocol::dump_json(ready)); !st) return fail(st.error());

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace rayvault::worker {
 
@@ -24,11 +25,16 @@ struct DaemonOptions {
   int tts_cache_mb = 2048;            // the TTS chunk cache's size
   int tts_parallel = 2;               // TTS chunks of one job rendered at once
   std::filesystem::path env_file;     // KEY=VALUE settings for steps; default <root>/worker.env
+  std::vector<std::string> tags;      // advertised in caps; controllers match requirements.tags
   std::filesystem::path ready_file;  // written as JSON {host, port, pid, worker_id} once listening
+  // KEY=VALUE file holding RAYVAULT_CLUSTER_SECRET(_CURRENT) and _PREVIOUS; read at start and on
+  // each SIGHUP. Empty: the secrets come from the environment (read once).
+  std::filesystem::path secrets_file;
 };
 
-// Runs the worker until SIGINT/SIGTERM. The secret comes from the environment only
-// (RAYVAULT_CLUSTER_SECRET_CURRENT or RAYVAULT_CLUSTER_SECRET, and _PREVIOUS). Returns the process
+// Runs the worker until SIGINT/SIGTERM. The secret comes from the secrets file (read again on
+// SIGHUP) or else the environment (RAYVAULT_CLUSTER_SECRET_CURRENT or RAYVAULT_CLUSTER_SECRET, and
+// _PREVIOUS); never from a flag, which every user of the machine could read. Returns the process
 // exit code: 0 after a clean stop, 3 for configuration errors, 5 when the port cannot be bound.
 int run_daemon(DaemonOptions options);
 

@@ -62,7 +62,7 @@ void Engine::start() {
     std::lock_guard lock(mu_);
     for (auto& id : store_->queued_job_ids()) {
       const auto job = store_->get(id);
-      enqueue_locked(id, job ? job->record.step_name : std::string());
+      enqueue_locked(id, job ? job->record.step_name : std::string(), job ? job->priority : 0);
     }
     stopping_ = false;
   }
@@ -71,10 +71,24 @@ void Engine::start() {
     for (int i = 0; i < config_.jobs_per_gpu; ++i) threads_.emplace_back([this, g = &gpu] { slot_loop(g); });
 }
 
-void Engine::enqueue_locked(const std::string& job_id, const std::string& step_name) {
+void Engine::enqueue_locked(const std::string& job_id, const std::string& step_name, int priority) {
   const auto step = steps_.find(step_name);
   const bool gpu = step != steps_.end() && step->second->needs_gpu() && !config_.gpus.empty();
-  (gpu ? gpu_queue_ : queue_).push_back(job_id);
+  auto& q = gpu ? gpu_queue_ : queue_;
+  const auto at = std::find_if(q.begin(), q.end(), [priority](const Queued& e) { return e.priority < priority; });
+  q.insert(at, Queued{job_id, priority});
+}
+
+EngineLoad Engine::load() {
+  std::lock_guard lock(mu_);
+  EngineLoad l;
+  l.cpu_slots = config_.slots;
+  l.gpu_slots = gpu_slots();
+  l.gpu_running = gpu_running_;
+  l.cpu_running = cpu_running_;
+  l.cpu_queued = static_cast<int>(queue_.size());
+  l.gpu_queued = static_cast<int>(gpu_queue_.size());
+  return l;
 }
 
 void Engine::stop() {
@@ -149,6 +163,7 @@ Result<Admitted> Engine::submit(const Submission& s) {
   r.log_path = util::u8(dir / "worker.log");
   r.receipt_path = util::u8(dir / "job_receipt.json");
   job.payload = s.payload;
+  job.priority = s.priority;
   job.artifact_dir = util::u8(dir / "artifacts");
 
   auto admitted = store_->admit(job);
@@ -179,6 +194,7 @@ Result<Admitted> Engine::submit(const Submission& s) {
     er.error_message.clear();
     er.artifacts = json::array();
     er.metrics = json::object();
+    stored.priority = s.priority;
     if (auto st = store_->update(stored); !st) return st.error();
     log(er.job_id, LogLevel::info, "job_requeued", er.message);
   } else {
@@ -186,7 +202,7 @@ Result<Admitted> Engine::submit(const Submission& s) {
   }
   {
     std::lock_guard lock(mu_);
-    enqueue_locked(stored.record.job_id, stored.record.step_name);
+    enqueue_locked(stored.record.job_id, stored.record.step_name, stored.priority);
   }
   queue_cv_.notify_all();  // CPU and GPU slots wait on one condition
   return Admitted{stored, !created};
@@ -211,7 +227,7 @@ Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::st
     {
       std::lock_guard lock(mu_);
       for (auto* q : {&queue_, &gpu_queue_}) {
-        const auto it = std::find(q->begin(), q->end(), job_id);
+        const auto it = std::find_if(q->begin(), q->end(), [&job_id](const Queued& e) { return e.job_id == job_id; });
         if (it != q->end()) {
           q->erase(it);
           was_queued = true;
@@ -280,7 +296,7 @@ void Engine::slot_loop(const GpuDevice* gpu) {
       std::unique_lock lock(mu_);
       queue_cv_.wait(lock, [&] { return stopping_ || !queue.empty(); });
       if (stopping_) return;
-      job_id = queue.front();
+      job_id = queue.front().job_id;
       queue.pop_front();
       if (const auto it = cancel_reasons_.find(job_id); it != cancel_reasons_.end()) {
         pending_reason = it->second;  // cancelled while on its way to the queue
@@ -288,6 +304,7 @@ void Engine::slot_loop(const GpuDevice* gpu) {
         pending_cancel = true;
       } else {
         running_[job_id] = cancel;
+        ++(gpu ? gpu_running_ : cpu_running_);
       }
     }
     if (pending_cancel) {
@@ -303,6 +320,7 @@ void Engine::slot_loop(const GpuDevice* gpu) {
     {
       // Only this run's entries: a new run of the same job may already hold its own.
       std::lock_guard lock(mu_);
+      --(gpu ? gpu_running_ : cpu_running_);
       if (const auto it = running_.find(job_id); it != running_.end() && it->second == cancel) {
         running_.erase(it);
         cancel_reasons_.erase(job_id);  // a cancel that came too late for this run

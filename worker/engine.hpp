@@ -37,6 +37,13 @@ struct Submission {
   json payload = json::object();
   bool force = false;         // run a finished job again instead of answering its record
   bool retry_failed = false;  // run a failed job again (any failure), answer a succeeded one
+  int priority = 0;           // higher runs first among queued jobs; equal ones in arrival order
+};
+
+// What the slots are doing now: GET /health reports it so controllers place jobs by free slots.
+struct EngineLoad {
+  int cpu_slots = 0, cpu_running = 0, cpu_queued = 0;
+  int gpu_slots = 0, gpu_running = 0, gpu_queued = 0;
 };
 
 struct Admitted {
@@ -87,6 +94,7 @@ class Engine {
   std::uint64_t wait_for_change(std::uint64_t seen, std::chrono::steady_clock::time_point deadline);
 
   int queue_depth();
+  EngineLoad load();
   int slots() const { return config_.slots; }
   int gpu_slots() const { return static_cast<int>(config_.gpus.size()) * config_.jobs_per_gpu; }
   const EngineConfig& config() const { return config_; }
@@ -98,8 +106,9 @@ class Engine {
   // A slot: CPU slots take queue_, GPU slots take gpu_queue_ and hold `gpu`.
   void slot_loop(const GpuDevice* gpu);
   void run_job(const std::string& job_id, const std::atomic<bool>& cancel, const GpuDevice* gpu);
-  // Puts a job on the queue of the slots that run its step. Caller holds mu_.
-  void enqueue_locked(const std::string& job_id, const std::string& step_name);
+  // Puts a job on the queue of the slots that run its step, after every queued job of its priority
+  // or higher. Caller holds mu_.
+  void enqueue_locked(const std::string& job_id, const std::string& step_name, int priority);
   void finish(state::StoredJob& job);
   // Sets a job's fields for its end as cancelled.
   void mark_cancelled(state::StoredJob& job, const std::string& reason);
@@ -117,9 +126,14 @@ class Engine {
   std::mutex mu_;
   std::condition_variable queue_cv_;   // slots wait for work
   std::condition_variable change_cv_;  // waiters for job changes
-  std::deque<std::string> queue_;      // for CPU slots
-  std::deque<std::string> gpu_queue_;  // for GPU slots
+  struct Queued {
+    std::string job_id;
+    int priority = 0;
+  };
+  std::deque<Queued> queue_;      // for CPU slots, highest priority first
+  std::deque<Queued> gpu_queue_;  // for GPU slots
   std::map<std::string, std::shared_ptr<std::atomic<bool>>> running_;  // job_id -> cancel flag
+  int cpu_running_ = 0, gpu_running_ = 0;  // runs under way (a map entry may be a newer run's)
   std::map<std::string, std::string> cancel_reasons_;  // running jobs asked to stop, and why
   bool stopping_ = false;
   std::uint64_t changes_ = 0;

@@ -42,6 +42,7 @@ constexpr const char* kWorkerVersion = RAYVAULT_VERSION;
 
 // How far past the body limit a declared body is still read (and thrown away) to answer 413.
 constexpr std::uint64_t kDiscardBytes = 16u << 20;
+constexpr int kMaxPriority = 1000;  // the priority a job may ask for, either way
 
 // What a handler answers: a status and a JSON or text body, or a byte range of a file.
 struct Reply {
@@ -107,7 +108,7 @@ RangeAnswer parse_range(const std::string& header, std::uint64_t size) {
 }  // namespace
 
 std::vector<std::string> worker_protocol_features() {
-  return {"wire_v1", "hmac_rotation", "payload_hmac", "run_aliases", "wait_ms", "artifact_download", "range", "force", "cancel"};
+  return {"wire_v1", "hmac_rotation", "payload_hmac", "run_aliases", "wait_ms", "artifact_download", "range", "force", "cancel", "priority", "load"};
 }
 
 struct WorkerServer::Impl {
@@ -131,10 +132,20 @@ struct WorkerServer::Impl {
   std::condition_variable stop_cv;
   bool stop_requested = false;
 
-  Impl(ServerConfig c, Engine& e, CapsCache& k) : config(std::move(c)), engine(e), caps(k) {}
+  Impl(ServerConfig c, Engine& e, CapsCache& k) : config(std::move(c)), engine(e), caps(k) {
+    secrets_now = std::make_shared<const std::vector<std::string>>(config.secrets);
+  }
+
+  // The secrets as they are now (a reload swaps them while requests are served).
+  mutable std::mutex secrets_mu;
+  std::shared_ptr<const std::vector<std::string>> secrets_now;
+  std::shared_ptr<const std::vector<std::string>> secrets() const {
+    std::lock_guard lock(secrets_mu);
+    return secrets_now;
+  }
 
   protocol::VerifyPolicy policy(std::set<std::string> steps) const {
-    return protocol::VerifyPolicy{std::move(steps), config.secrets, config.clock(), protocol::kMaxSkewSeconds};
+    return protocol::VerifyPolicy{std::move(steps), *secrets(), config.clock(), protocol::kMaxSkewSeconds};
   }
   static std::set<std::string> only(std::string_view step) { return {std::string(step)}; }
 
@@ -170,11 +181,22 @@ struct WorkerServer::Impl {
   }
 
   Reply health(const Request&) {
+    // Extension: what the slots are doing, so a controller places a job where a slot is free.
+    const EngineLoad l = engine.load();
+    const int running = l.cpu_running + l.gpu_running;
     return json_reply(200, json{{"ok", true},
                                 {"version", kWorkerVersion},
                                 {"worker_id", engine.config().worker_id},
                                 {"time", util::format_utc(config.clock())},
                                 {"queue_depth", engine.queue_depth()},
+                                {"running_jobs", running},
+                                {"free_slots", std::max(0, l.cpu_slots - l.cpu_running - l.cpu_queued)},
+                                {"load", {{"cpu_slots", l.cpu_slots},
+                                          {"cpu_running", l.cpu_running},
+                                          {"cpu_queued", l.cpu_queued},
+                                          {"gpu_slots", l.gpu_slots},
+                                          {"gpu_running", l.gpu_running},
+                                          {"gpu_queued", l.gpu_queued}}},
                                 {"caps", caps.get()}});
   }
 
@@ -210,7 +232,7 @@ struct WorkerServer::Impl {
     if (protocol::inputs_hash(payload) != claimed && !config.allow_custom_inputs_hash) {
       bool bound = false;
       if (const auto h = body->find("payload_hmac"); h != body->end() && h->is_string()) {
-        for (const auto& secret : config.secrets) {
+        for (const auto& secret : *secrets()) {
           if (!secret.empty() && util::hex_equal_constant_time(protocol::payload_hmac(secret, env.timestamp, payload),
                                                                h->get<std::string>()))
             bound = true;
@@ -221,7 +243,17 @@ struct WorkerServer::Impl {
     // Extension: "force": true runs a finished job again (controller --force).
     const auto force = body->find("force");
     const bool forced = force != body->end() && force->is_boolean() && force->get<bool>();
-    auto admitted = engine.submit(Submission{env.run_id, env.job_id, env.step_name, claimed, payload, forced});
+    // Extension: "priority": an integer; higher runs first among this worker's queued jobs.
+    int priority = 0;
+    if (const auto p = body->find("priority"); p != body->end() && !p->is_null()) {
+      if (!p->is_number_integer() || p->get<long long>() < -kMaxPriority || p->get<long long>() > kMaxPriority)
+        return detail(400, "priority must be an integer from -" + std::to_string(kMaxPriority) + " to " +
+                               std::to_string(kMaxPriority));
+      priority = p->get<int>();
+    }
+    Submission submission{env.run_id, env.job_id, env.step_name, claimed, payload, forced};
+    submission.priority = priority;
+    auto admitted = engine.submit(submission);
     if (!admitted) return error_reply(admitted.error());
     json record = protocol::to_json(admitted->job.record);
     json out{{"ok", true}, {"idempotent", admitted->idempotent}};
@@ -564,12 +596,14 @@ WorkerServer::WorkerServer(ServerConfig config, Engine& engine, CapsCache& caps)
 
 WorkerServer::~WorkerServer() { impl_->shutdown(); }
 
-// Never share the port with another process: SO_REUSEADDR only on POSIX (a second listener is still
-// refused, and a restart need not wait for TIME_WAIT), SO_EXCLUSIVEADDRUSE on Windows.
+// Never share the port with another process. POSIX: libmicrohttpd's default, SO_REUSEADDR (a
+// second listener is still refused, and a restarted worker need not wait out the TIME_WAIT of the
+// connections its predecessor had open; passing the option at all, even as "no reuse", drops it).
+// Windows: SO_EXCLUSIVEADDRUSE.
 #if defined(_WIN32)
-constexpr unsigned kReuse = static_cast<unsigned>(-1);
+const MHD_OptionItem kReuseOptions[] = {{MHD_OPTION_LISTENING_ADDRESS_REUSE, -1, nullptr}, {MHD_OPTION_END, 0, nullptr}};
 #else
-constexpr unsigned kReuse = 0;
+const MHD_OptionItem kReuseOptions[] = {{MHD_OPTION_END, 0, nullptr}};
 #endif
 
 Result<int> WorkerServer::bind() {
@@ -590,7 +624,7 @@ Result<int> WorkerServer::bind() {
   s.daemon = MHD_start_daemon(
       flags, 0, nullptr, nullptr, handler, &s,
       MHD_OPTION_SOCK_ADDR, address->data(),
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, kReuse,
+      MHD_OPTION_ARRAY, kReuseOptions,
       MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(std::max(1, c.threads)),
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(c.max_connections),
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<unsigned>(c.max_connections_per_peer),
@@ -611,6 +645,12 @@ void WorkerServer::serve() {
     impl_->stop_cv.wait(lock, [this] { return impl_->stop_requested; });
   }
   impl_->shutdown();
+}
+
+void WorkerServer::set_secrets(std::vector<std::string> secrets) {
+  auto next = std::make_shared<const std::vector<std::string>>(std::move(secrets));
+  std::lock_guard lock(impl_->secrets_mu);
+  impl_->secrets_now = std::move(next);
 }
 
 void WorkerServer::stop() {

@@ -41,6 +41,9 @@ class WorkerServer {
   // Serves until stop(); returns when the server has stopped.
   void serve();
   void stop();
+  // Replaces the secrets (current, then previous) for every request from now on: rotation without
+  // a restart.
+  void set_secrets(std::vector<std::string> secrets);
 
  private:
   struct Impl;

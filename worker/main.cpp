@@ -41,6 +41,12 @@ int main(int argc, char** argv) {
       ->envname("RAYVAULT_TTS_CACHE_MB")->check(CLI::Range(0, 1 << 20))->capture_default_str();
   app.add_option("--jobs-per-gpu", o.jobs_per_gpu, "GPU jobs (POSE_ESTIMATE) each GPU runs at once")
       ->envname("RAYVAULT_JOBS_PER_GPU")->check(CLI::Range(1, 16))->capture_default_str();
+  app.add_option("--tags", o.tags, "what this node is for (e.g. gpu,studio): jobs that ask for a tag go to nodes with it")
+      ->envname("RAYVAULT_WORKER_TAGS")->delimiter(',');
+  std::string secrets_file;
+  app.add_option("--secrets-file", secrets_file,
+                 "KEY=VALUE file with RAYVAULT_CLUSTER_SECRET and RAYVAULT_CLUSTER_SECRET_PREVIOUS, read again on SIGHUP")
+      ->envname("RAYVAULT_WORKER_SECRETS_FILE");
   app.add_option("--ready-file", ready, "write {host, port, pid, worker_id} here once listening");
   // CLI11 takes the arguments in reverse order, without the program name.
   std::vector<std::string> args = rayvault::platform::utf8_arguments(argc, argv);
@@ -54,5 +60,6 @@ int main(int argc, char** argv) {
   o.root = rayvault::util::path_from_utf8(root);
   o.ready_file = rayvault::util::path_from_utf8(ready);
   o.env_file = rayvault::util::path_from_utf8(env_file);
+  o.secrets_file = rayvault::util::path_from_utf8(secrets_file);
   return rayvault::worker::run_daemon(std::move(o));
 }

@@ -8,7 +8,21 @@
 
 namespace rayvault::controller::cli {
 
-int run_health(const GlobalOptions& g);
+// How a view prints: JSON (scripts), a table (people), or a table only on a terminal.
+enum class ViewFormat { automatic, json, table };
+
+// `health`: the Python controller's document (a table with --table).
+int run_health(const GlobalOptions& g, ViewFormat format);
+// `nodes`: every worker node, reachable or not, with what the ledger kept of it.
+int run_nodes(const GlobalOptions& g, ViewFormat format);
+
+// `jobs`: submissions from the ledger, newest first.
+struct JobsOptions {
+  std::string status, run_id;
+  int limit = 1000;
+  ViewFormat format = ViewFormat::automatic;
+};
+int run_jobs(const GlobalOptions& g, const JobsOptions& o);
 
 struct CapsOptions {
   std::string node_id;
@@ -23,6 +37,7 @@ struct SubmitOptions {
   std::string inputs_hash;
   bool force = false;
   bool no_local_fallback = false;
+  std::optional<int> priority;  // sent to workers that advertise "priority"
 };
 int run_submit(const GlobalOptions& g, const SubmitOptions& o);
 

@@ -20,6 +20,20 @@ int main(int argc, char** argv) {
   app.add_option("--cluster-secret", g.cluster_secret, "shared secret (prefer the environment variable)");
 
   auto* health = app.add_subcommand("health", "probe every enabled worker's /health");
+  bool health_table = false;
+  health->add_flag("--table", health_table, "print the node view as a table instead of JSON");
+
+  auto* nodes = app.add_subcommand("nodes", "every worker node: reachable, latency, load, caps, cool-down");
+  cli::ViewFormat nodes_format = cli::ViewFormat::automatic;
+  cli::JobsOptions jobs_opts;
+  auto* jobs = app.add_subcommand("jobs", "submissions the ledger knows, newest first");
+  jobs->add_option("--status", jobs_opts.status, "only jobs in this status (succeeded, failed, running, ...)");
+  jobs->add_option("--run-id", jobs_opts.run_id, "only this run's jobs");
+  jobs->add_option("--limit", jobs_opts.limit, "at most this many")->check(CLI::Range(1, 1000000))->capture_default_str();
+  for (auto [cmd, fmt] : {std::pair<CLI::App*, cli::ViewFormat*>{nodes, &nodes_format}, {jobs, &jobs_opts.format}}) {
+    cmd->add_flag_callback("--table", [fmt] { *fmt = cli::ViewFormat::table; }, "a table (the default on a terminal)");
+    cmd->add_flag_callback("--json", [fmt] { *fmt = cli::ViewFormat::json; }, "JSON (the default when piped)");
+  }
 
   cli::CapsOptions caps_opts;
   auto* caps = app.add_subcommand("caps", "ask every enabled worker (or one) for its capabilities");
@@ -38,6 +52,8 @@ int main(int argc, char** argv) {
   submit->add_option("--inputs-hash", s.inputs_hash, "use this inputs_hash instead of the payload's hash");
   submit->add_flag("--force", s.force, "run again: bypass the local cache and ask the worker to re-run a finished job");
   submit->add_flag("--no-local-fallback", s.no_local_fallback, "fail instead of running locally");
+  submit->add_option("--priority", s.priority, "higher runs first in the worker's queue (-1000..1000)")
+      ->check(CLI::Range(-1000, 1000));
 
   cli::SyncOptions y;
   auto* sync = app.add_subcommand("sync-artifacts", "download a job's receipt, log and artifacts (resumable)");
@@ -70,7 +86,9 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? 0 : 2;
   }
   try {
-    if (*health) return cli::run_health(g);
+    if (*health) return cli::run_health(g, health_table ? cli::ViewFormat::table : cli::ViewFormat::json);
+    if (*nodes) return cli::run_nodes(g, nodes_format);
+    if (*jobs) return cli::run_jobs(g, jobs_opts);
     if (*caps) return cli::run_caps(g, caps_opts);
     if (*submit) return cli::run_submit(g, s);
     if (*sync) return cli::run_sync_artifacts(g, y);

@@ -14,7 +14,11 @@ json ledger_json(const std::optional<state::LedgerEntry>& e) {
           {"inputs_hash", e->inputs_hash}, {"status", e->status},
           {"exit_code", e->exit_code ? json(*e->exit_code) : json()},
           {"submitted_at", e->submitted_at}, {"finished_at", e->finished_at}, {"duration_ms", e->duration_ms},
-          {"receipt_path", e->receipt_path}};
+          {"receipt_path", e->receipt_path},
+          {"attempts", [&e] {
+             auto a = protocol::parse_json(e->attempts);
+             return a && a->is_array() ? *a : json::array();
+           }()}};
 }
 
 }  // namespace

@@ -90,6 +90,7 @@ Result<Spawned> spawn(const ProcessSpec& spec, int out_fd, int err_fd, bool die_
     return Error(ErrorKind::io, "cannot open " + stdin_path + ": " + std::strerror(errno));
   }
   const pid_t parent = ::getpid();
+  const long max_fd = ::sysconf(_SC_OPEN_MAX);
 
   const pid_t pid = ::fork();
   if (pid < 0) {
@@ -115,6 +116,13 @@ Result<Spawned> spawn(const ProcessSpec& spec, int out_fd, int err_fd, bool die_
     if (devnull >= 0) ::dup2(devnull, 0);
     ::dup2(out_fd, 1);
     ::dup2(err_fd, 2);
+    // Nothing but stdin, stdout and stderr reaches the program: not the worker's listening socket
+    // (a tool that outlives a killed worker would keep its port from the restarted one), not its
+    // database, not other jobs' pipes.
+#if defined(__linux__)
+    if (::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+#endif
+      for (long fd = 3; fd < (max_fd > 0 ? max_fd : 1024); ++fd) ::fcntl(static_cast<int>(fd), F_SETFD, FD_CLOEXEC);
     if (!cwd_str.empty() && ::chdir(cwd_str.c_str()) != 0) {
       const int e = errno;
       (void)!::write(exec_pipe[1], &e, sizeof e);

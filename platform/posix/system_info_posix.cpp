@@ -85,21 +85,30 @@ std::string hostname() {
   return buf;
 }
 
-void on_shutdown_signal(std::function<void()> on_signal) {
+void on_shutdown_signal(std::function<void()> on_signal, std::function<void()> on_reload) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  if (on_reload) sigaddset(&set, SIGHUP);
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
-  std::thread([set, cb = std::move(on_signal)]() mutable {
+  std::thread([set, cb = std::move(on_signal), reload = std::move(on_reload)]() mutable {
     int sig = 0;
-    ::sigwait(&set, &sig);
+    while (true) {
+      ::sigwait(&set, &sig);
+      if (sig != SIGHUP) break;
+      reload();
+    }
     cb();
-    // A second signal while the first stop is still under way ends the process at once.
-    ::sigwait(&set, &sig);
-    std::_Exit(128 + sig);
+    // A second stop request while the first stop is still under way ends the process at once.
+    while (true) {
+      ::sigwait(&set, &sig);
+      if (sig != SIGHUP) std::_Exit(128 + sig);
+    }
   }).detach();
 }
+
+bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
 
 }  // namespace rayvault::platform

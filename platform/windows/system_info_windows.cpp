@@ -142,9 +142,14 @@ std::vector<std::string> screenshot_command(const std::string& out_png) {
 }
 
 
-void on_shutdown_signal(std::function<void()> on_signal) {
+void on_shutdown_signal(std::function<void()> on_signal, std::function<void()> /*on_reload: no SIGHUP here*/) {
   shutdown_callback() = std::move(on_signal);
   ::SetConsoleCtrlHandler(on_console_event, TRUE);
+}
+
+bool stdout_is_terminal() {
+  DWORD mode = 0;
+  return ::GetConsoleMode(::GetStdHandle(STD_OUTPUT_HANDLE), &mode) != 0;
 }
 
 }  // namespace rayvault::platform

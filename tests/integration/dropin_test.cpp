@@ -326,9 +326,12 @@ TEST_CASE("drop-in 7: node faults move the job to the next node and then local")
     const auto r = run_controller(t.path, submit_args("r", "j", "FFMPEG_PROBE", {{"media_path", video.string()}}));
     CHECK(r.exit_code == 0);
     CHECK(r.doc["node_id"] == "full");
-    REQUIRE(r.doc["attempts"].size() == 1);
+    REQUIRE(r.doc["attempts"].size() == 2);  // every node tried, the one that ran it last
     CHECK(r.doc["attempts"][0]["node_id"] == "bare");
+    CHECK(r.doc["attempts"][0]["outcome"] == "node_fault");
     CHECK(r.doc["attempts"][0]["error"].get<std::string>().find("FFMPEG_MISSING") != std::string::npos);
+    CHECK(r.doc["attempts"][1]["node_id"] == "full");
+    CHECK(r.doc["attempts"][1]["outcome"] == "succeeded");
   }
   SUBCASE("every code that blames the node, from a Python worker, ends in local execution") {
     for (const char* code : {"INVALID_INPUT", "FFMPEG_MISSING", "OPENCLAW_MISSING", "UI_SESSION_REQUIRED",
@@ -357,11 +360,14 @@ TEST_CASE("drop-in 7: node faults move the job to the next node and then local")
   }
   SUBCASE("a step's verdict on the content stays final on the node") {
     PythonWorkerStandIn py("py", "COMMAND_FAILED");
-    write_nodes(t.path, {{"py", py.port()}, {"full", full.port()}});
+    // One free slot each (a Python node reports one), so the nodes file's order puts py first.
+    WorkerProcess one(t.path, "one", WorkerOptions{"s3cret", "", {"--slots", "1"}});
+    write_nodes(t.path, {{"py", py.port()}, {"one", one.port()}});
     const auto r = run_controller(t.path, submit_args("r", "verdict", "FFMPEG_PROBE", {{"media_path", video.string()}}));
     CHECK(r.exit_code == 2);
     CHECK(r.doc["mode"] == "remote");
     CHECK(r.doc["node_id"] == "py");
+    CHECK(r.doc["attempts"].size() == 1);
     CHECK(r.doc["error_code"] == "COMMAND_FAILED");
   }
 }

@@ -126,9 +126,11 @@ void WorkerProcess::crash() {
 }
 
 CliResult run_controller(const fs::path& cwd, const std::vector<std::string>& args,
-                         std::vector<std::pair<std::string, std::optional<std::string>>> env) {
+                         std::vector<std::pair<std::string, std::optional<std::string>>> env,
+                         const std::vector<std::string>& launcher) {
   platform::ProcessSpec spec;
-  spec.argv = {RAYVAULT_CONTROLLER_BIN};
+  spec.argv = launcher;
+  spec.argv.push_back(RAYVAULT_CONTROLLER_BIN);
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   spec.cwd = cwd;
   spec.timeout = std::chrono::seconds(240);

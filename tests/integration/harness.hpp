@@ -83,9 +83,11 @@ struct CliResult {
   json doc;         // stdout parsed (null when it is not JSON)
 };
 
-// Runs rayvault-controller in cwd with args; env entries are added to the environment.
+// Runs rayvault-controller in cwd with args; env entries are added to the environment. A launcher
+// (e.g. the test tailnet's `exec` on the controller host) goes before the program.
 CliResult run_controller(const fs::path& cwd, const std::vector<std::string>& args,
-                         std::vector<std::pair<std::string, std::optional<std::string>>> env = {});
+                         std::vector<std::pair<std::string, std::optional<std::string>>> env = {},
+                         const std::vector<std::string>& launcher = {});
 
 // Writes `text` as cwd/state/cluster/nodes.json.
 void write_nodes_file(const fs::path& cwd, const std::string& text);

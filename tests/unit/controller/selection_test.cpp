@@ -58,11 +58,36 @@ TEST_CASE("controller::parse_requirements") {
   }
 }
 
-TEST_CASE("controller::order_by_load") {
-  std::vector<Candidate> c{{0, 4, 2}, {1, 1, 1}, {2, 2, 8}, {3, 0, 1}, {4, 0, 4}};
-  order_by_load(c);
+TEST_CASE("controller::order_candidates") {
+  // {index, free_slots, queue_depth, latency_ms, cooling}
+  std::vector<Candidate> c{{0, 0, 4, 1, false}, {1, 2, 0, 90, false}, {2, 2, 0, 3, false}, {3, 2, 0, 5, false},
+                           {4, 8, 0, 1, true},  {5, 1, 0, 1, false},  {6, 2, 1, 1, false}};
+  order_candidates(c);
   std::vector<std::size_t> order;
   for (const auto& x : c) order.push_back(x.index);
-  // Idle first (file order), then by queue per slot: 2/8 < 1/1 < 4/2.
-  CHECK(order == std::vector<std::size_t>{3, 4, 2, 1, 0});
+  // Most free slots first; equal slots: shorter queue, then latency (3 and 5 ms are one 10 ms step,
+  // so file order), then the busy node; the cooling node last however free.
+  CHECK(order == std::vector<std::size_t>{2, 3, 1, 6, 5, 0, 4});
+}
+
+TEST_CASE("controller::load_for_step") {
+  const json modern = json::parse(R"({"queue_depth":3,"load":{"cpu_slots":4,"cpu_running":2,"cpu_queued":1,
+    "gpu_slots":2,"gpu_running":0,"gpu_queued":0},"caps":{"slots":4}})");
+  CHECK(load_for_step(modern, "FFMPEG_PROBE").free_slots == 1);
+  CHECK(load_for_step(modern, "POSE_ESTIMATE").free_slots == 2);
+  CHECK(load_for_step(modern, "POSE_ESTIMATE").queue_depth == 3);
+  // A Python node reports no load: caps.slots (else 1) less its queue.
+  CHECK(load_for_step(json::parse(R"({"queue_depth":1,"caps":{}})"), "FFMPEG_PROBE").free_slots == 0);
+  CHECK(load_for_step(json::parse(R"({"queue_depth":1,"caps":{"slots":3}})"), "FFMPEG_PROBE").free_slots == 2);
+}
+
+TEST_CASE("controller::requirements tags and steps") {
+  auto r = parse_requirements(json::parse(R"({"tags":["gpu-room","studio"],"steps":["frame_sampling"]})"));
+  REQUIRE(r.ok());
+  const json caps = json::parse(R"({"supported_steps":["FFMPEG_PROBE","FRAME_SAMPLING"],"tags":["studio"]})");
+  CHECK(unmet_reason(caps, *r, "FFMPEG_PROBE", {"gpu-room"}).empty());
+  CHECK(unmet_reason(caps, *r, "FFMPEG_PROBE", {}) == "no tag gpu-room");
+  const json fewer = json::parse(R"({"supported_steps":["FFMPEG_PROBE"]})");
+  CHECK(unmet_reason(fewer, *r, "FFMPEG_PROBE", {"gpu-room", "studio"}) == "does not run FRAME_SAMPLING");
+  CHECK(!parse_requirements(json::parse(R"({"tags":[1]})")).ok());
 }
