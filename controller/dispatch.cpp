@@ -8,6 +8,7 @@
 
 #include "controller/mesh.hpp"
 #include "controller/sync.hpp"
+#include "protocol/envelope.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/ids.hpp"
 #include "protocol/job_record.hpp"
@@ -260,11 +261,37 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
 
 }  // namespace
 
+Result<std::pair<JobRequest, Requirements>> prepare_job(const JobSpec& spec) {
+  auto run_id = protocol::normalize_id(spec.run_id, "run_id");
+  if (!run_id) return run_id.error();
+  auto job_id = protocol::normalize_id(spec.job_id, "job_id");
+  if (!job_id) return job_id.error();
+  json payload = spec.payload.is_null() ? json::object() : spec.payload;
+  if (!payload.is_object()) return Error(ErrorKind::invalid_input, "payload must be a JSON object");
+  const std::string step = protocol::steps::normalize(spec.step_name);
+  if (step.empty()) return Error(ErrorKind::invalid_input, "step_name is required");
+  json req_doc = spec.requirements;
+  if (req_doc.is_null() && payload.contains("requirements")) req_doc = payload["requirements"];
+  // Pose recovery needs a CUDA GPU with room for the model unless the job says otherwise.
+  if (req_doc.is_null() && step == protocol::steps::kPoseEstimate) req_doc = json{{"gpu_required", true}, {"min_vram_gb", 8}};
+  auto requirements = parse_requirements(req_doc);
+  if (!requirements) return requirements.error();
+  JobRequest req{*run_id, *job_id, step, protocol::normalize_hash(spec.inputs_hash), payload, spec.force};
+  if (req.inputs_hash.empty()) req.inputs_hash = protocol::inputs_hash(payload);
+  if (req.inputs_hash.size() < 16 || !util::is_safe_component(req.inputs_hash))
+    return Error(ErrorKind::invalid_input, "inputs_hash must be 16 to 128 letters, digits, '.', '_' or '-'");
+  return std::pair{std::move(req), std::move(requirements).value()};
+}
+
 Result<json> dispatch_job(const Cluster& cluster, state::Ledger& ledger, const JobRequest& req,
                           const Requirements& requirements, const DispatchOptions& options,
                           const std::vector<HealthProbe>* given_probes) {
   json attempts = json::array();
-  auto local = [&](const std::string& reason) -> Result<json> { return run_local(cluster, ledger, req, reason, attempts); };
+  auto local = [&](const std::string& reason) -> Result<json> {
+    std::unique_lock<std::mutex> lock;
+    if (options.local_mutex) lock = std::unique_lock(*options.local_mutex);
+    return run_local(cluster, ledger, req, reason, attempts);
+  };
   if (!protocol::steps::is_job_step(req.step_name)) return local(req.step_name + " is not a job step");
 
   auto fallback = [&](const std::string& reason) -> Result<json> {
@@ -318,8 +345,10 @@ Result<json> dispatch_job(const Cluster& cluster, state::Ledger& ledger, const J
   order_candidates(candidates);
   for (const auto& c : candidates) {
     const auto& p = probes[c.index];
+    if (options.acquire && !options.acquire(*p.node)) continue;
     const std::string started_at = now_utc();
     auto attempt = run_remote(cluster, ledger, *p.node, p.answer.value("caps", json::object()), req, options, attempts);
+    if (options.release) options.release(*p.node);
     if (attempt.final) {
       end_cooldown(ledger, p.node->node_id);
       return attempt.output;

@@ -4,6 +4,8 @@
 // over) is an attempt in the submit output, the receipt and the ledger.
 #pragma once
 
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <vector>
 
@@ -17,7 +19,26 @@ namespace rayvault::controller {
 struct DispatchOptions {
   bool no_local_fallback = false;
   std::optional<int> priority;  // sent to workers that advertise "priority"
+  // A batch bounds the jobs it has on each node: acquire is asked before a node is tried (false:
+  // the node is passed over for now, which is not an attempt) and release once it is done with it.
+  std::function<bool(const state::NodeEntry&)> acquire;
+  std::function<void(const state::NodeEntry&)> release;
+  // Held while the job runs locally: one local engine at a time uses the local workspace.
+  std::mutex* local_mutex = nullptr;
 };
+
+// A job as given (submit's flags, or one entry of a batch file), checked and made ready to place:
+// ids normalized, payload an object, requirements from `requirements` or else payload.requirements
+// (POSE_ESTIMATE: a GPU with 8 GB unless said otherwise), inputs_hash trimmed and lower-cased or
+// the payload's hash. Error (invalid_input) naming what is wrong; `what` prefixes the message
+// (e.g. "batch job 3: ").
+struct JobSpec {
+  std::string run_id, job_id, step_name, inputs_hash;
+  json payload;       // null: {}
+  json requirements;  // null: from the payload
+  bool force = false;
+};
+Result<std::pair<JobRequest, Requirements>> prepare_job(const JobSpec& spec);
 
 // Runs the job and returns the submit output document ({ok, mode, ..., attempts}). `probes` are
 // fresh /health answers of the enabled workers (probed here when null). Error only when the

@@ -61,8 +61,10 @@ std::vector<std::string> screenshot_command(const std::string& out_png);
 // before starting other threads.
 void on_shutdown_signal(std::function<void()> on_signal, std::function<void()> on_reload = {});
 
-// True when standard output is a terminal (a person reads it) rather than a pipe or a file.
+// True when standard output (standard error) is a terminal, a person reading it, rather than a
+// pipe or a file.
 bool stdout_is_terminal();
+bool stderr_is_terminal();
 
 // The command line as UTF-8 strings, argv[0] first (on Windows from the UTF-16 command line,
 // since argv there is in the ANSI code page).

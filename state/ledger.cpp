@@ -81,6 +81,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& state_
 }
 
 Status Ledger::record(const LedgerEntry& e) {
+  std::lock_guard lock(mu_);
   try {
     SQLite::Statement q(*db_, std::string("INSERT OR REPLACE INTO submissions (") + kSubmissionColumns +
                                   ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
@@ -109,6 +110,7 @@ Status Ledger::record(const LedgerEntry& e) {
 }
 
 std::optional<LedgerEntry> Ledger::find(const std::string& run_id, const std::string& job_id) {
+  std::lock_guard lock(mu_);
   try {
     SQLite::Statement q(*db_, std::string("SELECT ") + kSubmissionColumns + " FROM submissions WHERE run_id = ? AND job_id = ?");
     q.bind(1, run_id);
@@ -121,6 +123,7 @@ std::optional<LedgerEntry> Ledger::find(const std::string& run_id, const std::st
 }
 
 Result<std::vector<LedgerEntry>> Ledger::list(const std::string& status, const std::string& run_id, int limit) {
+  std::lock_guard lock(mu_);
   try {
     SQLite::Statement q(*db_, std::string("SELECT ") + kSubmissionColumns +
                                   " FROM submissions WHERE (?1 = '' OR status = ?1) AND (?2 = '' OR run_id = ?2)"
@@ -137,6 +140,7 @@ Result<std::vector<LedgerEntry>> Ledger::list(const std::string& status, const s
 }
 
 Status Ledger::record_probe(const NodeState& p, bool answered) {
+  std::lock_guard lock(mu_);
   try {
     SQLite::Statement ins(*db_, "INSERT OR IGNORE INTO nodes (node_id) VALUES (?)");
     ins.bind(1, p.node_id);
@@ -176,6 +180,7 @@ Status Ledger::record_probe(const NodeState& p, bool answered) {
 }
 
 Status Ledger::set_cooldown(const std::string& node_id, const std::string& until, const std::string& reason) {
+  std::lock_guard lock(mu_);
   try {
     SQLite::Statement ins(*db_, "INSERT OR IGNORE INTO nodes (node_id) VALUES (?)");
     ins.bind(1, node_id);
@@ -192,6 +197,7 @@ Status Ledger::set_cooldown(const std::string& node_id, const std::string& until
 }
 
 std::vector<NodeState> Ledger::nodes() {
+  std::lock_guard lock(mu_);
   std::vector<NodeState> out;
   try {
     SQLite::Statement q(*db_,

@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -46,6 +47,7 @@ struct NodeState {
   std::string cooldown_reason;
 };
 
+// Safe to use from several threads at once.
 class Ledger {
  public:
   // Opens (creating) <state_dir>/controller.db. Error (io) when it cannot.
@@ -69,6 +71,7 @@ class Ledger {
  private:
   explicit Ledger(std::unique_ptr<SQLite::Database> db);
   std::unique_ptr<SQLite::Database> db_;
+  std::mutex mu_;  // one connection, shared by a batch's threads
 };
 
 }  // namespace rayvault::state

@@ -38,6 +38,8 @@ struct SubmitOptions {
   bool force = false;
   bool no_local_fallback = false;
   std::optional<int> priority;  // sent to workers that advertise "priority"
+  std::string batch_file;       // --batch: many jobs at once (controller/batch.hpp)
+  int max_per_worker = 0;
 };
 int run_submit(const GlobalOptions& g, const SubmitOptions& o);
 

@@ -42,9 +42,12 @@ int main(int argc, char** argv) {
 
   cli::SubmitOptions s;
   auto* submit = app.add_subcommand("submit", "run a job on a fitting worker, or locally");
-  submit->add_option("--run-id", s.run_id)->required();
-  submit->add_option("--job-id", s.job_id)->required();
-  submit->add_option("--step-name", s.step_name)->required();
+  submit->add_option("--run-id", s.run_id, "the run (with --batch: for jobs that name none)");
+  submit->add_option("--job-id", s.job_id);
+  submit->add_option("--step-name", s.step_name);
+  submit->add_option("--batch", s.batch_file, "a JSON list of jobs, or one JSON job a line: run them all over the mesh");
+  submit->add_option("--max-per-worker", s.max_per_worker, "with --batch: jobs in flight on one worker (default: its slots)")
+      ->check(CLI::Range(1, 256));
   submit->add_option("--payload-json", s.payload_json, "the job's payload as JSON text");
   submit->add_option("--payload-file", s.payload_file, "a file holding the payload");
   submit->add_option("--requirements-json", s.requirements_json, "os_in, min_ram_gb, min_vram_gb, gpu_required, davinci_available");

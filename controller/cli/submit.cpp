@@ -3,6 +3,7 @@
 #include <thread>
 
 #include "controller/cli/commands.hpp"
+#include "controller/batch.hpp"
 #include "controller/dispatch.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/errors.hpp"
@@ -46,35 +47,29 @@ int run_submit(const GlobalOptions& g, const SubmitOptions& o) {
   if (!cluster) return print_error(cluster.error());
   // Without a secret no worker can be asked: say so instead of quietly running locally.
   if (auto st = cluster->require_secret(); !st) return print_error(st.error());
-  auto run_id = protocol::normalize_id(o.run_id, "--run-id");
-  if (!run_id) return print_error(run_id.error());
-  auto job_id = protocol::normalize_id(o.job_id, "--job-id");
-  if (!job_id) return print_error(job_id.error());
+  if (!o.batch_file.empty()) {
+    if (!o.job_id.empty() || !o.step_name.empty() || !o.payload_json.empty() || !o.payload_file.empty())
+      return print_error(Error(ErrorKind::invalid_input, "--batch takes the jobs from its file: give no --job-id, --step-name or payload"));
+    BatchOptions b{o.run_id, o.force, o.no_local_fallback, o.priority, o.max_per_worker};
+    return run_batch(*cluster, util::path_from_utf8(o.batch_file), b);
+  }
+  if (o.run_id.empty() || o.job_id.empty() || o.step_name.empty())
+    return print_error(Error(ErrorKind::invalid_input, "submit needs --run-id, --job-id and --step-name (or --batch FILE)"));
   auto payload = read_json_arg(o.payload_json, o.payload_file, "payload");
   if (!payload) return print_error(payload.error());
-  if (payload->is_null()) *payload = json::object();
-  if (!payload->is_object()) return print_error(Error(ErrorKind::invalid_input, "payload must be a JSON object"));
   auto req_doc = read_json_arg(o.requirements_json, o.requirements_file, "requirements");
   if (!req_doc) return print_error(req_doc.error());
-  if (req_doc->is_null() && payload->contains("requirements")) *req_doc = (*payload)["requirements"];
-  // Pose recovery needs a CUDA GPU with room for the model unless the job says otherwise.
-  if (req_doc->is_null() && protocol::steps::normalize(o.step_name) == protocol::steps::kPoseEstimate)
-    *req_doc = json{{"gpu_required", true}, {"min_vram_gb", 8}};
-  auto requirements = parse_requirements(*req_doc);
-  if (!requirements) return print_error(requirements.error());
-  for (const auto& w : requirements->warnings) std::fprintf(stderr, "rayvault-controller: warning: %s\n", w.c_str());
-
-  JobRequest req{*run_id, *job_id, protocol::steps::normalize(o.step_name), protocol::normalize_hash(o.inputs_hash),
-                 *payload, o.force};
-  if (req.inputs_hash.empty()) req.inputs_hash = protocol::inputs_hash(*payload);
-  if (req.inputs_hash.size() < 16 || !util::is_safe_component(req.inputs_hash))
-    return print_error(Error(ErrorKind::invalid_input, "--inputs-hash must be 16 to 128 letters, digits, '.', '_' or '-'"));
-  if (req.step_name.empty()) return print_error(Error(ErrorKind::invalid_input, "--step-name is required"));
+  auto prepared = prepare_job(JobSpec{o.run_id, o.job_id, o.step_name, o.inputs_hash, *payload, *req_doc, o.force});
+  if (!prepared) return print_error(prepared.error());
+  auto& [req, requirements] = *prepared;
+  for (const auto& w : requirements.warnings) std::fprintf(stderr, "rayvault-controller: warning: %s\n", w.c_str());
   auto ledger = state::Ledger::open(cluster->config().state_dir);
   if (!ledger) return print_error(ledger.error());
 
-  DispatchOptions opts{o.no_local_fallback, o.priority};
-  auto out = dispatch_job(*cluster, **ledger, req, *requirements, opts);
+  DispatchOptions opts;
+  opts.no_local_fallback = o.no_local_fallback;
+  opts.priority = o.priority;
+  auto out = dispatch_job(*cluster, **ledger, req, requirements, opts);
   if (!out) return print_error(out.error());
   return finish(*out);
 }

@@ -110,5 +110,6 @@ void on_shutdown_signal(std::function<void()> on_signal, std::function<void()> o
 }
 
 bool stdout_is_terminal() { return ::isatty(STDOUT_FILENO) == 1; }
+bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
 
 }  // namespace rayvault::platform

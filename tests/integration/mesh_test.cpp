@@ -563,3 +563,140 @@ TEST_CASE("mesh: a v0.5 worker is found by its own caps form and sent jobs in th
 }
 
 }  // namespace rayvault::test
+
+namespace rayvault::test {
+namespace {
+
+// Established connections to a node's worker port, counted on the node itself.
+int connections_to(Tailnet& net, int node) {
+  platform::ProcessSpec spec;
+  spec.argv = {"bash", RAYVAULT_TAILNET_SCRIPT, (net.root(node).parent_path()).string(), "node", std::to_string(node), "ss",
+               "-Htn", "state", "established", "( sport = :8787 )"};
+  spec.timeout = std::chrono::seconds(10);
+  auto r = platform::run_process(spec);
+  if (!r || r->exit_code != 0) return -1;
+  int n = 0;
+  for (char c : r->stdout_text) n += c == '\n' ? 1 : 0;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("mesh: a batch runs over all workers with a bounded number of connections and resumes after Ctrl-C") {
+  if (!Tailnet::usable()) return;
+  TempDir t;
+  const fs::path video = make_video(t.path, 1.0);
+  // Every probe takes a moment, so that jobs overlap.
+  const fs::path bin = t.path / "bin";
+  fs::create_directories(bin);
+  const std::string path = path_with_standin(bin, "ffprobe", "sleep 0.4\nexec /usr/bin/ffprobe \"$@\"");
+  Tailnet net(t.path, 3);
+  for (int i = 1; i <= 3; ++i) net.start(i, {"--slots", "2"}, "s3cret", "", {{"PATH", path}});
+  net.write_nodes(t.path, {1, 2, 3});
+
+  auto write_batch = [&](const fs::path& file, const std::string& prefix, int count, bool lines) {
+    std::string text;
+    json list = json::array();
+    for (int i = 0; i < count; ++i) {
+      const json job{{"job_id", prefix + std::to_string(i)}, {"step_name", "FFMPEG_PROBE"},
+                     {"payload", {{"media_path", video.string()}, {"note", prefix + std::to_string(i)}}}};
+      list.push_back(job);
+      text += job.dump() + "\n";
+    }
+    REQUIRE(util::write_file_atomic(file, lines ? "# a batch, one job a line\n" + text : list.dump(2)).ok());
+  };
+
+  SUBCASE("18 jobs over 3 workers, at most 2 connections each") {
+    write_batch(t.path / "b.json", "b", 18, false);
+    std::atomic<bool> done{false};
+    std::map<int, int> most;
+    std::thread watch([&] {
+      while (!done) {
+        for (int i = 1; i <= 3; ++i) most[i] = std::max(most[i], connections_to(net, i));
+        std::this_thread::sleep_for(50ms);
+      }
+    });
+    const auto r = net.controller(t.path, {"submit", "--batch", (t.path / "b.json").string(), "--run-id", "batch"});
+    done = true;
+    watch.join();
+    INFO(r.out);
+    CHECK(r.exit_code == 0);
+    CHECK(r.doc["ok"] == true);
+    CHECK(r.doc["total"] == 18);
+    CHECK(r.doc["succeeded"] == 18);
+    CHECK(r.doc["failed"] == 0);
+    CHECK(r.doc["threads"] == 6);
+    for (int i = 1; i <= 3; ++i) {
+      CHECK(r.doc["per_node"]["node" + std::to_string(i)].get<int>() >= 3);  // every worker took its share
+      // Two jobs in flight each, plus at most one probe of the batch.
+      CHECK(most[i] <= 3);
+      CHECK(most[i] >= 1);
+    }
+    for (int i = 0; i < 18; ++i)
+      CHECK(fs::exists(t.path / "state/cluster/receipts/batch" / ("b" + std::to_string(i)) / "job_receipt.json"));
+    // Not a terminal: a plain line per finished job.
+    CHECK(r.err.find("batch: [18/18] ") != std::string::npos);
+    CHECK(fs::exists(r.doc["summary_path"].get<std::string>()));
+    const auto listed = net.controller(t.path, {"jobs", "--run-id", "batch", "--status", "succeeded", "--json"});
+    CHECK(listed.doc["count"] == 18);
+  }
+  SUBCASE("interrupted, then started again: what succeeded is skipped, nothing runs twice") {
+    write_batch(t.path / "c.jsonl", "c", 12, true);
+    platform::ProcessSpec spec;
+    spec.argv = {"bash", RAYVAULT_TAILNET_SCRIPT, (t.path / "tailnet").string(), "exec", RAYVAULT_CONTROLLER_BIN, "submit",
+                 "--batch", (t.path / "c.jsonl").string(), "--run-id", "batch", "--max-per-worker", "1"};
+    spec.cwd = t.path;
+    spec.env = {{"RAYVAULT_CLUSTER_SECRET", "s3cret"}};
+    auto child = platform::Child::spawn(spec, t.path / "first.out");
+    REQUIRE(child.ok());
+    // Wait until some jobs have their receipts, then interrupt.
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    auto receipts = [&] {
+      int n = 0;
+      std::error_code ec;
+      if (fs::exists(t.path / "state/cluster/receipts/batch", ec))
+        for (const auto& e : fs::directory_iterator(t.path / "state/cluster/receipts/batch"))
+          n += fs::exists(e.path() / "job_receipt.json") ? 1 : 0;
+      return n;
+    };
+    while (receipts() < 4 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    REQUIRE(receipts() >= 4);
+    CHECK(child->terminate(std::chrono::seconds(20)) == 130);
+    const std::string first = *util::read_file(t.path / "first.out");
+    CHECK(first.find("\"interrupted\": true") != std::string::npos);
+
+    const auto again = net.controller(t.path, {"submit", "--batch", (t.path / "c.jsonl").string(), "--run-id", "batch"});
+    INFO(again.out);
+    CHECK(again.exit_code == 0);
+    CHECK(again.doc["succeeded"] == 12);
+    CHECK(again.doc["skipped"].get<int>() >= 4);
+    CHECK(again.doc["skipped"].get<int>() < 12);
+    // Each job was queued once on one worker, over both runs.
+    for (int i = 0; i < 12; ++i) {
+      int queued = 0;
+      for (int n = 1; n <= 3; ++n) queued += times_queued(net.root(n), "c" + std::to_string(i));
+      CHECK_MESSAGE(queued == 1, "c" << i);
+    }
+  }
+  SUBCASE("a bad batch file is refused before anything runs") {
+    REQUIRE(util::write_file_atomic(t.path / "bad.json", R"([{"job_id":"x","step_name":"FFMPEG_PROBE"},{"step_name":"FFMPEG_PROBE"}])").ok());
+    auto r = net.controller(t.path, {"submit", "--batch", (t.path / "bad.json").string(), "--run-id", "batch"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.doc["error"] == "batch job 2: job_id is required");
+    REQUIRE(util::write_file_atomic(t.path / "twice.json", R"([{"job_id":"x","step_name":"FFMPEG_PROBE"},{"job_id":" x ","step_name":"FFMPEG_PROBE"}])").ok());
+    r = net.controller(t.path, {"submit", "--batch", (t.path / "twice.json").string(), "--run-id", "batch"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.doc["error"] == "batch job 2: run batch job x is given twice");
+    REQUIRE(util::write_file_atomic(t.path / "typo.jsonl", "{\"job_id\":\"x\",\"step_name\":\"FFMPEG_PROBE\",\"priorty\":3}\n").ok());
+    r = net.controller(t.path, {"submit", "--batch", (t.path / "typo.jsonl").string(), "--run-id", "batch"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.doc["error"].get<std::string>().find("unknown key 'priorty'") != std::string::npos);
+    REQUIRE(util::write_file_atomic(t.path / "broken.jsonl", "{\"job_id\":\"x\",\"step_name\":\"FFMPEG_PROBE\"}\n{not json\n").ok());
+    r = net.controller(t.path, {"submit", "--batch", (t.path / "broken.jsonl").string(), "--run-id", "batch"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.doc["error"].get<std::string>().find("batch file line 2") == 0);
+    CHECK(!fs::exists(t.path / "state/cluster/receipts/batch"));
+  }
+}
+
+}  // namespace rayvault::test

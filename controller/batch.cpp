@@ -1,0 +1,465 @@
+// The batch runner.
+#include "controller/batch.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "controller/mesh.hpp"
+#include "platform/system_info.hpp"
+#include "protocol/errors.hpp"
+#include "protocol/job_record.hpp"
+#include "protocol/legacy.hpp"
+#include "protocol/steps.hpp"
+#include "util/files.hpp"
+#include "util/strings.hpp"
+
+namespace rayvault::controller {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+Error bad_entry(std::size_t n, const std::string& what) {
+  return Error(ErrorKind::invalid_input, "batch job " + std::to_string(n) + ": " + what);
+}
+
+Result<BatchJob> read_job(const json& j, std::size_t n, const BatchOptions& o) {
+  if (!j.is_object()) return bad_entry(n, "must be a JSON object");
+  static const std::set<std::string> known{"job_id", "step_name", "run_id", "payload", "requirements",
+                                           "inputs_hash", "priority", "force"};
+  for (const auto& [key, v] : j.items())
+    if (!known.count(key)) return bad_entry(n, "unknown key '" + key + "' (known: job_id, step_name, run_id, payload, requirements, inputs_hash, priority, force)");
+  auto text = [&](const char* key) -> Result<std::string> {
+    const auto it = j.find(key);
+    if (it == j.end() || it->is_null()) return std::string();
+    if (!it->is_string()) return bad_entry(n, std::string(key) + " must be a string");
+    return it->get<std::string>();
+  };
+  BatchJob job;
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"job_id", &job.spec.job_id}, {"step_name", &job.spec.step_name},
+                          {"run_id", &job.spec.run_id}, {"inputs_hash", &job.spec.inputs_hash}}) {
+    auto v = text(key);
+    if (!v) return v.error();
+    *out = std::move(v).value();
+  }
+  if (util::trim(job.spec.job_id).empty()) return bad_entry(n, "job_id is required");
+  if (util::trim(job.spec.step_name).empty()) return bad_entry(n, "step_name is required");
+  if (util::trim(job.spec.run_id).empty()) job.spec.run_id = o.run_id;
+  if (util::trim(job.spec.run_id).empty()) return bad_entry(n, "run_id is required (in the job, or --run-id for all)");
+  job.spec.payload = j.value("payload", json());
+  job.spec.requirements = j.value("requirements", json());
+  job.spec.force = o.force;
+  if (const auto f = j.find("force"); f != j.end() && !f->is_null()) {
+    if (!f->is_boolean()) return bad_entry(n, "force must be true or false");
+    job.spec.force = job.spec.force || f->get<bool>();
+  }
+  job.priority = o.priority;
+  if (const auto p = j.find("priority"); p != j.end() && !p->is_null()) {
+    if (!p->is_number_integer() || p->get<long long>() < -1000 || p->get<long long>() > 1000)
+      return bad_entry(n, "priority must be an integer from -1000 to 1000");
+    job.priority = p->get<int>();
+  }
+  return job;
+}
+
+std::string now_utc() { return util::format_utc(std::chrono::system_clock::now()); }
+
+// The batch's view of the workers: their latest probes, and how many of the batch's jobs each
+// holds now against its bound.
+class Board {
+ public:
+  Board(const Cluster& cluster, state::Ledger& ledger, int max_per_worker)
+      : cluster_(cluster), ledger_(ledger), max_per_worker_(max_per_worker) {}
+
+  void refresh() {
+    auto probes = probe_health(cluster_, cluster_.worker_nodes());
+    record_probes(ledger_, probes);
+    {
+      std::lock_guard lock(mu_);
+      probes_ = std::move(probes);
+      for (const auto& p : probes_) {
+        int cap = max_per_worker_;
+        if (cap <= 0) {
+          const json caps = p.answer.value("caps", json::object());
+          auto count = [&caps](const char* key) { return caps.contains(key) && caps[key].is_number_integer() ? caps[key].get<int>() : 0; };
+          cap = std::max(1, (count("cpu_slots") > 0 ? count("cpu_slots") : count("slots")) + count("gpu_slots"));
+        }
+        cap_[p.node->node_id] = cap;
+      }
+    }
+    cv_.notify_all();
+  }
+
+  // Jobs the workers can hold at once: how many threads the batch needs.
+  int capacity() {
+    std::lock_guard lock(mu_);
+    int total = 0;
+    for (const auto& p : probes_)
+      if (p.ok) total += cap_[p.node->node_id];
+    return total;
+  }
+
+  struct Plan {
+    bool local = false;                // no reachable worker fits: dispatch goes local at once
+    std::string reserved;              // the node held for this job
+    std::vector<HealthProbe> probes;   // what dispatch orders by: spare room in place of load
+  };
+
+  // Waits until a worker that fits has room and holds it for the job; a plan without probes when
+  // stop is set. `owner`, when it is up and fits, is the node that already has the job (an
+  // earlier run of the batch left it there): the job waits for room there and is followed there.
+  Plan reserve(const JobRequest& req, const Requirements& requirements, const std::string& owner,
+               const std::atomic<bool>& stop) {
+    std::unique_lock lock(mu_);
+    while (!stop) {
+      const HealthProbe* best = nullptr;
+      int best_spare = 0;
+      bool any_fits = false;
+      for (const auto& p : probes_) {
+        if (!p.ok) continue;
+        const json caps = p.answer.value("caps", json::object());
+        if (!unmet_reason(caps, requirements, req.step_name, p.node->tags).empty()) continue;
+        if (protocol::string_field(caps, "_compat_mode") == protocol::legacy::kCompatModePlain) continue;
+        any_fits = true;
+        const int spare = cap_[p.node->node_id] - inflight_[p.node->node_id];
+        if (p.node->node_id == owner) {
+          best = &p;
+          best_spare = spare;
+          break;
+        }
+        // Most room first; equal room: the lower latency (10 ms steps), then the nodes file's order.
+        if (spare > 0 && (!best || spare > best_spare || (spare == best_spare && p.elapsed_ms / 10 < best->elapsed_ms / 10))) {
+          best = &p;
+          best_spare = spare;
+        }
+      }
+      if (!any_fits) {
+        Plan plan;
+        plan.local = true;
+        plan.probes = probes_;
+        return plan;
+      }
+      if (best && best_spare > 0) {
+        Plan plan;
+        plan.reserved = best->node->node_id;
+        ++inflight_[plan.reserved];
+        plan.probes = probes_;
+        for (auto& p : plan.probes) {
+          if (!p.ok) continue;
+          // Room left for this batch; the reserved node counts its own reservation as free, and the
+          // node that already has the job comes first.
+          int spare = cap_[p.node->node_id] - inflight_[p.node->node_id] + (p.node->node_id == plan.reserved ? 1 : 0);
+          if (p.node->node_id == owner && owner == plan.reserved) spare = 1 << 20;
+          p.answer["load"] = {{"cpu_slots", spare}, {"cpu_running", 0}, {"cpu_queued", 0},
+                              {"gpu_slots", spare}, {"gpu_running", 0}, {"gpu_queued", 0}};
+        }
+        return plan;
+      }
+      cv_.wait_for(lock, std::chrono::milliseconds(500));
+    }
+    return {};
+  }
+
+  bool try_acquire(const std::string& node_id) {
+    std::lock_guard lock(mu_);
+    if (inflight_[node_id] >= cap_[node_id]) return false;
+    ++inflight_[node_id];
+    return true;
+  }
+
+  void release(const std::string& node_id) {
+    {
+      std::lock_guard lock(mu_);
+      --inflight_[node_id];
+    }
+    cv_.notify_all();
+  }
+
+  void wake() { cv_.notify_all(); }
+
+ private:
+  const Cluster& cluster_;
+  state::Ledger& ledger_;
+  const int max_per_worker_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<HealthProbe> probes_;
+  std::map<std::string, int> cap_, inflight_;
+};
+
+struct Outcome {
+  bool done = false, ok = false, skipped = false, running = false;
+  json row;
+};
+
+std::string duration_text(double sec) {
+  if (sec < 60) return fmt::format("{:.0f}s", sec);
+  if (sec < 3600) return fmt::format("{}m{:02}s", static_cast<int>(sec) / 60, static_cast<int>(sec) % 60);
+  return fmt::format("{}h{:02}m", static_cast<int>(sec) / 3600, static_cast<int>(sec) % 3600 / 60);
+}
+
+}  // namespace
+
+Result<std::vector<BatchJob>> read_batch_file(const fs::path& file, const BatchOptions& o) {
+  auto text = util::read_file(file, 64u << 20);
+  if (!text) return Error(ErrorKind::invalid_input, "cannot read the batch file: " + text.error().message);
+  std::vector<json> entries;
+  const std::string body = util::trim(*text);
+  if (!body.empty() && body.front() == '[') {
+    auto doc = protocol::parse_json(body);
+    if (!doc) return Error(ErrorKind::invalid_input, "batch file: " + doc.error().message);
+    for (auto& e : *doc) entries.push_back(std::move(e));
+  } else {
+    std::size_t at = 0, line_no = 0;
+    while (at <= text->size()) {
+      const auto end = std::min(text->find('\n', at), text->size());
+      const std::string line = util::trim(text->substr(at, end - at));
+      ++line_no;
+      at = end + 1;
+      if (line.empty() || line.front() == '#') continue;
+      auto doc = protocol::parse_json(line);
+      if (!doc) return Error(ErrorKind::invalid_input, "batch file line " + std::to_string(line_no) + ": " + doc.error().message);
+      entries.push_back(std::move(doc).value());
+    }
+  }
+  if (entries.empty()) return Error(ErrorKind::invalid_input, "the batch file holds no job");
+  std::vector<BatchJob> jobs;
+  std::set<std::pair<std::string, std::string>> seen;
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    auto job = read_job(entries[i], i + 1, o);
+    if (!job) return job.error();
+    auto ready = prepare_job(job->spec);
+    if (!ready) return bad_entry(i + 1, ready.error().message);
+    if (!seen.insert({ready->first.run_id, ready->first.job_id}).second)
+      return bad_entry(i + 1, "run " + ready->first.run_id + " job " + ready->first.job_id + " is given twice");
+    jobs.push_back(std::move(job).value());
+  }
+  return jobs;
+}
+
+int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& o) {
+  auto jobs = read_batch_file(file, o);
+  if (!jobs) return print_error(jobs.error());
+  auto opened = state::Ledger::open(cluster.config().state_dir);
+  if (!opened) return print_error(opened.error());
+  state::Ledger& ledger = **opened;
+
+  // Ctrl-C (or a service stop): no new job starts; the summary says what had ended.
+  static std::atomic<bool> stop{false};
+  static std::condition_variable* wake_main = nullptr;
+  std::condition_variable main_cv;
+  wake_main = &main_cv;
+  platform::on_shutdown_signal([] {
+    stop = true;
+    if (wake_main) wake_main->notify_all();
+  });
+
+  const std::size_t total = jobs->size();
+  std::vector<Outcome> outcomes(total);
+  std::vector<std::pair<JobRequest, Requirements>> ready;
+  std::deque<std::size_t> queue;
+  std::vector<std::string> owners(total);  // the node an earlier run left a job running on
+  for (std::size_t i = 0; i < total; ++i) {
+    auto prepared = prepare_job((*jobs)[i].spec);
+    ready.push_back(std::move(prepared).value());  // checked by read_batch_file
+    const JobRequest& req = ready.back().first;
+    // Already succeeded with the same inputs (an earlier run of this batch): skipped.
+    const auto entry = ledger.find(req.run_id, req.job_id);
+    std::error_code ec;
+    if (!req.force && entry && entry->inputs_hash == req.inputs_hash && entry->status == protocol::status::kSucceeded &&
+        !entry->receipt_path.empty() && fs::exists(util::path_from_utf8(entry->receipt_path), ec)) {
+      outcomes[i] = {true, true, true, false,
+                     {{"run_id", req.run_id}, {"job_id", req.job_id}, {"step_name", req.step_name}, {"ok", true},
+                      {"status", entry->status}, {"mode", entry->mode}, {"node_id", entry->node_id}, {"skipped", true},
+                      {"message", "succeeded in an earlier run of the batch"}, {"receipt_path", entry->receipt_path}}};
+      continue;
+    }
+    if (entry && entry->mode == "remote" && entry->inputs_hash == req.inputs_hash &&
+        !protocol::is_terminal_status(entry->status))
+      owners[i] = entry->node_id;
+    queue.push_back(i);
+  }
+  // Higher priority first; equal ones in file order.
+  std::stable_sort(queue.begin(), queue.end(), [&](std::size_t a, std::size_t b) {
+    return (*jobs)[a].priority.value_or(0) > (*jobs)[b].priority.value_or(0);
+  });
+  const std::size_t skipped = total - queue.size();
+
+  Board board(cluster, ledger, o.max_per_worker);
+  board.refresh();
+  const int threads = static_cast<int>(std::clamp<std::size_t>(
+      std::min<std::size_t>(queue.size(), static_cast<std::size_t>(std::max(1, board.capacity()))), 1, 64));
+  std::mutex mu;  // outcomes, queue, counters
+  std::mutex local_mutex;
+  std::size_t finished = skipped, failed = 0, running = 0;
+  const auto started = Clock::now();
+  const bool terminal = platform::stderr_is_terminal();
+
+  auto report = [&](const Outcome& oc) {
+    // One line per finished job where nobody watches a status line.
+    if (terminal) return;
+    const json& r = oc.row;
+    std::fprintf(stderr, "batch: [%zu/%zu] %s %s on %s (%s)\n", finished, total, r.value("job_id", "").c_str(),
+                 r.value("status", "").c_str(), r.value("node_id", "").c_str(), r.value("message", "").c_str());
+  };
+
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&] {
+      while (true) {
+        std::size_t i = 0;
+        {
+          std::lock_guard lock(mu);
+          if (stop || queue.empty()) return;
+          i = queue.front();
+          queue.pop_front();
+        }
+        const auto& [req, requirements] = ready[i];
+        auto plan = board.reserve(req, requirements, owners[i], stop);
+        if (stop) {
+          if (!plan.reserved.empty()) board.release(plan.reserved);
+          return;
+        }
+        {
+          std::lock_guard lock(mu);
+          ++running;
+          outcomes[i].running = true;
+        }
+        bool reservation_unused = !plan.reserved.empty();
+        DispatchOptions d;
+        d.no_local_fallback = o.no_local_fallback;
+        d.priority = (*jobs)[i].priority;
+        d.local_mutex = &local_mutex;
+        d.acquire = [&](const state::NodeEntry& node) {
+          if (reservation_unused && node.node_id == plan.reserved) {
+            reservation_unused = false;
+            return true;
+          }
+          return board.try_acquire(node.node_id);
+        };
+        d.release = [&](const state::NodeEntry& node) { board.release(node.node_id); };
+        auto out = dispatch_job(cluster, ledger, req, requirements, d, &plan.probes);
+        if (reservation_unused) board.release(plan.reserved);
+        Outcome oc;
+        oc.done = true;
+        if (out) {
+          oc.ok = out->value("ok", false) == true;
+          const json attempts = out->value("attempts", json::array());
+          oc.row = {{"run_id", req.run_id},   {"job_id", req.job_id},
+                    {"step_name", req.step_name}, {"ok", oc.ok},
+                    {"status", out->value("status", json(""))}, {"mode", out->value("mode", json(""))},
+                    {"node_id", out->value("node_id", json(""))}, {"exit_code", out->value("exit_code", json(0))},
+                    {"error_code", out->value("error_code", json(""))}, {"message", out->value("message", json(""))},
+                    {"attempts", attempts.size()},           {"receipt_path", out->value("receipt_path", json(""))}};
+        } else {
+          oc.row = {{"run_id", req.run_id}, {"job_id", req.job_id}, {"step_name", req.step_name}, {"ok", false},
+                    {"status", "failed"}, {"message", out.error().message}};
+        }
+        std::lock_guard lock(mu);
+        --running;
+        ++finished;
+        if (!oc.ok) ++failed;
+        outcomes[i] = std::move(oc);
+        report(outcomes[i]);
+        main_cv.notify_all();
+      }
+    });
+  }
+
+  // The main thread: the status line, and probes again now and then.
+  auto last_refresh = Clock::now();
+  bool interrupted = false;
+  {
+    std::unique_lock lock(mu);
+    while (finished < total) {
+      main_cv.wait_for(lock, std::chrono::milliseconds(500));
+      if (stop) {
+        interrupted = true;
+        break;
+      }
+      const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+      const std::size_t ran = finished - skipped;
+      const double rate = elapsed > 0 ? static_cast<double>(ran) / elapsed : 0;
+      if (terminal) {
+        const std::string eta = rate > 0 ? duration_text(static_cast<double>(total - finished) / rate) : "-";
+        std::fprintf(stderr, "\rbatch: %zu/%zu done, %zu running, %zu failed, %.2f jobs/s, ETA %s   ", finished, total,
+                     running, failed, rate, eta.c_str());
+        std::fflush(stderr);
+      }
+      if (Clock::now() - last_refresh > std::chrono::milliseconds(static_cast<long long>(o.refresh_sec * 1000))) {
+        lock.unlock();
+        board.refresh();
+        lock.lock();
+        last_refresh = Clock::now();
+      }
+    }
+  }
+  if (terminal) std::fputc('\n', stderr);
+  if (!interrupted)
+    for (auto& t : pool) t.join();
+
+  // The summary: on stdout, and kept beside the receipts.
+  std::lock_guard lock(mu);
+  const double elapsed = std::chrono::duration<double>(Clock::now() - started).count();
+  json rows = json::array();
+  std::map<std::string, int> per_node;
+  std::size_t succeeded = 0, not_run = 0, in_flight = 0;
+  for (std::size_t i = 0; i < total; ++i) {
+    const auto& oc = outcomes[i];
+    if (oc.done) {
+      rows.push_back(oc.row);
+      if (oc.ok) ++succeeded;
+      if (!oc.skipped) ++per_node[oc.row.value("node_id", "")];
+    } else {
+      const auto& req = ready[i].first;
+      rows.push_back({{"run_id", req.run_id}, {"job_id", req.job_id}, {"step_name", req.step_name}, {"ok", false},
+                      {"status", oc.running ? "interrupted" : "not_run"},
+                      {"message", oc.running ? "the batch stopped while it ran; it goes on on its node, and the next "
+                                               "run of the batch follows it"
+                                             : "the batch stopped before it started"}});
+      ++(oc.running ? in_flight : not_run);
+    }
+  }
+  const std::size_t ran = finished - skipped;
+  json summary{{"ok", !interrupted && failed == 0},
+               {"mode", "batch"},
+               {"batch_file", util::u8(fs::absolute(file))},
+               {"total", total},
+               {"succeeded", succeeded},
+               {"failed", failed},
+               {"skipped", skipped},
+               {"interrupted", interrupted},
+               {"in_flight", in_flight},
+               {"not_run", not_run},
+               {"elapsed_sec", std::round(elapsed * 1000) / 1000},
+               {"jobs_per_sec", elapsed > 0 ? std::round(static_cast<double>(ran) / elapsed * 1000) / 1000 : 0.0},
+               {"threads", threads},
+               {"per_node", per_node},
+               {"finished_at", now_utc()},
+               {"jobs", rows}};
+  std::string stamp = now_utc();
+  std::erase(stamp, ':');
+  const std::string stem = util::u8(file.stem()).empty() ? "batch" : util::u8(file.stem());
+  const fs::path saved = cluster.config().state_dir / "batches" / util::path_from_utf8(stem + "-" + stamp + ".json");
+  if (util::write_file_atomic(saved, protocol::dump_json(summary, 2))) summary["summary_path"] = util::u8(saved);
+  print_json(summary);
+  wake_main = nullptr;
+  if (interrupted) {
+    // Jobs in flight go on on their workers; this process leaves them (the next run follows them).
+    std::fflush(stdout);
+    std::fflush(stderr);
+    std::_Exit(130);
+  }
+  return failed == 0 ? 0 : 2;
+}
+
+}  // namespace rayvault::controller
