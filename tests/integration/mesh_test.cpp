@@ -700,3 +700,53 @@ TEST_CASE("mesh: a batch runs over all workers with a bounded number of connecti
 }
 
 }  // namespace rayvault::test
+
+namespace rayvault::test {
+
+TEST_CASE("mesh: submit --priority places a job ahead in a busy worker's queue across the tailnet") {
+  if (!Tailnet::usable()) return;
+  TempDir t;
+  const fs::path video = make_video(t.path, 1.0);
+  const fs::path bin = t.path / "bin", hold = t.path / "hold", order = t.path / "order";
+  fs::create_directories(bin);
+  const std::string path = path_with_standin(
+      bin, "ffprobe",
+      "for a; do last=$a; done\n"
+      "echo \"$(basename \"$last\")\" >> '" + order.string() + "'\n"
+      "n=0; while [ -e '" + hold.string() + "' ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done\n"
+      "exec /usr/bin/ffprobe \"$@\"");
+  Tailnet net(t.path, 1);
+  net.start(1, {"--slots", "1"}, "s3cret", "", {{"PATH", path}});
+  net.write_nodes(t.path, {1});
+  REQUIRE(util::write_file_atomic(hold, "").ok());
+  auto submit = [&](const std::string& name, const std::string& priority) {
+    const fs::path media = t.path / (name + ".mp4");
+    fs::copy_file(video, media, fs::copy_options::overwrite_existing);
+    std::vector<std::string> args{"submit", "--run-id", "prio", "--job-id", name, "--step-name", "FFMPEG_PROBE",
+                                  "--payload-json", json{{"media_path", media.string()}}.dump()};
+    if (!priority.empty()) args.insert(args.end(), {"--priority", priority});
+    return std::async(std::launch::async, [&net, &t, args] { return net.controller(t.path, args); });
+  };
+  auto queued_on_node = [&](int want) {
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      const auto v = net.controller(t.path, {"nodes", "--json"});
+      if (row_of(v.doc["nodes"], "node1")["queue_depth"] == want) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  };
+  auto first = submit("first", "");
+  REQUIRE(wait_for_file(order));
+  auto low = submit("low", "0");
+  REQUIRE(queued_on_node(2));
+  auto high = submit("high", "7");
+  REQUIRE(queued_on_node(3));
+  auto mid = submit("mid", "3");
+  REQUIRE(queued_on_node(4));
+  fs::remove(hold);
+  for (auto* f : {&first, &low, &high, &mid}) CHECK(f->get().doc["status"] == "succeeded");
+  CHECK(*util::read_file(order) == "first.mp4\nhigh.mp4\nmid.mp4\nlow.mp4\n");
+}
+
+}  // namespace rayvault::test
