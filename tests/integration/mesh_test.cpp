@@ -30,6 +30,17 @@ std::string holding_ffprobe(const fs::path& bin) {
                            "exec /usr/bin/ffprobe \"$@\"");
 }
 
+// ffprobe that appends the name of the file it is asked about to `order`, then holds while `hold`
+// exists (up to 60 s): the order in which a worker's queue runs its jobs.
+std::string ordering_ffprobe(const fs::path& bin, const fs::path& order, const fs::path& hold) {
+  fs::create_directories(bin);
+  return path_with_standin(bin, "ffprobe",
+                           "for a; do last=$a; done\n"
+                           "echo \"$(basename \"$last\")\" >> '" + order.string() + "'\n"
+                           "n=0; while [ -e '" + hold.string() + "' ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done\n"
+                           "exec /usr/bin/ffprobe \"$@\"");
+}
+
 bool wait_for_file(const fs::path& f, std::chrono::seconds within = 30s) {
   const auto deadline = std::chrono::steady_clock::now() + within;
   while (std::chrono::steady_clock::now() < deadline) {
@@ -437,14 +448,7 @@ TEST_CASE("mesh: a worker's queue runs higher priority first and /health reports
   TempDir t;
   const fs::path video = make_video(t.path, 1.0);
   const fs::path bin = t.path / "bin", hold = t.path / "hold", order = t.path / "order";
-  fs::create_directories(bin);
-  // ffprobe that notes which file it was asked about, holding the first job while `hold` exists.
-  const std::string path = path_with_standin(
-      bin, "ffprobe",
-      "for a; do last=$a; done\n"
-      "echo \"$(basename \"$last\")\" >> '" + order.string() + "'\n"
-      "n=0; while [ -e '" + hold.string() + "' ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done\n"
-      "exec /usr/bin/ffprobe \"$@\"");
+  const std::string path = ordering_ffprobe(bin, order, hold);
   WorkerProcess w(t.path, "prio", WorkerOptions{"s3cret", "", {"--slots", "1"}, {{"PATH", path}}});
   REQUIRE(util::write_file_atomic(hold, "").ok());
   std::map<std::string, std::string> hashes;
@@ -708,13 +712,7 @@ TEST_CASE("mesh: submit --priority places a job ahead in a busy worker's queue a
   TempDir t;
   const fs::path video = make_video(t.path, 1.0);
   const fs::path bin = t.path / "bin", hold = t.path / "hold", order = t.path / "order";
-  fs::create_directories(bin);
-  const std::string path = path_with_standin(
-      bin, "ffprobe",
-      "for a; do last=$a; done\n"
-      "echo \"$(basename \"$last\")\" >> '" + order.string() + "'\n"
-      "n=0; while [ -e '" + hold.string() + "' ] && [ $n -lt 600 ]; do sleep 0.1; n=$((n+1)); done\n"
-      "exec /usr/bin/ffprobe \"$@\"");
+  const std::string path = ordering_ffprobe(bin, order, hold);
   Tailnet net(t.path, 1);
   net.start(1, {"--slots", "1"}, "s3cret", "", {{"PATH", path}});
   net.write_nodes(t.path, {1});
