@@ -71,8 +71,6 @@ Result<BatchJob> read_job(const json& j, std::size_t n, const BatchOptions& o) {
   return job;
 }
 
-std::string now_utc() { return util::format_utc(std::chrono::system_clock::now()); }
-
 // The batch's view of the workers: their latest probes, and how many of the batch's jobs each
 // holds now against its bound.
 class Board {
@@ -96,77 +94,69 @@ class Board {
         cap_[p.node->node_id] = cap;
       }
     }
-    cv_.notify_all();
+    if (on_room) on_room();
   }
 
-  // Jobs the workers can hold at once: how many threads the batch needs.
+  // Jobs the workers can hold at once: how many threads the batch needs. A node down now counts
+  // with --max-per-worker (else 2), so that it has threads when it comes back.
   int capacity() {
     std::lock_guard lock(mu_);
     int total = 0;
-    for (const auto& p : probes_)
-      if (p.ok) total += cap_[p.node->node_id];
+    for (const auto& p : probes_) total += p.ok ? cap_[p.node->node_id] : (max_per_worker_ > 0 ? max_per_worker_ : 2);
     return total;
   }
 
   struct Plan {
-    bool local = false;                // no reachable worker fits: dispatch goes local at once
-    std::string reserved;              // the node held for this job
+    enum Kind { wait, go, local } kind = wait;
+    std::string reserved;              // go: the node held for this job
     std::vector<HealthProbe> probes;   // what dispatch orders by: spare room in place of load
   };
 
-  // Waits until a worker that fits has room and holds it for the job; a plan without probes when
-  // stop is set. `owner`, when it is up and fits, is the node that already has the job (an
-  // earlier run of the batch left it there): the job waits for room there and is followed there.
-  Plan reserve(const JobRequest& req, const Requirements& requirements, const std::string& owner,
-               const std::atomic<bool>& stop) {
-    std::unique_lock lock(mu_);
-    while (!stop) {
-      const HealthProbe* best = nullptr;
-      int best_spare = 0;
-      bool any_fits = false;
-      for (const auto& p : probes_) {
-        if (!p.ok) continue;
-        const json caps = p.answer.value("caps", json::object());
-        if (!unmet_reason(caps, requirements, req.step_name, p.node->tags).empty()) continue;
-        if (protocol::string_field(caps, "_compat_mode") == protocol::legacy::kCompatModePlain) continue;
-        any_fits = true;
-        const int spare = cap_[p.node->node_id] - inflight_[p.node->node_id];
-        if (p.node->node_id == owner) {
-          best = &p;
-          best_spare = spare;
-          break;
-        }
-        // Most room first; equal room: the lower latency (10 ms steps), then the nodes file's order.
-        if (spare > 0 && (!best || spare > best_spare || (spare == best_spare && p.elapsed_ms / 10 < best->elapsed_ms / 10))) {
-          best = &p;
-          best_spare = spare;
-        }
+  // Holds room for the job on the fitting worker with the most room (`owner` first: the node an
+  // earlier run left the job on, when it is up and fits). `local` when no reachable worker fits;
+  // `wait` when those that fit have no room now.
+  Plan try_reserve(const JobRequest& req, const Requirements& requirements, const std::string& owner) {
+    std::lock_guard lock(mu_);
+    const HealthProbe* best = nullptr;
+    int best_spare = 0;
+    bool any_fits = false;
+    for (const auto& p : probes_) {
+      if (!p.ok) continue;
+      const json caps = p.answer.value("caps", json::object());
+      if (!unmet_reason(caps, requirements, req.step_name, p.node->tags).empty()) continue;
+      if (protocol::string_field(caps, "_compat_mode") == protocol::legacy::kCompatModePlain) continue;
+      any_fits = true;
+      const int spare = cap_[p.node->node_id] - inflight_[p.node->node_id];
+      if (p.node->node_id == owner) {
+        best = &p;
+        best_spare = spare;
+        break;
       }
-      if (!any_fits) {
-        Plan plan;
-        plan.local = true;
-        plan.probes = probes_;
-        return plan;
+      // Most room first; equal room: the lower latency (10 ms steps), then the nodes file's order.
+      if (spare > 0 && (!best || spare > best_spare || (spare == best_spare && p.elapsed_ms / 10 < best->elapsed_ms / 10))) {
+        best = &p;
+        best_spare = spare;
       }
-      if (best && best_spare > 0) {
-        Plan plan;
-        plan.reserved = best->node->node_id;
-        ++inflight_[plan.reserved];
-        plan.probes = probes_;
-        for (auto& p : plan.probes) {
-          if (!p.ok) continue;
-          // Room left for this batch; the reserved node counts its own reservation as free, and the
-          // node that already has the job comes first.
-          int spare = cap_[p.node->node_id] - inflight_[p.node->node_id] + (p.node->node_id == plan.reserved ? 1 : 0);
-          if (p.node->node_id == owner && owner == plan.reserved) spare = 1 << 20;
-          p.answer["load"] = {{"cpu_slots", spare}, {"cpu_running", 0}, {"cpu_queued", 0},
-                              {"gpu_slots", spare}, {"gpu_running", 0}, {"gpu_queued", 0}};
-        }
-        return plan;
-      }
-      cv_.wait_for(lock, std::chrono::milliseconds(500));
     }
-    return {};
+    Plan plan;
+    if (!any_fits) {
+      plan.kind = Plan::local;
+      plan.probes = probes_;
+      return plan;
+    }
+    if (!best || best_spare <= 0) return plan;  // wait
+    plan.kind = Plan::go;
+    plan.reserved = best->node->node_id;
+    ++inflight_[plan.reserved];
+    plan.probes = probes_;
+    for (auto& p : plan.probes) {
+      if (!p.ok) continue;
+      // Room left for this batch (the reserved node counts its own reservation as free).
+      const int spare = cap_[p.node->node_id] - inflight_[p.node->node_id] + (p.node->node_id == plan.reserved ? 1 : 0);
+      p.answer["load"] = {{"cpu_slots", spare}, {"cpu_running", 0}, {"cpu_queued", 0},
+                          {"gpu_slots", spare}, {"gpu_running", 0}, {"gpu_queued", 0}};
+    }
+    return plan;
   }
 
   bool try_acquire(const std::string& node_id) {
@@ -181,23 +171,22 @@ class Board {
       std::lock_guard lock(mu_);
       --inflight_[node_id];
     }
-    cv_.notify_all();
+    if (on_room) on_room();
   }
 
-  void wake() { cv_.notify_all(); }
+  std::function<void()> on_room;  // room was freed on a worker
 
  private:
   const Cluster& cluster_;
   state::Ledger& ledger_;
   const int max_per_worker_;
   std::mutex mu_;
-  std::condition_variable cv_;
   std::vector<HealthProbe> probes_;
   std::map<std::string, int> cap_, inflight_;
 };
 
 struct Outcome {
-  bool done = false, ok = false, skipped = false, running = false;
+  bool done = false, ok = false, skipped = false, running = false, local = false;
   json row;
 };
 
@@ -253,15 +242,11 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
   if (!opened) return print_error(opened.error());
   state::Ledger& ledger = **opened;
 
-  // Ctrl-C (or a service stop): no new job starts; the summary says what had ended.
+  // Ctrl-C (or a service stop): no new job starts; the summary says what had ended. The flag
+  // lives as long as the process (the signal thread outlives this function); the main thread
+  // looks at it at least twice a second.
   static std::atomic<bool> stop{false};
-  static std::condition_variable* wake_main = nullptr;
-  std::condition_variable main_cv;
-  wake_main = &main_cv;
-  platform::on_shutdown_signal([] {
-    stop = true;
-    if (wake_main) wake_main->notify_all();
-  });
+  platform::on_shutdown_signal([] { stop = true; });
 
   const std::size_t total = jobs->size();
   std::vector<Outcome> outcomes(total);
@@ -275,9 +260,11 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
     // Already succeeded with the same inputs (an earlier run of this batch): skipped.
     const auto entry = ledger.find(req.run_id, req.job_id);
     std::error_code ec;
-    if (!req.force && entry && entry->inputs_hash == req.inputs_hash && entry->status == protocol::status::kSucceeded &&
+    const bool succeeded = entry && (entry->status == protocol::status::kSucceeded ||
+                                     (entry->status == "completed" && entry->exit_code.value_or(0) == 0));
+    if (!req.force && succeeded && entry->inputs_hash == req.inputs_hash &&
         !entry->receipt_path.empty() && fs::exists(util::path_from_utf8(entry->receipt_path), ec)) {
-      outcomes[i] = {true, true, true, false,
+      outcomes[i] = {true, true, true, false, false,
                      {{"run_id", req.run_id}, {"job_id", req.job_id}, {"step_name", req.step_name}, {"ok", true},
                       {"status", entry->status}, {"mode", entry->mode}, {"node_id", entry->node_id}, {"skipped", true},
                       {"message", "succeeded in an earlier run of the batch"}, {"receipt_path", entry->receipt_path}}};
@@ -297,9 +284,12 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
   Board board(cluster, ledger, o.max_per_worker);
   board.refresh();
   const int threads = static_cast<int>(std::clamp<std::size_t>(
-      std::min<std::size_t>(queue.size(), static_cast<std::size_t>(std::max(1, board.capacity()))), 1, 64));
-  std::mutex mu;  // outcomes, queue, counters
+      std::min<std::size_t>(queue.size(), static_cast<std::size_t>(board.capacity()) + 1), 1, 64));
+  std::mutex mu;  // outcomes, queue, counters, local_busy
+  std::condition_variable work_cv, main_cv;
+  board.on_room = [&work_cv] { work_cv.notify_all(); };
   std::mutex local_mutex;
+  bool local_busy = false;  // a thread runs a job locally (one at a time)
   std::size_t finished = skipped, failed = 0, running = 0;
   const auto started = Clock::now();
   const bool terminal = platform::stderr_is_terminal();
@@ -312,33 +302,46 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
                  r.value("status", "").c_str(), r.value("node_id", "").c_str(), r.value("message", "").c_str());
   };
 
+  // Each thread takes the first queued job that can go now (room on a worker that fits, or the
+  // local lane when none fits and no other job runs locally), so a job waiting for one busy node
+  // never holds up jobs other nodes could take.
+  auto take = [&](std::unique_lock<std::mutex>& lock) -> std::optional<std::pair<std::size_t, Board::Plan>> {
+    while (!stop && finished < total) {
+      for (auto it = queue.begin(); it != queue.end(); ++it) {
+        const auto& [req, requirements] = ready[*it];
+        auto plan = board.try_reserve(req, requirements, owners[*it]);
+        if (plan.kind == Board::Plan::wait || (plan.kind == Board::Plan::local && local_busy)) continue;
+        const std::size_t i = *it;
+        queue.erase(it);
+        if (plan.kind == Board::Plan::local) local_busy = true;
+        return std::pair{i, std::move(plan)};
+      }
+      work_cv.wait_for(lock, std::chrono::milliseconds(500));
+    }
+    return std::nullopt;
+  };
+
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&] {
       while (true) {
-        std::size_t i = 0;
-        {
-          std::lock_guard lock(mu);
-          if (stop || queue.empty()) return;
-          i = queue.front();
-          queue.pop_front();
-        }
+        std::unique_lock lock(mu);
+        auto next = take(lock);
+        if (!next) return;
+        auto& [i, plan] = *next;
+        ++running;
+        outcomes[i].running = true;
+        outcomes[i].local = plan.kind == Board::Plan::local;
+        lock.unlock();
+
         const auto& [req, requirements] = ready[i];
-        auto plan = board.reserve(req, requirements, owners[i], stop);
-        if (stop) {
-          if (!plan.reserved.empty()) board.release(plan.reserved);
-          return;
-        }
-        {
-          std::lock_guard lock(mu);
-          ++running;
-          outcomes[i].running = true;
-        }
-        bool reservation_unused = !plan.reserved.empty();
+        bool reservation_unused = plan.kind == Board::Plan::go;
         DispatchOptions d;
         d.no_local_fallback = o.no_local_fallback;
         d.priority = (*jobs)[i].priority;
         d.local_mutex = &local_mutex;
+        d.preferred = plan.reserved;
+        d.busy_means_retry = true;
         d.acquire = [&](const state::NodeEntry& node) {
           if (reservation_unused && node.node_id == plan.reserved) {
             reservation_unused = false;
@@ -347,8 +350,24 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
           return board.try_acquire(node.node_id);
         };
         d.release = [&](const state::NodeEntry& node) { board.release(node.node_id); };
-        auto out = dispatch_job(cluster, ledger, req, requirements, d, &plan.probes);
+        Result<json> out = Error(ErrorKind::internal, "not run");
+        try {
+          out = dispatch_job(cluster, ledger, req, requirements, d, &plan.probes);
+        } catch (const std::exception& ex) {
+          out = Error(ErrorKind::internal, std::string("unexpected error: ") + ex.what());
+        }
         if (reservation_unused) board.release(plan.reserved);
+
+        lock.lock();
+        --running;
+        if (plan.kind == Board::Plan::local) local_busy = false;
+        if (!out && out.error().message == kBusyRetry) {
+          // Its workers filled up while it failed over: it waits for room like the others.
+          outcomes[i].running = false;
+          queue.push_front(i);
+          work_cv.notify_all();
+          continue;
+        }
         Outcome oc;
         oc.done = true;
         if (out) {
@@ -364,12 +383,11 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
           oc.row = {{"run_id", req.run_id}, {"job_id", req.job_id}, {"step_name", req.step_name}, {"ok", false},
                     {"status", "failed"}, {"message", out.error().message}};
         }
-        std::lock_guard lock(mu);
-        --running;
         ++finished;
         if (!oc.ok) ++failed;
         outcomes[i] = std::move(oc);
         report(outcomes[i]);
+        work_cv.notify_all();
         main_cv.notify_all();
       }
     });
@@ -400,6 +418,7 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
         board.refresh();
         lock.lock();
         last_refresh = Clock::now();
+        work_cv.notify_all();
       }
     }
   }
@@ -421,11 +440,12 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
       if (!oc.skipped) ++per_node[oc.row.value("node_id", "")];
     } else {
       const auto& req = ready[i].first;
+      const char* why = !oc.running ? "the batch stopped before it started"
+                        : oc.local ? "the batch stopped while it ran here; it did not finish and runs again next time"
+                                   : "the batch stopped while it ran; it goes on on its node, and the next run of the "
+                                     "batch follows it there";
       rows.push_back({{"run_id", req.run_id}, {"job_id", req.job_id}, {"step_name", req.step_name}, {"ok", false},
-                      {"status", oc.running ? "interrupted" : "not_run"},
-                      {"message", oc.running ? "the batch stopped while it ran; it goes on on its node, and the next "
-                                               "run of the batch follows it"
-                                             : "the batch stopped before it started"}});
+                      {"status", oc.running ? "interrupted" : "not_run"}, {"message", why}});
       ++(oc.running ? in_flight : not_run);
     }
   }
@@ -444,15 +464,14 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
                {"jobs_per_sec", elapsed > 0 ? std::round(static_cast<double>(ran) / elapsed * 1000) / 1000 : 0.0},
                {"threads", threads},
                {"per_node", per_node},
-               {"finished_at", now_utc()},
+               {"finished_at", util::now_utc()},
                {"jobs", rows}};
-  std::string stamp = now_utc();
+  std::string stamp = util::now_utc();
   std::erase(stamp, ':');
   const std::string stem = util::u8(file.stem()).empty() ? "batch" : util::u8(file.stem());
   const fs::path saved = cluster.config().state_dir / "batches" / util::path_from_utf8(stem + "-" + stamp + ".json");
   if (util::write_file_atomic(saved, protocol::dump_json(summary, 2))) summary["summary_path"] = util::u8(saved);
   print_json(summary);
-  wake_main = nullptr;
   if (interrupted) {
     // Jobs in flight go on on their workers; this process leaves them (the next run follows them).
     std::fflush(stdout);

@@ -86,12 +86,13 @@ bool has_protocol_feature(const json& caps, std::string_view feature) {
   return std::any_of(it->begin(), it->end(), [feature](const json& f) { return f.is_string() && f == feature; });
 }
 
-std::optional<json> probe_legacy(const Cluster& cluster, WorkerClient& client, const state::NodeEntry& node) {
+std::optional<json> probe_legacy(WorkerClient& client, const state::NodeEntry& node) {
   // Only a node that refuses the v1 envelope as unprocessable is asked in the v0.5 forms.
   if (auto modern = client.caps("cluster_caps_probe", node.node_id); modern || modern.error().kind != ErrorKind::invalid_input)
     return std::nullopt;
+  // Only the signed form: the plain-token form carries the secret itself, which routine probes
+  // (health, nodes, submit, a batch's refresh) must never send; `caps` alone may, when allowed.
   auto legacy = client.legacy_caps("cluster_caps_probe", node.node_id, /*plain=*/false);
-  if (!legacy && cluster.secret().allow_plain_fallback) legacy = client.legacy_caps("cluster_caps_probe", node.node_id, true);
   if (!legacy || !legacy->is_object()) return std::nullopt;
   json caps = legacy->contains("capabilities") && (*legacy)["capabilities"].is_object() ? (*legacy)["capabilities"] : *legacy;
   // v0.5 knew the contract's five job steps (POSE_ESTIMATE came later).
@@ -121,7 +122,7 @@ std::vector<HealthProbe> probe_health(const Cluster& cluster, const std::vector<
       auto res = client.health();
       // A worker that answers but has no /health may be a v0.5 node: ask its own caps form.
       if (!res && res.error().kind != ErrorKind::unavailable && !cluster.secret().value.empty())
-        if (auto legacy = probe_legacy(cluster, client, *node)) res = std::move(*legacy);
+        if (auto legacy = probe_legacy(client, *node)) res = std::move(*legacy);
       p.elapsed_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
       if (!res) {
         p.error = res.error().message;

@@ -65,11 +65,11 @@ struct HealthProbe {
 bool has_protocol_feature(const json& caps, std::string_view feature);
 
 // The v0.5 probe of a node that answered /health with an HTTP error: when it refuses the v1 caps
-// envelope as unprocessable (400/422) and accepts the v0.5 caps body (HMAC-signed, or the plain
-// token when RAYVAULT_ALLOW_PLAIN_FALLBACK allows it), a health-like answer {ok, version,
+// envelope as unprocessable (400/422) and accepts the v0.5 caps body signed with HMAC (never the
+// plain token, which carries the secret: only `caps` sends that, when allowed), a health-like answer {ok, version,
 // worker_id, queue_depth: 0, caps (with supported_steps, the contract's five, and _compat_mode),
 // _compat_mode}; nullopt otherwise.
-std::optional<json> probe_legacy(const Cluster& cluster, WorkerClient& client, const state::NodeEntry& node);
+std::optional<json> probe_legacy(WorkerClient& client, const state::NodeEntry& node);
 
 // GET /health on every given node at once, each bounded by its own timeout_sec; a node without
 // /health is tried as a v0.5 node when a secret is known (probe_legacy).

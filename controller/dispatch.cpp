@@ -23,18 +23,12 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-std::string now_utc() { return util::format_utc(std::chrono::system_clock::now()); }
-
 struct Attempt {
   bool final = false;   // the job's answer (success or a failure that is not the node's fault)
   std::string outcome;  // node_fault, lost, timed_out, unreachable (when !final)
   std::string reason;   // why the node failed, when !final
   json output;
 };
-
-std::string status_of(const json& r) {
-  return r.contains("status") && r["status"].is_string() ? r["status"].get<std::string>() : "";
-}
 
 json attempt_row(const state::NodeEntry& node, const std::string& outcome, const std::string& error,
                  const std::string& started_at, const std::string& finished_at) {
@@ -50,7 +44,7 @@ Attempt run_legacy(const Cluster& cluster, state::Ledger& ledger, const state::N
                    const json& attempts) {
   const auto& cc = cluster.config().controller;
   auto client = cluster.client_for(node, cc.request_timeout_sec);
-  const std::string started_at = now_utc();
+  const std::string started_at = util::now_utc();
   const auto started = Clock::now();
   const std::string step = protocol::steps::normalize(req.step_name);
   auto answer = client.legacy_submit(req.run_id, req.job_id, step, req.payload, cc.poll_timeout_sec);
@@ -61,7 +55,7 @@ Attempt run_legacy(const Cluster& cluster, state::Ledger& ledger, const state::N
   const json& a = *answer;
   const json job = a.contains("job") && a["job"].is_object() ? a["job"] : a;
   std::string status = protocol::string_field(job, "status");
-  const bool said_ok = a.value("ok", true) == true;
+  const bool said_ok = !(a.contains("ok") && a["ok"].is_boolean() && !a["ok"].get<bool>());
   if (status.empty()) status = said_ok ? "completed" : "failed";
   // An error is "CODE: message" or a message alone.
   std::string error = protocol::string_field(job, "error");
@@ -81,7 +75,7 @@ Attempt run_legacy(const Cluster& cluster, state::Ledger& ledger, const state::N
     return {false, "node_fault", why, {}};
   }
 
-  const std::string finished_at = now_utc();
+  const std::string finished_at = util::now_utc();
   json rows = attempts;
   rows.push_back(attempt_row(node, status, succeeded ? "" : (code.empty() ? error : code), started_at, finished_at));
   const fs::path dir = cluster.receipt_dir(req.run_id, req.job_id);
@@ -154,9 +148,20 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
     return run_legacy(cluster, ledger, node, req, attempts);
   const auto& cc = cluster.config().controller;
   auto client = cluster.client_for(node, cc.request_timeout_sec);
-  const std::string submitted_at = now_utc();
+  const std::string submitted_at = util::now_utc();
   const auto started = Clock::now();
   std::optional<int> priority = has_protocol_feature(caps, "priority") ? opts.priority : std::nullopt;
+  // The ledger names the node before the job is sent: a controller stopped in between (Ctrl-C in a
+  // batch) leaves a row that the next run follows on this node instead of sending the job elsewhere.
+  {
+    json rows = attempts;
+    rows.push_back(attempt_row(node, "submitting", "", submitted_at, ""));
+    (void)ledger.record(state::LedgerEntry{req.run_id, req.job_id, protocol::steps::normalize(req.step_name),
+                                           req.inputs_hash, "remote", node.node_id, node.host, node.port, req.job_id,
+                                           "submitting", std::nullopt, submitted_at, "", 0,
+                                           util::u8(cluster.receipt_dir(req.run_id, req.job_id) / "job_receipt.json"),
+                                           protocol::dump_json(rows)});
+  }
   auto submitted = client.submit(req.run_id, req.job_id, req.step_name, req.inputs_hash, req.payload,
                                  req.force && has_protocol_feature(caps, "force"), priority);
   if (!submitted) {
@@ -187,7 +192,7 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   };
   json running_rows = attempts;
   running_rows.push_back(attempt_row(node, "running", "", submitted_at, ""));
-  (void)ledger.record(ledger_entry(status_of(record), std::nullopt, "", running_rows));
+  (void)ledger.record(ledger_entry(protocol::string_field(record, "status"), std::nullopt, "", running_rows));
 
   // Long polls where the worker offers them, kept well under the silence limit so that a node
   // that stops answering is noticed in time.
@@ -197,11 +202,12 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   const auto interval = std::chrono::milliseconds(static_cast<long long>(cc.poll_interval_sec * 1000));
   auto last_answer = Clock::now();
   std::string last_error;
-  while (!protocol::is_terminal_status(status_of(record))) {
+  while (!protocol::is_terminal_status(protocol::string_field(record, "status"))) {
     const auto now = Clock::now();
     if (now >= deadline) {
-      // Slow, not gone: ask it to drop the job so it does not go on spending a slot on it.
-      if (has_protocol_feature(caps, "cancel")) {
+      // Slow, not gone: ask it to drop the job so it does not go on spending a slot on it (only our
+      // own job: after an idempotent hit it is another run's, which someone else may follow).
+      if (has_protocol_feature(caps, "cancel") && follow == req.job_id) {
         auto quick = cluster.client_for(node, std::min(2.0, cc.request_timeout_sec));
         (void)quick.cancel(req.run_id, follow, req.inputs_hash, "the controller gave up after poll_timeout_sec");
       }
@@ -221,7 +227,7 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
     }
     last_answer = Clock::now();
     record = st->contains("job") && (*st)["job"].is_object() ? (*st)["job"] : json::object();
-    if (!long_poll && !protocol::is_terminal_status(status_of(record))) std::this_thread::sleep_for(interval);
+    if (!long_poll && !protocol::is_terminal_status(protocol::string_field(record, "status"))) std::this_thread::sleep_for(interval);
   }
   const auto rec = protocol::job_record_from_json(record);
   const bool succeeded = rec.status == protocol::status::kSucceeded ||
@@ -229,7 +235,7 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   if (!succeeded && (rec.status == "error" || protocol::is_node_fault(rec.error_code)))
     return {false, "node_fault", (rec.error_code.empty() ? rec.status : rec.error_code) + ": " + rec.error_message, {}};
 
-  const std::string finished_at = now_utc();
+  const std::string finished_at = util::now_utc();
   json rows = attempts;
   rows.push_back(attempt_row(node, rec.status, succeeded ? "" : rec.error_code, submitted_at, finished_at));
   RemoteJob job{&node, req.run_id, req.job_id, follow, step, req.inputs_hash, has_protocol_feature(caps, "artifact_download"),
@@ -296,6 +302,10 @@ Result<json> dispatch_job(const Cluster& cluster, state::Ledger& ledger, const J
 
   auto fallback = [&](const std::string& reason) -> Result<json> {
     if (options.no_local_fallback) {
+      // The ledger must not keep the last node's running row for a job that ended here.
+      (void)ledger.record(state::LedgerEntry{req.run_id, req.job_id, protocol::steps::normalize(req.step_name),
+                                             req.inputs_hash, "remote", "", "", 0, "", "failed", 1, util::now_utc(),
+                                             util::now_utc(), 0, "", protocol::dump_json(attempts)});
       return json{{"ok", false}, {"mode", "remote"}, {"run_id", req.run_id}, {"job_id", req.job_id},
                   {"step_name", req.step_name}, {"inputs_hash", req.inputs_hash}, {"status", "failed"},
                   {"node_id", ""}, {"idempotent", false}, {"exit_code", 1},
@@ -343,19 +353,36 @@ Result<json> dispatch_job(const Cluster& cluster, state::Ledger& ledger, const J
   }
   if (candidates.empty()) return fallback(reason_with_attempts("No worker satisfies requirements"));
   order_candidates(candidates);
+  // The node a batch holds for this job goes first, whatever its cool-down or load.
+  if (!options.preferred.empty())
+    std::stable_partition(candidates.begin(), candidates.end(),
+                          [&](const Candidate& c) { return probes[c.index].node->node_id == options.preferred; });
+  bool passed_busy = false;
   for (const auto& c : candidates) {
     const auto& p = probes[c.index];
-    if (options.acquire && !options.acquire(*p.node)) continue;
-    const std::string started_at = now_utc();
+    if (options.acquire && !options.acquire(*p.node)) {
+      passed_busy = true;
+      continue;
+    }
+    // Released however the attempt ends.
+    struct Release {
+      const DispatchOptions& o;
+      const state::NodeEntry& n;
+      ~Release() {
+        if (o.release) o.release(n);
+      }
+    } release{options, *p.node};
+    const std::string started_at = util::now_utc();
     auto attempt = run_remote(cluster, ledger, *p.node, p.answer.value("caps", json::object()), req, options, attempts);
-    if (options.release) options.release(*p.node);
     if (attempt.final) {
       end_cooldown(ledger, p.node->node_id);
       return attempt.output;
     }
-    attempts.push_back(attempt_row(*p.node, attempt.outcome, attempt.reason, started_at, now_utc()));
+    attempts.push_back(attempt_row(*p.node, attempt.outcome, attempt.reason, started_at, util::now_utc()));
     start_cooldown(ledger, cluster, p.node->node_id, attempt.reason);
   }
+  // A batch would rather wait for room on a fitting worker than run the job locally.
+  if (passed_busy && options.busy_means_retry) return Error(ErrorKind::conflict, std::string(kBusyRetry));
   return fallback(reason_with_attempts("remote failed"));
 }
 

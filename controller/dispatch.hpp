@@ -7,6 +7,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "controller/cluster.hpp"
@@ -25,7 +26,14 @@ struct DispatchOptions {
   std::function<void(const state::NodeEntry&)> release;
   // Held while the job runs locally: one local engine at a time uses the local workspace.
   std::mutex* local_mutex = nullptr;
+  // The node to try first (a batch's reservation, or the node that already has the job).
+  std::string preferred;
+  // When fitting nodes were passed over only because acquire refused them, answer the error
+  // kBusyRetry instead of running locally: the caller tries again when there is room.
+  bool busy_means_retry = false;
 };
+
+inline constexpr std::string_view kBusyRetry = "every fitting worker is busy with this batch";
 
 // A job as given (submit's flags, or one entry of a batch file), checked and made ready to place:
 // ids normalized, payload an object, requirements from `requirements` or else payload.requirements

@@ -9,8 +9,6 @@
 namespace rayvault::controller {
 namespace {
 
-std::string now_utc() { return util::format_utc(std::chrono::system_clock::now()); }
-
 int integer_or(const json& j, const char* key, int fallback) {
   const auto it = j.is_object() ? j.find(key) : j.end();
   return it != j.end() && it->is_number_integer() ? it->get<int>() : fallback;
@@ -30,7 +28,7 @@ json caps_summary(const json& caps) {
 }
 
 void record_probes(state::Ledger& ledger, const std::vector<HealthProbe>& probes) {
-  const std::string now = now_utc();
+  const std::string now = util::now_utc();
   for (const auto& p : probes) {
     state::NodeState s;
     s.node_id = p.node->node_id;
@@ -81,7 +79,7 @@ json node_row(const state::NodeEntry& node, const HealthProbe* probe, const stat
   row["reachable"] = answered;
   row["latency_ms"] = answered ? json(probe->elapsed_ms) : json();
   std::string last_seen = kept ? kept->last_seen : "";
-  if (answered) last_seen = now_utc();
+  if (answered) last_seen = util::now_utc();
   row["last_seen"] = last_seen;
   // Stale: no answer for kStaleAfterSec, or never.
   bool stale = !answered;

@@ -33,6 +33,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 worker_bin=${RAYVAULT_WORKER_BIN:-$here/build/worker/rayvault-worker}
 
 name() { cat "$dir/name" 2>/dev/null || die "no tailnet in $dir (run 'up' first)"; }
+[[ $cmd == up || $cmd == check || $cmd == down || -e $dir/name ]] || die "no tailnet in $dir (run 'up' first)"
 ctl() { echo "$(name)c"; }
 ns_of() { echo "$(name)n$1"; }
 addr_of() { echo "100.64.0.$((10 + $1))"; }
@@ -41,7 +42,14 @@ need_node() {
   [[ -e /run/netns/$(ns_of "$1") ]] || die "no node $1 in this tailnet"
 }
 pid_of() { cat "$dir/node$1.pid" 2>/dev/null || true; }
-alive() { local p; p=$(pid_of "$1"); [[ -n $p ]] && kill -0 "$p" 2>/dev/null; }
+# Alive: the process exists and is not a zombie nobody has reaped yet.
+alive() {
+  local p state
+  p=$(pid_of "$1")
+  [[ -n $p ]] && kill -0 "$p" 2>/dev/null || return 1
+  state=$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null || echo Z)
+  [[ $state != Z ]]
+}
 
 check() {
   [[ $(id -u) -eq 0 ]] || { echo "tailnet: needs root to make network namespaces (running as uid $(id -u))"; exit 77; }
@@ -133,25 +141,23 @@ have_netem() {
 
 down() {
   [[ -e $dir/name ]] || return 0
-  local nm n i
+  local nm n i ns
   nm=$(name)
   n=$(cat "$dir/nodes")
-  for ((i = 1; i <= n; i++)); do
-    local p
-    p=$(pid_of "$i")
-    if [[ -n $p ]]; then
+  # Every process in a host's namespace goes (workers, and whatever `node`/`exec` started there),
+  # found through the namespace itself rather than pid files a reused pid could fool.
+  for ns in "${nm}c" $(for ((i = 1; i <= n; i++)); do echo "${nm}n$i"; done); do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do
       kill -CONT "$p" 2>/dev/null || true
       kill -KILL "$p" 2>/dev/null || true
-    fi
+    done
   done
-  for ((i = 1; i <= n; i++)); do
+  for ns in "${nm}c" $(for ((i = 1; i <= n; i++)); do echo "${nm}n$i"; done); do
     local deadline=$((SECONDS + 10))
-    while alive "$i" && ((SECONDS < deadline)); do sleep 0.05; done
-    rm -f "$dir/node$i.pid"
-    ip netns del "${nm}n$i" 2>/dev/null || true
+    while [[ -n $(ip netns pids "$ns" 2>/dev/null) ]] && ((SECONDS < deadline)); do sleep 0.05; done
+    ip netns del "$ns" 2>/dev/null || true
   done
-  ip netns del "${nm}c" 2>/dev/null || true
-  rm -f "$dir/name" "$dir/nodes"
+  rm -f "$dir"/node*.pid "$dir/name" "$dir/nodes"
 }
 
 case $cmd in

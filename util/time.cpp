@@ -36,6 +36,8 @@ Clock system_clock() {
   return [] { return std::chrono::system_clock::now(); };
 }
 
+std::string now_utc() { return format_utc(std::chrono::system_clock::now()); }
+
 std::string format_utc(SystemTime t) {
   const auto secs = std::chrono::floor<std::chrono::seconds>(t);
   const auto days = std::chrono::floor<std::chrono::days>(secs);

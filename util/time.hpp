@@ -17,6 +17,8 @@ Clock system_clock();
 
 // Formats as YYYY-MM-DDTHH:MM:SSZ (seconds precision, UTC).
 std::string format_utc(SystemTime t);
+// The system clock's now, formatted so.
+std::string now_utc();
 
 // Parses ISO-8601 date-times: 'T' or ' ' separator, optional fractional seconds, and 'Z', an
 // offset (+HH:MM, +HHMM, +HH) or nothing (read as UTC). Empty optional when unreadable.

@@ -59,6 +59,24 @@ Result<Secrets> load_secrets(const fs::path& file) {
   return s;
 }
 
+// SIGHUP: the secrets file again, for every request from now on; a file that cannot be read or
+// holds no secret changes nothing.
+void reload_secrets(const fs::path& file, WorkerServer& server) {
+  if (file.empty()) {
+    std::fprintf(stderr, "rayvault-worker: SIGHUP: the secrets come from the environment, which a running "
+                         "process cannot reread; give --secrets-file, or restart the worker to change them\n");
+    return;
+  }
+  auto next = load_secrets(file);
+  if (!next) {
+    std::fprintf(stderr, "rayvault-worker: SIGHUP: secrets not changed: %s\n", next.error().message.c_str());
+    return;
+  }
+  server.set_secrets(next->list());
+  std::fprintf(stderr, "rayvault-worker: SIGHUP: secrets read again from %s (%s)\n", util::u8(file).c_str(),
+               next->previous.empty() ? "current only" : "current and previous");
+}
+
 }  // namespace
 
 int run_daemon(DaemonOptions o) {
@@ -87,25 +105,15 @@ int run_daemon(DaemonOptions o) {
   // again: rotation without stopping running jobs.
   std::atomic<WorkerServer*> server_ptr{nullptr};
   std::atomic<bool> stop_requested{false};
+  std::atomic<bool> hup_early{false};
   platform::on_shutdown_signal(
       [&] {
         stop_requested = true;
         if (auto* s = server_ptr.load()) s->stop();
       },
-      [file = o.secrets_file, &server_ptr] {
-        if (file.empty()) {
-          std::fprintf(stderr, "rayvault-worker: SIGHUP: the secrets come from the environment, which a running "
-                               "process cannot reread; give --secrets-file, or restart the worker to change them\n");
-          return;
-        }
-        auto next = load_secrets(file);
-        if (!next) {
-          std::fprintf(stderr, "rayvault-worker: SIGHUP: secrets not changed: %s\n", next.error().message.c_str());
-          return;
-        }
-        if (auto* s = server_ptr.load()) s->set_secrets(next->list());
-        std::fprintf(stderr, "rayvault-worker: SIGHUP: secrets read again from %s (%s)\n", util::u8(file).c_str(),
-                     next->previous.empty() ? "current only" : "current and previous");
+      [file = o.secrets_file, &server_ptr, &hup_early] {
+        if (auto* s = server_ptr.load()) reload_secrets(file, *s);
+        else hup_early = true;  // read once the server exists
       });
 
   EngineConfig ec;
@@ -138,6 +146,7 @@ int run_daemon(DaemonOptions o) {
   if (!port) return fail(port.error());
   (*engine)->start();
   server_ptr = &server;
+  if (hup_early.exchange(false)) reload_secrets(o.secrets_file, server);
   if (stop_requested) server.stop();
 
   std::fprintf(stderr, "rayvault-worker %s (%s) listening on %s:%d, root %s, %d slots, %d GPU slots%s\n", RAYVAULT_VERSION,
