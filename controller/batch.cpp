@@ -132,8 +132,9 @@ class Board {
         best_spare = spare;
         break;
       }
-      // Most room first; equal room: the lower latency (10 ms steps), then the nodes file's order.
-      if (spare > 0 && (!best || spare > best_spare || (spare == best_spare && p.elapsed_ms / 10 < best->elapsed_ms / 10))) {
+      // Most room first; equal room: the lower latency class, then the nodes file's order.
+      if (spare > 0 && (!best || spare > best_spare ||
+                        (spare == best_spare && latency_class(p.elapsed_ms) < latency_class(best->elapsed_ms)))) {
         best = &p;
         best_spare = spare;
       }

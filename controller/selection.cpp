@@ -137,12 +137,18 @@ NodeLoad load_for_step(const json& health, const std::string& step) {
   return out;
 }
 
+int latency_class(long long ms) {
+  int cls = 0;
+  for (long long bound = 50; ms >= bound && cls < 30; bound *= 2) ++cls;
+  return cls;
+}
+
 void order_candidates(std::vector<Candidate>& c) {
   std::stable_sort(c.begin(), c.end(), [](const Candidate& a, const Candidate& b) {
     if (a.cooling != b.cooling) return !a.cooling;
     if (a.free_slots != b.free_slots) return a.free_slots > b.free_slots;
     if (a.queue_depth != b.queue_depth) return a.queue_depth < b.queue_depth;
-    if (a.latency_ms / 10 != b.latency_ms / 10) return a.latency_ms < b.latency_ms;
+    if (latency_class(a.latency_ms) != latency_class(b.latency_ms)) return a.latency_ms < b.latency_ms;
     return a.index < b.index;
   });
 }

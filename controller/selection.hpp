@@ -50,8 +50,12 @@ struct Candidate {
   bool cooling = false;  // failed a job a moment ago: tried only after the others
 };
 
+// A probe's latency as a class: 0 below 50 ms (every node on one site's network alike, whatever
+// the jitter of a loaded machine), then one class per doubling (50-99 ms, 100-199 ms, ...).
+int latency_class(long long ms);
+
 // Orders candidates: nodes outside a cool-down first; then the most free slots, the shortest
-// queue, the lowest latency (in 10 ms steps, so jitter does not reorder equal nodes), file order.
+// queue, the lowest latency class, file order.
 void order_candidates(std::vector<Candidate>& candidates);
 
 }  // namespace rayvault::controller

@@ -65,9 +65,18 @@ TEST_CASE("controller::order_candidates") {
   order_candidates(c);
   std::vector<std::size_t> order;
   for (const auto& x : c) order.push_back(x.index);
-  // Most free slots first; equal slots: shorter queue, then latency (3 and 5 ms are one 10 ms step,
-  // so file order), then the busy node; the cooling node last however free.
+  // Most free slots first; equal slots: shorter queue, then latency (3 and 5 ms are one class, so
+  // file order; 90 ms is a slower class), then the busy node; the cooling node last however free.
   CHECK(order == std::vector<std::size_t>{2, 3, 1, 6, 5, 0, 4});
+}
+
+TEST_CASE("controller::latency_class") {
+  CHECK(latency_class(0) == 0);
+  CHECK(latency_class(49) == 0);
+  CHECK(latency_class(50) == 1);
+  CHECK(latency_class(99) == 1);
+  CHECK(latency_class(100) == 2);
+  CHECK(latency_class(450) == 4);
 }
 
 TEST_CASE("controller::load_for_step") {
