@@ -88,8 +88,8 @@ class Board {
         int cap = max_per_worker_;
         if (cap <= 0) {
           const json caps = p.answer.value("caps", json::object());
-          auto count = [&caps](const char* key) { return caps.contains(key) && caps[key].is_number_integer() ? caps[key].get<int>() : 0; };
-          cap = std::max(1, (count("cpu_slots") > 0 ? count("cpu_slots") : count("slots")) + count("gpu_slots"));
+          cap = std::max(1, (int_field(caps, "cpu_slots", 0) > 0 ? int_field(caps, "cpu_slots", 0) : int_field(caps, "slots", 0)) +
+                                int_field(caps, "gpu_slots", 0));
         }
         cap_[p.node->node_id] = cap;
       }

@@ -4,17 +4,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "controller/selection.hpp"
 #include "util/time.hpp"
 
 namespace rayvault::controller {
-namespace {
-
-int integer_or(const json& j, const char* key, int fallback) {
-  const auto it = j.is_object() ? j.find(key) : j.end();
-  return it != j.end() && it->is_number_integer() ? it->get<int>() : fallback;
-}
-
-}  // namespace
 
 json caps_summary(const json& caps) {
   if (!caps.is_object()) return json::object();
@@ -42,9 +35,9 @@ void record_probes(state::Ledger& ledger, const std::vector<HealthProbe>& probes
       s.version = protocol::string_field(a, "version");
       s.worker_id = protocol::string_field(a, "worker_id");
       s.compat_mode = protocol::string_field(a, "_compat_mode");
-      s.queue_depth = integer_or(a, "queue_depth", 0);
-      s.running_jobs = integer_or(a, "running_jobs", 0);
-      s.free_slots = integer_or(a, "free_slots", 0);
+      s.queue_depth = int_field(a, "queue_depth", 0);
+      s.running_jobs = int_field(a, "running_jobs", 0);
+      s.free_slots = int_field(a, "free_slots", 0);
       s.caps_summary = protocol::dump_json(caps_summary(a.value("caps", json::object())));
     }
     (void)ledger.record_probe(s, p.ok);

@@ -116,24 +116,25 @@ std::string unmet_reason(const json& caps, const Requirements& req, const std::s
   return {};
 }
 
+int int_field(const json& j, const char* key, int fallback) {
+  const auto it = j.is_object() ? j.find(key) : j.end();
+  return it != j.end() && it->is_number_integer() ? it->get<int>() : fallback;
+}
+
 NodeLoad load_for_step(const json& health, const std::string& step) {
-  auto integer = [](const json& j, const char* key, int fallback) {
-    const auto it = j.is_object() ? j.find(key) : j.end();
-    return it != j.end() && it->is_number_integer() ? it->get<int>() : fallback;
-  };
   NodeLoad out;
-  out.queue_depth = std::max(0, integer(health, "queue_depth", 0));
+  out.queue_depth = std::max(0, int_field(health, "queue_depth", 0));
   const auto load = health.is_object() ? health.find("load") : health.end();
   if (load != health.end() && load->is_object()) {
-    const bool gpu = step == protocol::steps::kPoseEstimate && integer(*load, "gpu_slots", 0) > 0;
+    const bool gpu = step == protocol::steps::kPoseEstimate && int_field(*load, "gpu_slots", 0) > 0;
     const char* p = gpu ? "gpu_" : "cpu_";
-    out.free_slots = std::max(0, integer(*load, (std::string(p) + "slots").c_str(), 0) -
-                                     integer(*load, (std::string(p) + "running").c_str(), 0) -
-                                     integer(*load, (std::string(p) + "queued").c_str(), 0));
+    out.free_slots = std::max(0, int_field(*load, (std::string(p) + "slots").c_str(), 0) -
+                                     int_field(*load, (std::string(p) + "running").c_str(), 0) -
+                                     int_field(*load, (std::string(p) + "queued").c_str(), 0));
     return out;
   }
   const json caps = health.is_object() ? health.value("caps", json::object()) : json::object();
-  out.free_slots = std::max(0, std::max(1, integer(caps, "slots", 1)) - out.queue_depth);
+  out.free_slots = std::max(0, std::max(1, int_field(caps, "slots", 1)) - out.queue_depth);
   return out;
 }
 

@@ -33,6 +33,9 @@ Result<Requirements> parse_requirements(const json& j);
 std::string unmet_reason(const json& caps, const Requirements& req, const std::string& step,
                          const std::vector<std::string>& node_tags = {});
 
+// j[key] when it is an integer, else fallback (a peer's answer may hold anything).
+int int_field(const json& j, const char* key, int fallback);
+
 // What a node's /health says of its load, for the slots a step uses (GPU slots for GPU steps).
 // Workers that report no `load` (the Python nodes) have caps.slots (else 1) slots, queue_depth of
 // them taken.

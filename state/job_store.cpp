@@ -1,5 +1,6 @@
 // SQLite persistence for the worker (WAL journal; one connection guarded by a mutex).
 #include "state/job_store.hpp"
+#include "state/sqlite_schema.hpp"
 #include "util/files.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -173,13 +174,7 @@ Result<std::unique_ptr<JobStore>> JobStore::open(const std::filesystem::path& db
     db->exec("PRAGMA journal_mode=WAL");
     db->exec("PRAGMA synchronous=NORMAL");
     db->exec(kSchema);
-    // Columns added after the first release: a database made by an older worker gains them.
-    bool has_priority = false;
-    {
-      SQLite::Statement cols(*db, "PRAGMA table_info(jobs)");
-      while (cols.executeStep()) has_priority = has_priority || cols.getColumn(1).getString() == "priority";
-    }
-    if (!has_priority) db->exec("ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0");
+    add_column_if_missing(*db, "jobs", "priority", "INTEGER NOT NULL DEFAULT 0");
     return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
   } catch (const std::exception& ex) {
     return Error(ErrorKind::io, "cannot open job database " + util::u8(db_path) + ": " + ex.what());

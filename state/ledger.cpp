@@ -1,5 +1,6 @@
 // Controller ledger persistence.
 #include "state/ledger.hpp"
+#include "state/sqlite_schema.hpp"
 #include "util/files.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -30,14 +31,6 @@ CREATE TABLE IF NOT EXISTS nodes (
 constexpr const char* kSubmissionColumns =
     "run_id, job_id, step_name, inputs_hash, mode, node_id, host, port, remote_job_id, status, exit_code, "
     "submitted_at, finished_at, duration_ms, receipt_path, attempts";
-
-// Columns added after the first release: a ledger made by an older controller gains them.
-void add_column(SQLite::Database& db, const char* table, const char* column, const char* decl) {
-  SQLite::Statement cols(db, std::string("PRAGMA table_info(") + table + ")");
-  while (cols.executeStep())
-    if (cols.getColumn(1).getString() == column) return;
-  db.exec(std::string("ALTER TABLE ") + table + " ADD COLUMN " + column + " " + decl);
-}
 
 LedgerEntry row_to_entry(SQLite::Statement& q) {
   LedgerEntry e;
@@ -73,7 +66,7 @@ Result<std::unique_ptr<Ledger>> Ledger::open(const std::filesystem::path& state_
                                                  SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, 5000);
     db->exec("PRAGMA journal_mode=WAL");
     db->exec(kSchema);
-    add_column(*db, "submissions", "attempts", "TEXT NOT NULL DEFAULT '[]'");
+    add_column_if_missing(*db, "submissions", "attempts", "TEXT NOT NULL DEFAULT '[]'");
     return std::unique_ptr<Ledger>(new Ledger(std::move(db)));
   } catch (const std::exception& ex) {
     return Error(ErrorKind::io, std::string("cannot open controller ledger: ") + ex.what());
@@ -227,6 +220,13 @@ std::vector<NodeState> Ledger::nodes() {
   } catch (const std::exception&) {
   }
   return out;
+}
+
+void add_column_if_missing(SQLite::Database& db, const char* table, const char* column, const char* decl) {
+  SQLite::Statement cols(db, std::string("PRAGMA table_info(") + table + ")");
+  while (cols.executeStep())
+    if (cols.getColumn(1).getString() == column) return;
+  db.exec(std::string("ALTER TABLE ") + table + " ADD COLUMN " + column + " " + decl);
 }
 
 }  // namespace rayvault::state

@@ -46,6 +46,12 @@ void print_nodes_table(const json& rows) {
              stdout);
 }
 
+const state::NodeState* kept_row(const std::vector<state::NodeState>& kept, const std::string& node_id) {
+  for (const auto& s : kept)
+    if (s.node_id == node_id) return &s;
+  return nullptr;
+}
+
 // Probes every node whose role is worker (enabled or not: a drained node still shows its running
 // jobs) and builds the node view's rows.
 json node_rows(const Cluster& cluster, state::Ledger* ledger) {
@@ -60,10 +66,7 @@ json node_rows(const Cluster& cluster, state::Ledger* ledger) {
   }
   json rows = json::array();
   for (const auto& p : probes) {
-    const state::NodeState* k = nullptr;
-    for (const auto& s : kept)
-      if (s.node_id == p.node->node_id) k = &s;
-    rows.push_back(node_row(*p.node, &p, k));
+    rows.push_back(node_row(*p.node, &p, kept_row(kept, p.node->node_id)));
   }
   return rows;
 }
@@ -103,10 +106,7 @@ int run_health(const GlobalOptions& g, ViewFormat format) {
   for (const auto& p : probes) {
     any_ok = any_ok || p.ok;
     const json& a = p.answer.is_object() ? p.answer : json::object();
-    const state::NodeState* k = nullptr;
-    for (const auto& s : kept)
-      if (s.node_id == p.node->node_id) k = &s;
-    const json view = node_row(*p.node, &p, k);
+    const json view = node_row(*p.node, &p, kept_row(kept, p.node->node_id));
     // The Python controller's fields first; the node view's after them.
     workers.push_back({{"node_id", p.node->node_id},
                        {"host", p.node->host},
