@@ -271,8 +271,9 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
                       {"message", "succeeded in an earlier run of the batch"}, {"receipt_path", entry->receipt_path}}};
       continue;
     }
-    if (entry && entry->mode == "remote" && entry->inputs_hash == req.inputs_hash &&
-        !protocol::is_terminal_status(entry->status))
+    // Left on a node by an earlier run (running, being sent, or ended there before its receipt was
+    // written): followed there, where a resubmission answers the same job.
+    if (entry && entry->mode == "remote" && !entry->node_id.empty() && entry->inputs_hash == req.inputs_hash)
       owners[i] = entry->node_id;
     queue.push_back(i);
   }
