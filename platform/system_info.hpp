@@ -87,4 +87,8 @@ void unset_env(const char* name);
 // HOMEDRIVE + HOMEPATH), as Python's os.path.expanduser finds it; empty when unknown.
 std::string home_folder();
 
+// The full path of the running program as UTF-8 (for a worker that starts itself elsewhere, such
+// as inside a Slurm batch job); empty when the system does not say.
+std::string current_executable();
+
 }  // namespace rayvault::platform

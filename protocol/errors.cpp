@@ -41,7 +41,9 @@ bool is_node_fault(std::string_view code) {
   return code == codes::kWorkerRestarted || code == codes::kStorageFailed || code == codes::kInvalidInput || code == codes::kFfmpegMissing ||
          code == codes::kOpenclawMissing || code == codes::kUiSessionRequired || code == codes::kStepUnsupported ||
          code == codes::kGpuRequired || code == codes::kPoseRunnerMissing || code == codes::kTtsProviderUnavailable ||
-         code == codes::kUnhandledException;
+         code == codes::kUnhandledException || code == codes::kSlurmMissing || code == codes::kSlurmUnavailable ||
+         code == codes::kSlurmSubmitFailed || code == codes::kSlurmJobLost || code == codes::kSlurmNodeFail ||
+         code == codes::kSlurmPreempted || code == codes::kSlurmCancelled;
 }
 
 }  // namespace rayvault::protocol

@@ -30,6 +30,20 @@ inline constexpr std::string_view kTtsProviderFailed = "TTS_PROVIDER_FAILED";
 inline constexpr std::string_view kTtsRateLimited = "TTS_RATE_LIMITED";
 // Cancelled on request (POST /job/{id}/cancel): the job's status is `cancelled`.
 inline constexpr std::string_view kCancelled = "CANCELLED";
+// The Slurm launch mode. Node faults (the controller tries elsewhere): Slurm's commands are not
+// installed, slurmctld does not answer, it refused the submission (a partition or option of this
+// node's configuration), it lost the job, the job's node failed, the job was preempted or cancelled
+// by someone else. The job's own: it failed, hit its time limit or ran out of memory.
+inline constexpr std::string_view kSlurmMissing = "SLURM_MISSING";
+inline constexpr std::string_view kSlurmUnavailable = "SLURM_UNAVAILABLE";
+inline constexpr std::string_view kSlurmSubmitFailed = "SLURM_SUBMIT_FAILED";
+inline constexpr std::string_view kSlurmJobLost = "SLURM_JOB_LOST";
+inline constexpr std::string_view kSlurmNodeFail = "SLURM_NODE_FAIL";
+inline constexpr std::string_view kSlurmPreempted = "SLURM_PREEMPTED";
+inline constexpr std::string_view kSlurmCancelled = "SLURM_CANCELLED";
+inline constexpr std::string_view kSlurmJobFailed = "SLURM_JOB_FAILED";
+inline constexpr std::string_view kSlurmTimeout = "SLURM_TIMEOUT";
+inline constexpr std::string_view kSlurmOutOfMemory = "SLURM_OUT_OF_MEMORY";
 }  // namespace codes
 
 // HTTP status for an error answered by the worker.

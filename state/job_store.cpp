@@ -62,7 +62,7 @@ CREATE INDEX IF NOT EXISTS logs_job ON logs(job_id, id);
 constexpr const char* kColumns =
     "job_id, run_id, step_name, inputs_hash, payload, status, progress, message, created_at, started_at, "
     "finished_at, exit_code, metrics, artifacts, error_code, error_message, worker_id, log_path, receipt_path, "
-    "artifact_dir, priority";
+    "artifact_dir, priority, launch";
 
 std::optional<std::string> opt_text(const SQLite::Column& c) {
   if (c.isNull()) return std::nullopt;
@@ -98,6 +98,8 @@ StoredJob row_to_job(SQLite::Statement& q) {
   r.receipt_path = q.getColumn(18).getString();
   j.artifact_dir = q.getColumn(19).getString();
   j.priority = q.getColumn(20).getInt();
+  j.launch = parse_or(q.getColumn(21).getString(), json::object());
+  if (!j.launch.is_object()) j.launch = json::object();
   return j;
 }
 
@@ -119,7 +121,7 @@ void write_mutable(SQLite::Database& db, const StoredJob& job) {
   SQLite::Statement q(db,
                       "UPDATE jobs SET status=?, progress=?, message=?, started_at=?, finished_at=?, exit_code=?, "
                       "metrics=?, artifacts=?, error_code=?, error_message=?, log_path=?, receipt_path=?, "
-                      "artifact_dir=?, priority=? WHERE job_id=?");
+                      "artifact_dir=?, priority=?, launch=? WHERE job_id=?");
   q.bind(1, r.status);
   q.bind(2, r.progress);
   q.bind(3, r.message);
@@ -135,7 +137,8 @@ void write_mutable(SQLite::Database& db, const StoredJob& job) {
   q.bind(12, r.receipt_path);
   q.bind(13, job.artifact_dir);
   q.bind(14, job.priority);
-  q.bind(15, r.job_id);
+  q.bind(15, job.launch.empty() ? std::string() : protocol::dump_json(job.launch));
+  q.bind(16, r.job_id);
   q.exec();
 }
 
@@ -175,6 +178,7 @@ Result<std::unique_ptr<JobStore>> JobStore::open(const std::filesystem::path& db
     db->exec("PRAGMA synchronous=NORMAL");
     db->exec(kSchema);
     add_column_if_missing(*db, "jobs", "priority", "INTEGER NOT NULL DEFAULT 0");
+    add_column_if_missing(*db, "jobs", "launch", "TEXT NOT NULL DEFAULT ''");
     return std::unique_ptr<JobStore>(new JobStore(std::move(db)));
   } catch (const std::exception& ex) {
     return Error(ErrorKind::io, "cannot open job database " + util::u8(db_path) + ": " + ex.what());
@@ -313,17 +317,26 @@ std::vector<std::string> JobStore::queued_job_ids() {
   return out;
 }
 
-std::vector<std::string> JobStore::fail_interrupted(const std::string& now, const std::string& message) {
+std::vector<std::string> JobStore::running_launched_job_ids() {
+  std::lock_guard lock(mu_);
+  std::vector<std::string> out;
+  SQLite::Statement q(*db_, "SELECT job_id FROM jobs WHERE status = 'running' AND launch != '' ORDER BY seq");
+  while (q.executeStep()) out.push_back(q.getColumn(0).getString());
+  return out;
+}
+
+std::vector<std::string> JobStore::fail_interrupted(const std::string& now, const std::string& message, bool keep_launched) {
   std::lock_guard lock(mu_);
   std::vector<std::string> ids;
   SQLite::Transaction tx(*db_);
+  const std::string which = keep_launched ? "status = 'running' AND launch = ''" : "status = 'running'";
   {
-    SQLite::Statement q(*db_, "SELECT job_id FROM jobs WHERE status = 'running' ORDER BY seq");
+    SQLite::Statement q(*db_, "SELECT job_id FROM jobs WHERE " + which + " ORDER BY seq");
     while (q.executeStep()) ids.push_back(q.getColumn(0).getString());
   }
   SQLite::Statement u(*db_,
                       "UPDATE jobs SET status='failed', progress=1.0, finished_at=?, exit_code=1, "
-                      "error_code=?, error_message=?, message=? WHERE status='running'");
+                      "error_code=?, error_message=?, message=? WHERE " + which);
   u.bind(1, now);
   u.bind(2, std::string(protocol::codes::kWorkerRestarted));
   u.bind(3, message);

@@ -24,6 +24,9 @@ struct StoredJob {
   protocol::json payload = protocol::json::object();
   std::string artifact_dir;  // where its artifacts live (output_dir or jobs/<id>/artifacts)
   int priority = 0;          // its place among queued jobs (higher first)
+  // Where the job was handed to run outside this process ({"slurm_job_id", "dir", ...} for a
+  // Slurm job); empty while it runs, or is to run, in the worker's own slots.
+  protocol::json launch = protocol::json::object();
 };
 
 struct LogLine {
@@ -65,8 +68,13 @@ class JobStore {
   // Jobs still queued, oldest first (to re-enqueue at start).
   std::vector<std::string> queued_job_ids();
 
+  // Jobs still running that were handed to a launcher (Slurm), oldest first: a restarted worker
+  // follows them again.
+  std::vector<std::string> running_launched_job_ids();
+
   // Marks every job left 'running' by a previous process as failed/WORKER_RESTARTED; returns them.
-  std::vector<std::string> fail_interrupted(const std::string& now, const std::string& message);
+  // With keep_launched, jobs handed to a launcher (still running there) are left as they are.
+  std::vector<std::string> fail_interrupted(const std::string& now, const std::string& message, bool keep_launched = false);
 
   // Number of jobs queued or running.
   int active_count();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages RayVault cluster needs to build, test and run its demo.
-# --with-wine adds wine, which the tests use to run the Windows build; further arguments are more
-# packages to install (tools/windows/cross_build.sh passes its toolchain).
+# --with-wine adds wine, which the tests use to run the Windows build; --with-slurm adds Slurm and
+# munge, which the Slurm tests start as a throwaway cluster; further arguments are more packages to
+# install (tools/windows/cross_build.sh passes its toolchain).
 set -euo pipefail
 
 packages=(
@@ -14,7 +15,9 @@ packages=(
 command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
 
 for arg in "$@"; do
-  if [ "$arg" = "--with-wine" ]; then packages+=(wine wine64 procps); else packages+=("$arg"); fi
+  if [ "$arg" = "--with-wine" ]; then packages+=(wine wine64 procps)
+  elif [ "$arg" = "--with-slurm" ]; then packages+=(slurm-wlm munge iproute2 procps)
+  else packages+=("$arg"); fi
 done
 
 sudo_cmd=()

@@ -140,8 +140,35 @@ CapsCache::~CapsCache() {
 }
 
 json CapsCache::get() const {
-  std::lock_guard lock(mu_);
-  return caps_;
+  json caps;
+  {
+    std::lock_guard lock(mu_);
+    caps = caps_;
+  }
+  if (inputs_.slurm) apply_slurm_caps(caps, inputs_.slurm());
+  return caps;
+}
+
+void apply_slurm_caps(json& caps, const json& slurm) {
+  if (!slurm.is_object()) return;
+  caps["launch"] = "slurm";
+  caps["slurm"] = slurm;
+  // The cluster's GPUs stand for this node's: the configured model, else the GRES type.
+  std::string model = protocol::string_field(slurm, "gpu_model");
+  // Else the first GRES type of the default partition, else of any partition.
+  for (const bool want_default : {true, false})
+    for (const auto& p : slurm.value("partitions", json::array()))
+      if (model.empty() && (!want_default || p.value("default", false)))
+        for (const auto& t : p.value("gpu_types", json::array()))
+          if (model.empty() && t.is_string()) model = "Slurm " + t.get<std::string>();
+  if (model.empty()) model = "Slurm GPU";
+  if (slurm.value("gpus", 0) > 0 || slurm.contains("partitions")) {
+    caps["gpu_model"] = model;
+    caps["gpu"] = true;
+    if (const auto v = slurm.find("gpu_vram_gb"); v != slurm.end() && v->is_number() && v->get<double>() > caps.value("vram_gb", 0.0))
+      caps["vram_gb"] = v->get<double>();
+  }
+  if (const auto m = slurm.find("max_jobs"); m != slurm.end()) caps["gpu_slots"] = *m;
 }
 
 void CapsCache::loop() {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -25,7 +26,14 @@ struct CapsInputs {
   StepConfig step_config;  // where TTS keys and endpoints are configured
   int gpu_slots = 0;        // the engine's GPU slots
   std::vector<std::string> tags;  // --tags: what the admin says this node is for (matched by requirements.tags)
+  // The Slurm launch mode's view of its cluster (Engine::slurm_info plus the settings), read on
+  // each answer; empty: not a Slurm worker.
+  std::function<json()> slurm;
 };
+
+// A Slurm worker's caps: the `slurm` object (partitions, GPU types and counts, free GPUs) and the
+// normalized GPU keys describing the cluster's GPUs, so requirements match it as a GPU node.
+void apply_slurm_caps(json& caps, const json& slurm);
 
 // The TTS provider a job that names none gets: TTS_PROVIDER by its canonical name (lower-cased;
 // "moss" is "moss_tts"), else this worker's default, espeak-ng, when it runs TTS_RENDER_CHUNKS,

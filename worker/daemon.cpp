@@ -5,6 +5,7 @@
 #include <map>
 #include <thread>
 
+#include "platform/process.hpp"
 #include "platform/system_info.hpp"
 #include "protocol/errors.hpp"
 #include "util/files.hpp"
@@ -77,6 +78,46 @@ void reload_secrets(const fs::path& file, WorkerServer& server) {
                next->previous.empty() ? "current only" : "current and previous");
 }
 
+// The Slurm settings when the worker runs steps through Slurm; null otherwise.
+Result<std::shared_ptr<const slurm::Config>> slurm_settings(const DaemonOptions& o) {
+  bool on = o.launch == "slurm";
+  if (o.launch != "slurm" && o.launch != "local") return Error(ErrorKind::config, "--launch must be local or slurm");
+  if (!o.slurm_config.empty()) {
+    auto text = util::read_file(o.slurm_config, 1u << 20);
+    if (!text) return Error(ErrorKind::config, "cannot read the Slurm settings " + util::u8(o.slurm_config) + ": " + text.error().message);
+    if (auto doc = protocol::parse_json(*text); doc && doc->is_object() && protocol::string_field(*doc, "launch") == "slurm") on = true;
+  }
+  if (!on) return std::shared_ptr<const slurm::Config>();
+  auto config = slurm::load_config(o.slurm_config);
+  if (!config) return config.error();
+  slurm::complete_config(*config, fs::absolute(o.root));
+  std::error_code ec;
+  fs::create_directories(config->shared_dir, ec);
+  if (ec) return Error(ErrorKind::config, "cannot make the Slurm shared folder " + util::u8(config->shared_dir) + ": " + ec.message());
+  if (config->worker_binary.empty() || !fs::is_regular_file(config->worker_binary, ec))
+    return Error(ErrorKind::config, "the program the batch jobs run is missing: " + util::u8(config->worker_binary) +
+                                        " (set worker_binary in the Slurm settings)");
+  const fs::path sbatch = config->bin_dir.empty() ? platform::find_executable("sbatch") : config->bin_dir / "sbatch";
+  if (sbatch.empty() || !fs::exists(sbatch, ec))
+    std::fprintf(stderr, "rayvault-worker: warning: Slurm's sbatch is not installed here; Slurm jobs will fail SLURM_MISSING\n");
+  return std::shared_ptr<const slurm::Config>(std::make_shared<slurm::Config>(std::move(config).value()));
+}
+
+// What caps say of the Slurm cluster: the lane's last sinfo reading and the settings.
+std::function<protocol::json()> slurm_caps(Engine& engine) {
+  const auto config = engine.config().slurm;
+  if (!config) return {};
+  return [&engine, config] {
+    protocol::json info = engine.slurm_info();
+    info["steps"] = config->steps;
+    info["max_jobs"] = config->max_jobs;
+    info["allowed_partitions"] = config->partitions;
+    if (!config->gpu_model.empty()) info["gpu_model"] = config->gpu_model;
+    if (config->gpu_vram_gb > 0) info["gpu_vram_gb"] = config->gpu_vram_gb;
+    return info;
+  };
+}
+
 }  // namespace
 
 int run_daemon(DaemonOptions o) {
@@ -126,11 +167,14 @@ int run_daemon(DaemonOptions o) {
   ec.step_config.tts_cache_max_bytes = static_cast<std::uintmax_t>(o.tts_cache_mb) << 20;
   ec.gpus = detect_gpus();  // GPU slots are fixed at start
   ec.jobs_per_gpu = o.jobs_per_gpu;
+  auto slurm_config = slurm_settings(o);
+  if (!slurm_config) return fail(slurm_config.error());
+  ec.slurm = *slurm_config;
   auto engine = Engine::open(ec, make_default_steps());
   if (!engine) return fail(engine.error());
 
   CapsCache caps(CapsInputs{(*engine)->supported_steps(), o.slots, worker_protocol_features(), (*engine)->config().step_config,
-                           (*engine)->gpu_slots(), o.tags},
+                           (*engine)->gpu_slots(), o.tags, slurm_caps(**engine)},
                  std::chrono::seconds(std::max(5, o.caps_refresh_sec)));
   ServerConfig sc;
   sc.host = o.host;
@@ -149,9 +193,9 @@ int run_daemon(DaemonOptions o) {
   if (hup_early.exchange(false)) reload_secrets(o.secrets_file, server);
   if (stop_requested) server.stop();
 
-  std::fprintf(stderr, "rayvault-worker %s (%s) listening on %s:%d, root %s, %d slots, %d GPU slots%s\n", RAYVAULT_VERSION,
+  std::fprintf(stderr, "rayvault-worker %s (%s) listening on %s:%d, root %s, %d slots, %d GPU slots%s%s\n", RAYVAULT_VERSION,
                o.worker_id.c_str(), o.host.c_str(), *port, util::u8((*engine)->config().root).c_str(), o.slots,
-               (*engine)->gpu_slots(),
+               (*engine)->gpu_slots(), ec.slurm ? ", Slurm launch" : "",
                secrets->previous.empty() ? "" : ", accepting the previous secret");
   if (!o.ready_file.empty()) {
     const protocol::json ready{{"host", o.host}, {"port", *port}, {"pid", platform::process_id()}, {"worker_id", o.worker_id}};

@@ -30,6 +30,9 @@ struct DaemonOptions {
   // KEY=VALUE file holding RAYVAULT_CLUSTER_SECRET(_CURRENT) and _PREVIOUS; read at start and on
   // each SIGHUP. Empty: the secrets come from the environment (read once).
   std::filesystem::path secrets_file;
+  // "slurm": the steps the Slurm settings name run as Slurm batch jobs; "local": all run here.
+  std::string launch = "local";
+  std::filesystem::path slurm_config;  // the Slurm settings (JSON); "launch": "slurm" in it also turns it on
 };
 
 // Runs the worker until SIGINT/SIGTERM. The secret comes from the secrets file (read again on

@@ -49,8 +49,11 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineConfig config, StepRegistry s
   auto store = state::JobStore::open(config.root / "worker.db");
   if (!store) return store.error();
   auto engine = std::unique_ptr<Engine>(new Engine(std::move(config), std::move(steps), std::move(store).value()));
+  if (engine->config_.slurm) engine->slurm_client_ = std::make_unique<slurm::Client>(*engine->config_.slurm);
   const std::string now = util::format_utc(engine->config_.clock());
-  for (const auto& id : engine->store_->fail_interrupted(now, "the worker stopped while this job was running")) {
+  // Jobs in Slurm ran on without this process: the Slurm lane follows them again.
+  for (const auto& id : engine->store_->fail_interrupted(now, "the worker stopped while this job was running",
+                                                         engine->config_.slurm != nullptr)) {
     engine->log(id, LogLevel::error, "job_failed", "worker restarted while the job was running (WORKER_RESTARTED)");
     if (auto job = engine->store_->get(id)) engine->finish(*job);
   }
@@ -62,10 +65,14 @@ void Engine::start() {
     std::lock_guard lock(mu_);
     for (auto& id : store_->queued_job_ids()) {
       const auto job = store_->get(id);
-      enqueue_locked(id, job ? job->record.step_name : std::string(), job ? job->priority : 0);
+      if (job && (job->launch.contains("slurm_job_id") || job->launch.contains("submitting"))) slurm_resume_locked(*job);
+      else enqueue_locked(id, job ? job->record.step_name : std::string(), job ? job->priority : 0);
     }
+    for (auto& id : store_->running_launched_job_ids())
+      if (const auto job = store_->get(id)) slurm_resume_locked(*job);
     stopping_ = false;
   }
+  if (config_.slurm) threads_.emplace_back([this] { slurm_loop(); });
   for (int i = 0; i < config_.slots; ++i) threads_.emplace_back([this] { slot_loop(nullptr); });
   for (const auto& gpu : config_.gpus)
     for (int i = 0; i < config_.jobs_per_gpu; ++i) threads_.emplace_back([this, g = &gpu] { slot_loop(g); });
@@ -74,7 +81,9 @@ void Engine::start() {
 void Engine::enqueue_locked(const std::string& job_id, const std::string& step_name, int priority) {
   const auto step = steps_.find(step_name);
   const bool gpu = step != steps_.end() && step->second->needs_gpu() && !config_.gpus.empty();
-  auto& q = gpu ? gpu_queue_ : queue_;
+  const bool in_slurm = step != steps_.end() && slurm_handles(step_name);
+  auto& q = in_slurm ? slurm_queue_ : gpu ? gpu_queue_ : queue_;
+  if (in_slurm) slurm_cv_.notify_all();
   const auto at = std::find_if(q.begin(), q.end(), [priority](const Queued& e) { return e.priority < priority; });
   q.insert(at, Queued{job_id, priority});
 }
@@ -88,6 +97,19 @@ EngineLoad Engine::load() {
   l.cpu_running = cpu_running_;
   l.cpu_queued = static_cast<int>(queue_.size());
   l.gpu_queued = static_cast<int>(gpu_queue_.size());
+  if (config_.slurm && slurm_handles(std::string(protocol::steps::kPoseEstimate))) {
+    // A Slurm worker is one large GPU node: what this worker may have in Slurm at once, no more
+    // than the jobs it has there plus what the cluster's free GPUs can start now.
+    const int in_slurm = static_cast<int>(slurm_jobs_.size()) + (slurm_submitting_.empty() ? 0 : 1);
+    int capacity = config_.slurm->max_jobs;
+    if (const auto free = slurm_info_.find("gpus_free"); free != slurm_info_.end() && free->is_number_integer()) {
+      const int per_job = std::max(1, config_.slurm->limits_for(protocol::steps::kPoseEstimate).gpus);
+      capacity = std::min(capacity, in_slurm + free->get<int>() / per_job);
+    }
+    l.gpu_slots = std::max(capacity, in_slurm);
+    l.gpu_running = in_slurm;
+    l.gpu_queued = static_cast<int>(slurm_queue_.size());
+  }
   return l;
 }
 
@@ -100,6 +122,7 @@ void Engine::stop() {
   }
   queue_cv_.notify_all();
   change_cv_.notify_all();
+  slurm_cv_.notify_all();
   for (auto& t : threads_)
     if (t.joinable()) t.join();
   threads_.clear();
@@ -195,6 +218,7 @@ Result<Admitted> Engine::submit(const Submission& s) {
     er.artifacts = json::array();
     er.metrics = json::object();
     stored.priority = s.priority;
+    stored.launch = json::object();  // a new run: a new Slurm job
     if (auto st = store_->update(stored); !st) return st.error();
     log(er.job_id, LogLevel::info, "job_requeued", er.message);
   } else {
@@ -224,9 +248,16 @@ Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::st
   const auto deadline = std::chrono::steady_clock::now() + within;
   while (true) {
     bool was_queued = false;
+    std::optional<Followed> in_slurm;
+    std::unique_lock slurm_lock(slurm_mu_, std::defer_lock);  // the lane does not write this job meanwhile
+    if (config_.slurm) slurm_lock.lock();
     {
       std::lock_guard lock(mu_);
-      for (auto* q : {&queue_, &gpu_queue_}) {
+      if (const auto it = slurm_jobs_.find(job_id); it != slurm_jobs_.end()) {
+        in_slurm = it->second;  // taken from the lane: this call ends it
+        slurm_jobs_.erase(it);
+      }
+      for (auto* q : {&queue_, &gpu_queue_, &slurm_queue_}) {
         const auto it = std::find_if(q->begin(), q->end(), [&job_id](const Queued& e) { return e.job_id == job_id; });
         if (it != q->end()) {
           q->erase(it);
@@ -243,6 +274,22 @@ Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::st
         }
       }
     }
+    if (in_slurm) {
+      auto job = store_->get(job_id);
+      if (job) {
+        log(job_id, LogLevel::warning, "job_cancelled",
+            "scancel " + in_slurm->slurm_id + (reason.empty() ? std::string() : ": " + reason));
+        mark_cancelled(*job, reason);
+        finish(*job);
+      }
+      slurm_lock.unlock();
+      slurm_cancel_job(in_slurm->slurm_id);
+      std::error_code ec;
+      fs::remove_all(in_slurm->dir, ec);
+      if (!job) return Error(ErrorKind::not_found, "job_id not found: " + job_id);
+      return *job;
+    }
+    if (slurm_lock.owns_lock()) slurm_lock.unlock();
     if (was_queued) {
       auto job = store_->get(job_id);
       if (!job) return Error(ErrorKind::not_found, "job_id not found: " + job_id);
@@ -363,21 +410,7 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel,
   r.progress = 0.1;
   r.message = "running";
   r.started_at = util::format_utc(config_.clock());
-  // The job claims its artifact folder as it starts: a folder that holds, or is receiving, another
-  // job's artifacts is refused, so no job's files are replaced under it.
-  auto dir = artifact_dir_for(job);
-  {
-    std::lock_guard claim(claim_mu_);
-    if (dir) {
-      if (const std::string other = store_->other_job_in(util::u8(*dir), job_id); !other.empty())
-        dir = Error(ErrorKind::invalid_input,
-                    "payload.output_dir holds the artifacts of job " + other + "; give this job a folder of its own",
-                    std::string(protocol::codes::kInvalidOutputDir));
-      else
-        job.artifact_dir = util::u8(*dir);
-    }
-    (void)store_->update(job);
-  }
+  auto dir = claim_artifact_dir(job);
   notify();
   log(job_id, LogLevel::info, "job_started", "running " + r.step_name + (gpu ? " on GPU " + gpu->index + " (" + gpu->model + ")" : ""));
 
@@ -447,22 +480,9 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel,
 
   // Publish: each artifact moves from staging to its folder, so no partial file is ever visible.
   if (outcome) {
-    json artifacts = json::array();
-    for (const auto& name : outcome->artifacts) {
-      const fs::path from = staging / name;
-      const fs::path to = *dir / name;
-      fs::create_directories(to.parent_path(), ec);
-      fs::rename(from, to, ec);
-      if (ec) {
-        outcome = Error(ErrorKind::io, "cannot publish artifact " + name + ": " + ec.message(),
-                        std::string(protocol::codes::kStorageFailed));
-        break;
-      }
-      auto sha = util::sha256_file_hex(to);
-      const auto size = fs::file_size(to, ec);
-      artifacts.push_back({{"path", util::u8(to)}, {"name", name}, {"sha256", sha ? *sha : ""}, {"size_bytes", size}});
-    }
-    if (outcome) r.artifacts = std::move(artifacts);
+    auto artifacts = publish_artifacts(staging, *dir, outcome->artifacts);
+    if (artifacts) r.artifacts = std::move(artifacts).value();
+    else outcome = artifacts.error();
   }
   fs::remove_all(staging, ec);
   if (dir) job.artifact_dir = util::u8(*dir);
@@ -482,18 +502,66 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel,
       log(job_id, LogLevel::info, "job_succeeded", r.message);
     }
   } else {
-    const Error& e = outcome.error();
-    r.status = protocol::status::kFailed;
-    r.error_code = e.code.empty() ? std::string(protocol::codes::kUnhandledException) : e.code;
-    // A structured step error is exit 2; an unexpected error or a stop of the worker is exit 1.
-    const bool not_the_step = r.error_code == protocol::codes::kUnhandledException ||
-                              r.error_code == protocol::codes::kWorkerRestarted;
-    r.exit_code = not_the_step ? 1 : 2;
-    r.error_message = e.message;
-    r.message = e.message;
-    log(job_id, LogLevel::error, "job_failed", r.error_code + ": " + e.message);
+    mark_failed(job, outcome.error());
   }
   finish(job);
+}
+
+void Engine::mark_failed(state::StoredJob& job, const Error& e) {
+  auto& r = job.record;
+  r.status = protocol::status::kFailed;
+  r.progress = 1.0;
+  if (!r.finished_at) r.finished_at = util::format_utc(config_.clock());
+  r.error_code = e.code.empty() ? std::string(protocol::codes::kUnhandledException) : e.code;
+  // A structured step error is exit 2; an unexpected error or a stop of the worker is exit 1.
+  const bool not_the_step = r.error_code == protocol::codes::kUnhandledException ||
+                            r.error_code == protocol::codes::kWorkerRestarted;
+  r.exit_code = not_the_step ? 1 : 2;
+  r.error_message = e.message;
+  r.message = e.message;
+  log(r.job_id, LogLevel::error, "job_failed", r.error_code + ": " + e.message);
+}
+
+Result<fs::path> Engine::claim_artifact_dir(state::StoredJob& job) {
+  // The job claims its artifact folder as it starts: a folder that holds, or is receiving, another
+  // job's artifacts is refused, so no job's files are replaced under it.
+  auto dir = artifact_dir_for(job);
+  std::lock_guard claim(claim_mu_);
+  if (dir) {
+    if (const std::string other = store_->other_job_in(util::u8(*dir), job.record.job_id); !other.empty())
+      dir = Error(ErrorKind::invalid_input, "payload.output_dir holds the artifacts of job " + other + "; give this job a folder of its own",
+                  std::string(protocol::codes::kInvalidOutputDir));
+    else
+      job.artifact_dir = util::u8(*dir);
+  }
+  (void)store_->update(job);
+  return dir;
+}
+
+Result<json> Engine::publish_artifacts(const fs::path& staging, const fs::path& dir, const std::vector<std::string>& names) {
+  json artifacts = json::array();
+  std::error_code ec;
+  for (const auto& name : names) {
+    const fs::path from = staging / name;
+    const fs::path to = dir / name;
+    fs::create_directories(to.parent_path(), ec);
+    fs::rename(from, to, ec);
+    if (ec == std::errc::cross_device_link) {
+      // Another file system (a Slurm job's shared folder): copied beside the target, then renamed.
+      const fs::path tmp = to.parent_path() / ("." + util::u8(to.filename()) + ".partial");
+      ec.clear();
+      fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+      if (!ec) fs::rename(tmp, to, ec);
+      std::error_code cleanup;
+      fs::remove(ec ? tmp : from, cleanup);
+    }
+    if (ec)
+      return Error(ErrorKind::io, "cannot publish artifact " + name + ": " + ec.message(), std::string(protocol::codes::kStorageFailed));
+    auto sha = util::sha256_file_hex(to);
+    const auto size = fs::file_size(to, ec);
+    artifacts.push_back({{"path", util::u8(to)}, {"name", name}, {"sha256", sha ? *sha : ""}, {"size_bytes", size}});
+  }
+  return artifacts;
 }
 
 void Engine::finish(state::StoredJob& job) {

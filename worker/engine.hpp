@@ -17,6 +17,7 @@
 
 #include "state/job_store.hpp"
 #include "util/time.hpp"
+#include "worker/slurm.hpp"
 #include "worker/step.hpp"
 
 namespace rayvault::worker {
@@ -30,6 +31,9 @@ struct EngineConfig {
   StepConfig step_config;  // empty cache_dir: <root>/cache; empty env_file: <root>/worker.env
   std::vector<GpuDevice> gpus;  // GPU slots: jobs_per_gpu for each; GPU steps fail GPU_REQUIRED without one
   int jobs_per_gpu = 1;
+  // The Slurm launch mode: the steps it names run as Slurm batch jobs (engine_slurm.cpp), the
+  // others in the slots here. Null: every step runs here.
+  std::shared_ptr<const slurm::Config> slurm;
 };
 
 struct Submission {
@@ -94,7 +98,12 @@ class Engine {
   std::uint64_t wait_for_change(std::uint64_t seen, std::chrono::steady_clock::time_point deadline);
 
   int queue_depth();
+  // The GPU figures describe the Slurm lane when it runs POSE_ESTIMATE: its capacity (max_jobs,
+  // or fewer when the cluster has fewer GPUs free), jobs in Slurm, jobs waiting to be submitted.
   EngineLoad load();
+  // What the Slurm lane last read from sinfo, for caps ({} before the first read); null when the
+  // worker does not run Slurm jobs.
+  json slurm_info();
   int slots() const { return config_.slots; }
   int gpu_slots() const { return static_cast<int>(config_.gpus.size()) * config_.jobs_per_gpu; }
   const EngineConfig& config() const { return config_; }
@@ -118,7 +127,26 @@ class Engine {
   // Terminal states the store could not take (a full disk) are answered from memory: overlay
   // puts one in place of what the store read, then tries to write them all again.
   void overlay(state::StoredJob& job);
+  // Claims the job's artifact folder (refusing one another job holds) and stores the claim.
+  Result<fs::path> claim_artifact_dir(state::StoredJob& job);
+  // Moves each named file from staging into dir (copying across file systems) and hashes it:
+  // the RECORD's artifact rows. Error (STORAGE_FAILED) when one cannot be moved.
+  static Result<json> publish_artifacts(const fs::path& staging, const fs::path& dir, const std::vector<std::string>& names);
+  // Sets a job's fields for a failure with the given code.
+  void mark_failed(state::StoredJob& job, const Error& e);
 
+  // The Slurm lane (engine_slurm.cpp): one thread submits the jobs of Slurm's steps, follows them
+  // all with one squeue call a round (backing off while nothing changes), and ends them here.
+  bool slurm_handles(const std::string& step_name) const;
+  void slurm_loop();
+  void slurm_submit(const std::string& job_id);
+  bool slurm_poll();
+  void slurm_end(const std::string& job_id, const slurm::JobState& st);
+  void slurm_update(const std::string& job_id, const slurm::JobState& st);
+  // The Slurm jobs to follow again after a restart, and the ones still to submit.
+  void slurm_resume_locked(const state::StoredJob& job);
+  // scancel for a job that ended here; retried by the lane while Slurm does not answer.
+  void slurm_cancel_job(const std::string& slurm_id);
   EngineConfig config_;
   StepRegistry steps_;
   std::unique_ptr<state::JobStore> store_;
@@ -141,6 +169,26 @@ class Engine {
   std::mutex unsaved_mu_;
   std::map<std::string, state::StoredJob> unsaved_;
   std::vector<std::thread> threads_;
+
+  std::unique_ptr<slurm::Client> slurm_client_;
+  std::deque<Queued> slurm_queue_;  // admitted jobs of Slurm's steps, not yet submitted
+  std::string slurm_submitting_;    // the job sbatch is being run for
+  struct Followed {
+    std::string slurm_id, state, reason;
+    int restarts = 0;
+    fs::path dir;          // the job's folder in the shared folder
+    bool resumed = false;  // followed again after a restart of the worker
+  };
+  std::map<std::string, Followed> slurm_jobs_;  // job_id -> its Slurm job
+  std::vector<std::string> slurm_orphans_;      // Slurm job ids to scancel (their jobs ended here)
+  json slurm_info_ = json::object();
+  bool slurm_wake_ = false;
+  std::chrono::steady_clock::time_point slurm_retry_at_{};  // no sbatch before (slurmctld did not answer)
+  std::chrono::milliseconds slurm_retry_wait_{0};
+  std::condition_variable slurm_cv_;
+  // Held while a followed job's state is written: the lane's updates and a cancel that ends the
+  // job never interleave (taken before mu_).
+  std::mutex slurm_mu_;
 };
 
 }  // namespace rayvault::worker

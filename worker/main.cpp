@@ -7,9 +7,13 @@
 #include "util/files.hpp"
 
 #include "worker/daemon.hpp"
+#include "worker/slurm.hpp"
 
 int main(int argc, char** argv) {
   rayvault::platform::ignore_broken_pipe();  // a peer that hangs up must not end the worker
+  // Inside a Slurm batch job the worker's own program runs one step (see worker/slurm.hpp).
+  if (argc == 3 && std::string_view(argv[1]) == "slurm-step")
+    return rayvault::worker::run_slurm_step(rayvault::util::path_from_utf8(rayvault::platform::utf8_arguments(argc, argv)[2]));
   rayvault::worker::DaemonOptions o;
   CLI::App app{"rayvault-worker: runs RayVault cluster job steps for controllers on the tailnet"};
   app.set_version_flag("--version", RAYVAULT_VERSION);
@@ -47,6 +51,11 @@ int main(int argc, char** argv) {
   app.add_option("--secrets-file", secrets_file,
                  "KEY=VALUE file with RAYVAULT_CLUSTER_SECRET and RAYVAULT_CLUSTER_SECRET_PREVIOUS, read again on SIGHUP")
       ->envname("RAYVAULT_WORKER_SECRETS_FILE");
+  app.add_option("--launch", o.launch, "local: every step runs here; slurm: the steps the Slurm settings name run as Slurm jobs")
+      ->envname("RAYVAULT_WORKER_LAUNCH")->check(CLI::IsMember({"local", "slurm"}))->capture_default_str();
+  std::string slurm_config;
+  app.add_option("--slurm-config", slurm_config, "the Slurm settings (JSON: partition, time limit, GPUs, shared folder...)")
+      ->envname("RAYVAULT_WORKER_SLURM_CONFIG");
   app.add_option("--ready-file", ready, "write {host, port, pid, worker_id} here once listening");
   // CLI11 takes the arguments in reverse order, without the program name.
   std::vector<std::string> args = rayvault::platform::utf8_arguments(argc, argv);
@@ -61,5 +70,6 @@ int main(int argc, char** argv) {
   o.ready_file = rayvault::util::path_from_utf8(ready);
   o.env_file = rayvault::util::path_from_utf8(env_file);
   o.secrets_file = rayvault::util::path_from_utf8(secrets_file);
+  o.slurm_config = rayvault::util::path_from_utf8(slurm_config);
   return rayvault::worker::run_daemon(std::move(o));
 }

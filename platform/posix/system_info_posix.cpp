@@ -4,10 +4,13 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 #if defined(__APPLE__)
+#include <mach-o/dyld.h>
 #include <sys/sysctl.h>
 #endif
 
 #include <cctype>
+#include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <fstream>
 #include <thread>
@@ -33,6 +36,24 @@ std::string home_folder() {
   if (!home.empty()) return home;
   const passwd* pw = ::getpwuid(::getuid());
   return pw && pw->pw_dir ? std::string(pw->pw_dir) : std::string();
+}
+
+std::string current_executable() {
+#if defined(__APPLE__)
+  std::uint32_t size = 0;
+  ::_NSGetExecutablePath(nullptr, &size);
+  std::string path(size, '\0');
+  if (size == 0 || ::_NSGetExecutablePath(path.data(), &size) != 0) return {};
+  path.resize(path.find('\0') == std::string::npos ? path.size() : path.find('\0'));
+  char resolved[PATH_MAX];
+  return ::realpath(path.c_str(), resolved) ? std::string(resolved) : path;
+#else
+  std::string buf(4096, '\0');
+  const ssize_t n = ::readlink("/proc/self/exe", buf.data(), buf.size() - 1);
+  if (n <= 0) return {};
+  buf.resize(static_cast<std::size_t>(n));
+  return buf;
+#endif
 }
 
 long process_id() { return static_cast<long>(::getpid()); }

@@ -60,6 +60,14 @@ std::string home_folder() {
   return home;
 }
 
+std::string current_executable() {
+  std::wstring buf(32768, L'\0');
+  const DWORD n = ::GetModuleFileNameW(nullptr, buf.data(), static_cast<DWORD>(buf.size()));
+  if (n == 0 || n >= buf.size()) return {};
+  buf.resize(n);
+  return narrow(buf);
+}
+
 std::vector<std::string> utf8_arguments(int argc, char** argv) {
   int n = 0;
   LPWSTR* wargs = ::CommandLineToArgvW(::GetCommandLineW(), &n);

@@ -7,7 +7,7 @@ It takes the runner's command line (--video, --output-dir, --estimator, --fps, -
 runner does, and writes a real .npz (a zip of .npy arrays), a metadata file and a preview frame.
 It prints one JSON result line. The model itself is not run: the arrays are zeros of the shapes
 GVHMR writes. STANDIN_MODE_FILE may name a file holding a failure to act out: fail_exit,
-garbage, ok_false or escape.
+garbage, ok_false or escape; or "sleep N", a run that takes N seconds more.
 """
 import argparse
 import json
@@ -82,6 +82,9 @@ def main():
 
     print("loading gvhmr checkpoint on cuda:%s" % gpu, file=sys.stderr, flush=True)
     time.sleep(float(os.environ.get("STANDIN_SLEEP", "0")))
+    if mode.startswith("sleep "):  # "sleep N": a long model run, then a normal result
+        time.sleep(float(mode.split()[1]))
+        mode = "ok"
     if record:
         with open(record, "a") as f:
             f.write("end %d %s\n" % (time.time_ns(), gpu))
