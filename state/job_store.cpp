@@ -350,7 +350,7 @@ std::string JobStore::other_job_in(const std::string& artifact_dir, const std::s
   std::lock_guard lock(mu_);
   SQLite::Statement q(*db_,
                       "SELECT job_id FROM jobs WHERE artifact_dir = ? AND job_id != ? "
-                      "AND (status = 'running' OR artifacts != '[]') LIMIT 1");
+                      "AND (status = 'running' OR artifacts != '[]' OR (status = 'queued' AND launch != '')) LIMIT 1");
   q.bind(1, artifact_dir);
   q.bind(2, job_id);
   return q.executeStep() ? q.getColumn(0).getString() : std::string();

@@ -80,7 +80,8 @@ class JobStore {
   int active_count();
 
   // Another job (not job_id) whose artifacts are, or are being, written into artifact_dir: one
-  // that is running there or that published artifacts there. Empty when none.
+  // that is running there, is in Slurm (queued there, with a claimed folder), or that published
+  // artifacts there. Empty when none.
   std::string other_job_in(const std::string& artifact_dir, const std::string& job_id);
 
  private:

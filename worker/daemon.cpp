@@ -90,7 +90,7 @@ Result<std::shared_ptr<const slurm::Config>> slurm_settings(const DaemonOptions&
   if (!on) return std::shared_ptr<const slurm::Config>();
   auto config = slurm::load_config(o.slurm_config);
   if (!config) return config.error();
-  slurm::complete_config(*config, fs::absolute(o.root));
+  if (auto st = slurm::complete_config(*config, fs::absolute(o.root)); !st) return st.error();
   std::error_code ec;
   fs::create_directories(config->shared_dir, ec);
   if (ec) return Error(ErrorKind::config, "cannot make the Slurm shared folder " + util::u8(config->shared_dir) + ": " + ec.message());

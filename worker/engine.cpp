@@ -61,16 +61,29 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineConfig config, StepRegistry s
 }
 
 void Engine::start() {
+  std::vector<state::StoredJob> orphaned;  // Slurm jobs this worker no longer runs Slurm for
   {
     std::lock_guard lock(mu_);
     for (auto& id : store_->queued_job_ids()) {
-      const auto job = store_->get(id);
-      if (job && (job->launch.contains("slurm_job_id") || job->launch.contains("submitting"))) slurm_resume_locked(*job);
-      else enqueue_locked(id, job ? job->record.step_name : std::string(), job ? job->priority : 0);
+      auto job = store_->get(id);
+      if (job && !job->launch.empty()) {
+        if (config_.slurm) slurm_resume_locked(*job);
+        else orphaned.push_back(std::move(*job));
+      } else {
+        enqueue_locked(id, job ? job->record.step_name : std::string(), job ? job->priority : 0);
+      }
     }
     for (auto& id : store_->running_launched_job_ids())
       if (const auto job = store_->get(id)) slurm_resume_locked(*job);
     stopping_ = false;
+  }
+  for (auto& job : orphaned) {
+    const std::string slurm_id = protocol::string_field(job.launch, "slurm_job_id");
+    mark_failed(job, Error(ErrorKind::unavailable,
+                           "this job went to Slurm" + (slurm_id.empty() ? std::string() : " as job " + slurm_id) +
+                               ", and the worker no longer runs the Slurm launch mode (scancel it if it still runs)",
+                           std::string(protocol::codes::kWorkerRestarted)));
+    finish(job);
   }
   if (config_.slurm) threads_.emplace_back([this] { slurm_loop(); });
   for (int i = 0; i < config_.slots; ++i) threads_.emplace_back([this] { slot_loop(nullptr); });
@@ -249,13 +262,27 @@ Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::st
   while (true) {
     bool was_queued = false;
     std::optional<Followed> in_slurm;
-    std::unique_lock slurm_lock(slurm_mu_, std::defer_lock);  // the lane does not write this job meanwhile
-    if (config_.slurm) slurm_lock.lock();
+    // A job the Slurm lane follows is taken from it with the lane's writer lock held (taken before
+    // mu_), so no state the lane reads from Slurm lands after the cancel.
+    std::unique_lock slurm_lock(slurm_mu_, std::defer_lock);
+    if (config_.slurm) {
+      bool followed = false;
+      {
+        std::lock_guard lock(mu_);
+        followed = slurm_jobs_.count(job_id) > 0;
+      }
+      if (followed) slurm_lock.lock();
+    }
+    bool look_again = false;
     {
       std::lock_guard lock(mu_);
       if (const auto it = slurm_jobs_.find(job_id); it != slurm_jobs_.end()) {
-        in_slurm = it->second;  // taken from the lane: this call ends it
-        slurm_jobs_.erase(it);
+        if (slurm_lock.owns_lock()) {
+          in_slurm = it->second;  // taken from the lane: this call ends it
+          slurm_jobs_.erase(it);
+        } else {
+          look_again = true;  // submitted just now: taken with the writer lock on the next turn
+        }
       }
       for (auto* q : {&queue_, &gpu_queue_, &slurm_queue_}) {
         const auto it = std::find_if(q->begin(), q->end(), [&job_id](const Queued& e) { return e.job_id == job_id; });
@@ -264,7 +291,7 @@ Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::st
           was_queued = true;
         }
       }
-      if (!was_queued) {
+      if (!was_queued && !in_slurm && !look_again) {
         if (const auto it = running_.find(job_id); it != running_.end()) {
           cancel_reasons_[job_id] = reason;
           it->second->store(true);  // the step's tools are stopped with their whole process tree
@@ -290,11 +317,19 @@ Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::st
       return *job;
     }
     if (slurm_lock.owns_lock()) slurm_lock.unlock();
+    if (look_again && !was_queued) continue;
     if (was_queued) {
       auto job = store_->get(job_id);
       if (!job) return Error(ErrorKind::not_found, "job_id not found: " + job_id);
       log(job_id, LogLevel::warning, "job_cancelled", "cancelled before it ran" + (reason.empty() ? std::string() : ": " + reason));
+      // Waiting to be submitted again after an sbatch whose answer never came: that submission
+      // may have reached Slurm, under its job name.
+      const std::string name = protocol::string_field(job->launch, "name");
+      if (slurm_client_ && job->launch.contains("submitting") && !name.empty())
+        if (auto st = slurm_client_->cancel_by_name(name); !st)
+          log(job_id, LogLevel::warning, "slurm_unavailable", st.error().message + " (scancel it by hand if Slurm runs it)");
       mark_cancelled(*job, reason);
+      job->launch = json::object();
       finish(*job);
       return *job;
     }

@@ -178,6 +178,7 @@ class Engine {
     int restarts = 0;
     fs::path dir;          // the job's folder in the shared folder
     bool resumed = false;  // followed again after a restart of the worker
+    std::chrono::steady_clock::time_point end_seen{};  // Slurm said it ended, its result not yet seen
   };
   std::map<std::string, Followed> slurm_jobs_;  // job_id -> its Slurm job
   std::vector<std::string> slurm_orphans_;      // Slurm job ids to scancel (their jobs ended here)

@@ -6,10 +6,12 @@
 // one twice (a submission cut short is looked up by its job name first).
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 
 #include "protocol/errors.hpp"
 #include "protocol/ids.hpp"
 #include "protocol/steps.hpp"
+#include "util/crypto.hpp"
 #include "util/files.hpp"
 #include "util/strings.hpp"
 #include "worker/engine.hpp"
@@ -21,6 +23,7 @@ namespace codes = protocol::codes;
 using Clock = std::chrono::steady_clock;
 
 constexpr std::size_t kMaxJoinedLines = 5000;
+constexpr auto kResultGrace = std::chrono::seconds(10);
 
 std::string describe(const slurm::Resources& r) {
   std::string s = "partition " + (r.partition.empty() ? std::string("(default)") : r.partition) + ", " +
@@ -38,6 +41,37 @@ bool slurm_running(std::string_view s) {
          s == "SIGNALING" || s == "STAGE_OUT" || s == "RESIZING";
 }
 
+// A folder in the shared folder that only this account may use (0700), and not a symlink: no
+// other account of the cluster can put, swap or read files there.
+Status private_folder(const fs::path& p) {
+  std::error_code ec;
+  fs::create_directory(p, ec);
+  const auto st = fs::symlink_status(p, ec);
+  if (ec || st.type() != fs::file_type::directory)
+    return Error(ErrorKind::io, "the Slurm job folder " + util::u8(p) + " is not a folder of this worker's own",
+                 std::string(codes::kStorageFailed));
+  fs::permissions(p, fs::perms::owner_all, fs::perm_options::replace, ec);
+  if (ec)
+    return Error(ErrorKind::io, "cannot keep " + util::u8(p) + " to this account (" + ec.message() + "): is it another user's?",
+                 std::string(codes::kStorageFailed));
+  return Ok{};
+}
+
+// The last max_bytes of a file (a batch job's output can be long; its end says why it failed).
+std::string read_tail(const fs::path& p, std::uintmax_t max_bytes, bool& cut) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) return {};
+  in.seekg(0, std::ios::end);
+  const auto size = static_cast<std::uintmax_t>(std::max<std::streamoff>(0, in.tellg()));
+  cut = size > max_bytes;
+  in.seekg(static_cast<std::streamoff>(cut ? size - max_bytes : 0));
+  std::string text(static_cast<std::size_t>(std::min(size, max_bytes)), '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (cut) text.erase(0, text.find('\n') == std::string::npos ? 0 : text.find('\n') + 1);
+  return text;
+}
+
 json slurm_metrics(const slurm::JobState& st, int restarts) {
   json m{{"slurm_job_id", st.id}, {"slurm_state", st.state}, {"slurm_reason", st.reason}, {"slurm_restarts", restarts}};
   if (!st.nodes.empty()) m["slurm_nodes"] = st.nodes;
@@ -52,6 +86,8 @@ std::string end_message(const slurm::JobState& st) {
   const std::string why = st.reason.empty() ? std::string() : " (" + st.reason + ")";
   const std::string code = st.exit_code.empty() ? std::string() : ", exit code " + st.exit_code;
   if (st.state == "LOST") return job + " is no longer known to Slurm and left no result";
+  if (st.state == "PENDING")
+    return "Slurm will never start job " + st.id + why + "; it was cancelled there (check the partition, time limit, account and QoS in the Slurm settings)";
   if (st.state == "COMPLETED") return job + " completed but its step left no result file" + code;
   if (st.state == "TIMEOUT" || st.state == "DEADLINE")
     return job + " was stopped at its time limit" + (st.time_limit.empty() ? std::string() : " of " + st.time_limit) + why;
@@ -188,8 +224,13 @@ void Engine::slurm_submit(const std::string& job_id) {
     finish(job);
     return;
   }
-  const fs::path dir = cfg.shared_dir / config_.worker_id / protocol::id_folder_name(job_id);
-  const std::string name = slurm::job_name(config_.worker_id, job_id);
+  // Each submission of a job is an attempt with a token of its own in its folder and Slurm job
+  // name: a restart finds exactly this attempt, never an earlier run of the same job id. A
+  // submission cut short keeps its token, so it is looked up before anything is sent again.
+  const bool cut_short = job.launch.contains("submitting") && !protocol::string_field(job.launch, "attempt").empty();
+  const std::string attempt = cut_short ? protocol::string_field(job.launch, "attempt") : util::random_hex(4);
+  const fs::path dir = cfg.shared_dir / config_.worker_id / (protocol::id_folder_name(job_id) + "." + attempt);
+  const std::string name = slurm::job_name(config_.worker_id, job_id, attempt);
   const auto fail = [&](const Error& e) {
     job.launch = json::object();
     mark_failed(job, e);
@@ -198,11 +239,26 @@ void Engine::slurm_submit(const std::string& job_id) {
     fs::remove_all(dir, ec);
   };
 
+  // Slurm does not answer now: the job stays queued here and is tried again, less often each
+  // time, until Slurm answers or the job is cancelled.
+  const auto retry_later = [&](const Error& e) {
+    std::lock_guard lock(mu_);
+    slurm_retry_wait_ = std::clamp(slurm_retry_wait_ * 2, cfg.poll_min, cfg.poll_max);
+    slurm_retry_at_ = Clock::now() + slurm_retry_wait_;
+    slurm_queue_.push_front(Queued{job_id, job.priority});
+    r.message = "waiting for Slurm: " + e.message;
+    (void)store_->update(job);
+  };
+
   std::string slurm_id;
-  if (job.launch.contains("submitting")) {
+  if (cut_short) {
     // The last sbatch for this job may have reached slurmctld: never submit it twice.
     auto found = slurm_client_->find_by_name(name);
-    if (found && !found->empty()) {
+    if (!found) {
+      if (found.error().code == codes::kSlurmUnavailable) return retry_later(found.error());
+      return fail(found.error());
+    }
+    if (!found->empty()) {
       slurm_id = found->back();
       log(job_id, LogLevel::info, "slurm_found", "Slurm job " + slurm_id + " (" + name + ") was submitted before; following it");
     }
@@ -217,9 +273,8 @@ void Engine::slurm_submit(const std::string& job_id) {
     if (!artifacts) return fail(artifacts.error());
     std::error_code ec;
     fs::remove_all(dir, ec);
-    fs::create_directories(dir / "staging", ec);
-    if (ec) return fail(Error(ErrorKind::io, "cannot make the Slurm job folder " + util::u8(dir) + ": " + ec.message(),
-                              std::string(codes::kStorageFailed)));
+    for (const fs::path& folder : {dir.parent_path(), dir, dir / "staging"})
+      if (auto st = private_folder(folder); !st) return fail(st.error());
     const json spec{{"run_id", r.run_id},
                     {"job_id", r.job_id},
                     {"step_name", r.step_name},
@@ -241,7 +296,7 @@ void Engine::slurm_submit(const std::string& job_id) {
                                     std::string(codes::kStorageFailed)));
     for (const auto& note : notes) log(job_id, LogLevel::warning, "slurm_limits", note);
     // Marked before sbatch runs: a restart from here on looks for the job by name first.
-    job.launch = {{"submitting", true}, {"dir", util::u8(dir)}, {"name", name}};
+    job.launch = {{"submitting", true}, {"dir", util::u8(dir)}, {"name", name}, {"attempt", attempt}};
     (void)store_->update(job);
     auto id = slurm_client_->submit(dir / "run.sh", dir);
     if (!id && id.error().code == codes::kSlurmUnavailable) {
@@ -252,16 +307,8 @@ void Engine::slurm_submit(const std::string& job_id) {
             "sbatch did not answer in time, but Slurm has the job: following Slurm job " + found->back());
         id = found->back();
       } else {
-        // Slurm does not answer now: the job stays queued here and is tried again, less often
-        // each time, until Slurm takes it or it is cancelled.
-        std::lock_guard lock(mu_);
-        slurm_retry_wait_ = std::clamp(slurm_retry_wait_ * 2, cfg.poll_min, cfg.poll_max);
-        slurm_retry_at_ = Clock::now() + slurm_retry_wait_;
-        slurm_queue_.push_front(Queued{job_id, job.priority});
-        r.message = "waiting for Slurm: " + id.error().message;
-        (void)store_->update(job);
         log(job_id, LogLevel::warning, "slurm_unavailable", id.error().message + "; trying again");
-        return;
+        return retry_later(id.error());
       }
     }
     if (!id) return fail(id.error());
@@ -272,24 +319,34 @@ void Engine::slurm_submit(const std::string& job_id) {
     }
     log(job_id, LogLevel::info, "slurm_submitted", "Slurm job " + slurm_id + " (" + name + "): " + describe(res));
   }
-  job.launch = {{"slurm_job_id", slurm_id}, {"dir", util::u8(dir)}, {"name", name}};
+  job.launch = {{"slurm_job_id", slurm_id}, {"dir", util::u8(dir)}, {"name", name}, {"attempt", attempt}};
   r.message = "submitted to Slurm as job " + slurm_id;
   r.metrics = {{"slurm_job_id", slurm_id}, {"slurm_state", "PENDING"}};
   (void)store_->update(job);
-  if (cancelled_meanwhile(reason)) {
+  // A cancel that came during the submission ends it now; one that comes later finds the job
+  // among those followed. Both are looked at under one lock, so none is missed.
+  bool cancel_now = false;
+  {
+    std::lock_guard lock(mu_);
+    if (const auto it = cancel_reasons_.find(job_id); it != cancel_reasons_.end()) {
+      reason = it->second;
+      cancel_reasons_.erase(it);
+      cancel_now = true;
+    } else {
+      Followed f;
+      f.slurm_id = slurm_id;
+      f.dir = dir;
+      slurm_jobs_[job_id] = f;
+    }
+  }
+  if (cancel_now) {
     log(job_id, LogLevel::warning, "job_cancelled", "scancel " + slurm_id + (reason.empty() ? std::string() : ": " + reason));
     mark_cancelled(job, reason);
     finish(job);
     slurm_cancel_job(slurm_id);
     std::error_code ec;
     fs::remove_all(dir, ec);
-    return;
   }
-  std::lock_guard lock(mu_);
-  Followed f;
-  f.slurm_id = slurm_id;
-  f.dir = dir;
-  slurm_jobs_[job_id] = f;
 }
 
 bool Engine::slurm_poll() {
@@ -310,7 +367,12 @@ bool Engine::slurm_poll() {
     return false;
   }
   bool changed = false;
+  const auto stopping = [this] {
+    std::lock_guard lock(mu_);
+    return stopping_;
+  };
   for (const auto& [job_id, f] : followed) {
+    if (stopping()) return changed;  // the rest is read again after the restart
     slurm::JobState st;
     if (const auto it = states->find(f.slurm_id); it != states->end()) {
       st = it->second;
@@ -320,9 +382,23 @@ bool Engine::slurm_poll() {
       if (*shown) st = **shown;
       else st.id = f.slurm_id, st.state = "LOST";
     }
-    if (st.state == f.state && st.reason == f.reason) continue;
+    if (st.state == f.state && st.reason == f.reason && f.end_seen == Clock::time_point{}) continue;
     changed = true;
-    const bool ended = slurm::is_terminal(st.state) || st.state == "LOST";
+    bool ended = slurm::is_terminal(st.state) || st.state == "LOST" || (st.state == "PENDING" && slurm::never_starts(st.reason));
+    if (ended && st.state != "PENDING" && f.end_seen == Clock::time_point{}) {
+      // On a network file system the result the batch job wrote may show a little after Slurm
+      // says the job ended: a job without one is given a few seconds more.
+      std::error_code ec;
+      if (!fs::exists(f.dir / "result.json", ec)) {
+        std::lock_guard lock(mu_);
+        if (const auto it = slurm_jobs_.find(job_id); it != slurm_jobs_.end()) it->second.end_seen = Clock::now();
+        continue;
+      }
+    }
+    if (ended && f.end_seen != Clock::time_point{} && Clock::now() - f.end_seen < kResultGrace) {
+      std::error_code ec;
+      if (!fs::exists(f.dir / "result.json", ec)) continue;
+    }
     // Restarts and the exit code come from scontrol: read at the end and when a running job is
     // back in the queue (a requeue).
     if ((ended && st.state != "LOST") || (st.state == "PENDING" && slurm_running(f.state)))
@@ -378,7 +454,8 @@ void Engine::slurm_update(const std::string& job_id, const slurm::JobState& st) 
 }
 
 void Engine::slurm_end(const std::string& job_id, const slurm::JobState& st) {
-  std::lock_guard own(slurm_mu_);
+  // Taking the job out of those followed makes this call its only writer: a cancel no longer
+  // finds it there.
   Followed f;
   {
     std::lock_guard lock(mu_);
@@ -387,6 +464,10 @@ void Engine::slurm_end(const std::string& job_id, const slurm::JobState& st) {
     f = it->second;
     slurm_jobs_.erase(it);
   }
+  // A job Slurm keeps (one that will never start, one held after a special exit) is cancelled
+  // there: nothing stays in Slurm for a job that has ended here.
+  const bool never_started = st.state == "PENDING";
+  if (never_started || st.state == "SPECIAL_EXIT" || st.state == "REVOKED") slurm_cancel_job(st.id);
   auto loaded = store_->get(job_id);
   if (!loaded || protocol::is_terminal_status(loaded->record.status)) return;
   state::StoredJob job = std::move(*loaded);
@@ -395,56 +476,78 @@ void Engine::slurm_end(const std::string& job_id, const slurm::JobState& st) {
   if (restarts > f.restarts)
     log(job_id, LogLevel::warning, "slurm_requeued", "Slurm requeued job " + st.id + " (restart " + std::to_string(restarts) + ")");
 
+  // The job's folder must still be this worker's own (a private folder, no symlink in its place).
+  std::error_code ec;
+  const bool own_folder = fs::symlink_status(f.dir, ec).type() == fs::file_type::directory &&
+                          fs::symlink_status(f.dir / "staging", ec).type() == fs::file_type::directory;
+
   // The batch job's output joins the job's log: the step's own lines keep their level and event.
-  std::size_t joined = 0;
+  // Long output keeps its end, where a failure says why.
+  std::vector<std::pair<bool, std::string>> lines;  // (stdout?, line)
+  bool cut = false;
   for (const char* ext : {".out", ".err"}) {
-    auto text = util::read_file(f.dir / ("slurm-" + st.id + ext), 16u << 20);
-    if (!text) continue;
+    if (!own_folder) break;
+    const fs::path file = f.dir / ("slurm-" + st.id + ext);
+    if (fs::symlink_status(file, ec).type() != fs::file_type::regular) continue;
+    bool file_cut = false;
+    const std::string text = read_tail(file, 16u << 20, file_cut);
+    cut = cut || file_cut;
     std::size_t start = 0;
-    while (start < text->size() && joined < kMaxJoinedLines) {
-      auto nl = text->find('\n', start);
-      if (nl == std::string::npos) nl = text->size();
-      const std::string line = util::trim(std::string_view(*text).substr(start, nl - start));
+    while (start < text.size()) {
+      auto nl = text.find('\n', start);
+      if (nl == std::string::npos) nl = text.size();
+      std::string line = util::trim(std::string_view(text).substr(start, nl - start));
       start = nl + 1;
-      if (line.empty()) continue;
-      ++joined;
-      state::LogLine entry{util::format_utc(config_.clock()), ext[1] == 'o' ? "info" : "warning",
-                           ext[1] == 'o' ? "slurm_stdout" : "slurm_stderr", line};
-      if (line[0] == '{')
-        if (auto doc = protocol::parse_json(line); doc && doc->is_object() && doc->contains("event")) {
-          entry.ts = protocol::string_field(*doc, "ts");
-          entry.level = protocol::string_field(*doc, "level");
-          entry.event = protocol::string_field(*doc, "event");
-          entry.message = protocol::string_field(*doc, "message");
-          if (entry.ts.empty()) entry.ts = util::format_utc(config_.clock());
-          if (entry.level != "info" && entry.level != "warning" && entry.level != "error") entry.level = "info";
-        }
-      (void)store_->append_log(job_id, entry);
+      if (!line.empty()) lines.emplace_back(ext[1] == 'o', std::move(line));
     }
   }
-  if (joined >= kMaxJoinedLines) log(job_id, LogLevel::warning, "log_truncated", "the Slurm job's output was cut at " + std::to_string(kMaxJoinedLines) + " lines");
-
-  // The step's result, when this Slurm job wrote it.
-  json result;
-  if (auto text = util::read_file(f.dir / "result.json", 16u << 20)) {
-    // Written by this Slurm job's last run (a requeued job's earlier run left none behind).
-    if (auto doc = protocol::parse_json(*text); doc && doc->is_object() && protocol::string_field(*doc, "slurm_job_id") == st.id &&
-                                                  util::parse_number_text(protocol::string_field(*doc, "restart")).value_or(0) == restarts)
-      result = *doc;
+  if (lines.size() > kMaxJoinedLines) {
+    lines.erase(lines.begin(), lines.end() - static_cast<std::ptrdiff_t>(kMaxJoinedLines));
+    cut = true;
   }
+  if (cut) log(job_id, LogLevel::warning, "log_truncated", "the Slurm job's output was long: its last lines follow");
+  for (const auto& [is_out, line] : lines) {
+    state::LogLine entry{util::format_utc(config_.clock()), is_out ? "info" : "warning", is_out ? "slurm_stdout" : "slurm_stderr", line};
+    if (line[0] == '{')
+      if (auto doc = protocol::parse_json(line); doc && doc->is_object() && doc->contains("event")) {
+        entry.ts = protocol::string_field(*doc, "ts");
+        entry.level = protocol::string_field(*doc, "level");
+        entry.event = protocol::string_field(*doc, "event");
+        entry.message = protocol::string_field(*doc, "message");
+        if (entry.ts.empty()) entry.ts = util::format_utc(config_.clock());
+        if (entry.level != "info" && entry.level != "warning" && entry.level != "error") entry.level = "info";
+      }
+    (void)store_->append_log(job_id, entry);
+  }
+
+  // The step's result, when this Slurm job wrote it (a requeued job's earlier run left none: each
+  // run removes it first; a restart count above the one known here means Slurm's was not read).
+  json result;
+  if (own_folder && fs::symlink_status(f.dir / "result.json", ec).type() == fs::file_type::regular)
+    if (auto text = util::read_file(f.dir / "result.json", 16u << 20)) {
+      if (auto doc = protocol::parse_json(*text); doc && doc->is_object() && protocol::string_field(*doc, "slurm_job_id") == st.id &&
+                                                    util::parse_number_text(protocol::string_field(*doc, "restart")).value_or(0) >= restarts)
+        result = *doc;
+    }
   r.finished_at = util::format_utc(config_.clock());
   r.progress = 1.0;
   if (!r.started_at) r.started_at = r.finished_at;
   const json slurm_fields = slurm_metrics(st, restarts);
   const bool has_result = result.is_object() && (st.state == "COMPLETED" || st.state == "FAILED" || st.state == "LOST");
-  if (has_result && result.value("ok", false)) {
+  if (!own_folder) {
+    mark_failed(job, Error(ErrorKind::internal,
+                           "the folder of Slurm job " + st.id + " in the shared folder was replaced (a symlink in its place): nothing from it is used",
+                           std::string(codes::kSlurmJobFailed)));
+    r.metrics = slurm_fields;
+  } else if (has_result && result.value("ok", false)) {
     std::vector<std::string> names;
     Status valid = Ok{};
     const fs::path staging = f.dir / "staging";
     for (const auto& a : result.value("artifacts", json::array())) {
       const std::string name = a.is_string() ? a.get<std::string>() : std::string();
-      std::error_code ec;
-      if (name.empty() || util::resolve_within(staging, name).empty() || !fs::is_regular_file(staging / name, ec)) {
+      // A plain file inside staging: no symlink (to the worker's own files, say) is published.
+      if (name.empty() || util::resolve_within(staging, name).empty() ||
+          fs::symlink_status(staging / util::path_from_utf8(name), ec).type() != fs::file_type::regular) {
         valid = Error(ErrorKind::internal, "the Slurm job's result names an artifact it did not leave: " + name,
                       std::string(codes::kSlurmJobFailed));
         break;
@@ -478,12 +581,13 @@ void Engine::slurm_end(const std::string& job_id, const slurm::JobState& st) {
     mark_failed(job, Error(ErrorKind::internal, protocol::string_field(result, "error_message"), code));
     r.metrics = slurm_fields;
   } else {
-    mark_failed(job, Error(ErrorKind::internal, end_message(st),
-                           std::string(st.state == "LOST" ? codes::kSlurmJobLost : slurm::error_code_for(st.state))));
+    const std::string_view code = never_started ? codes::kSlurmSubmitFailed
+                                  : st.state == "LOST" ? codes::kSlurmJobLost
+                                                       : slurm::error_code_for(st.state);
+    mark_failed(job, Error(ErrorKind::internal, end_message(st), std::string(code)));
     r.metrics = slurm_fields;
   }
   finish(job);
-  std::error_code ec;
   fs::remove_all(f.dir, ec);
 }
 

@@ -84,8 +84,10 @@ Result<Resources> parse_resources(const json& j, const std::string& where, Resou
             std::any_of(opt.begin(), opt.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)) || static_cast<unsigned char>(c) < 0x20; }))
           return config_error(at + ": each option is one '--name=value' word without spaces: " + opt);
         const std::string name = opt.substr(0, opt.find('='));
+        // sbatch takes any unique prefix of a long option ("--out" is --output).
         for (auto own : kOwnOptions)
-          if (name == own) return config_error(at + ": " + name + " is set by the worker (or by its own key in this file)");
+          if (name == own || (name.size() > 3 && own.size() > 2 && own.substr(0, 2) == "--" && own.rfind(name, 0) == 0))
+            return config_error(at + ": " + name + " is set by the worker (or by its own key in this file)");
         base.extra.push_back(opt);
       }
     } else {
@@ -226,16 +228,21 @@ Result<Config> load_config(const fs::path& file) {
   return c;
 }
 
-void complete_config(Config& c, const fs::path& root) {
+Status complete_config(Config& c, const fs::path& root) {
   if (c.shared_dir.empty()) c.shared_dir = root / "slurm";
   c.shared_dir = fs::absolute(c.shared_dir);
   if (c.worker_binary.empty()) c.worker_binary = util::path_from_utf8(platform::current_executable());
+  for (const auto& [key, p] : {std::pair<const char*, const fs::path*>{"shared_dir", &c.shared_dir}, {"worker_binary", &c.worker_binary}})
+    if (!plain_path(util::u8(*p)))
+      return config_error(std::string(key) + " " + util::u8(*p) +
+                          " holds spaces, quotes, '\\' or '%', which the batch script cannot name; set it to another path");
   std::set<std::string> parts(c.partitions.begin(), c.partitions.end());
   auto add = [&](const Resources& r) {
     if (!r.partition.empty() && parts.insert(r.partition).second) c.partitions.push_back(r.partition);
   };
   add(c.defaults);
   for (const auto& [step, r] : c.step_options) add(r);
+  return Ok{};
 }
 
 Result<Resources> resources_for(const Config& config, std::string_view step, const json& payload,
@@ -247,16 +254,17 @@ Result<Resources> resources_for(const Config& config, std::string_view step, con
     if (v.is_number()) asked = v.get<double>();
     else if (v.is_string()) asked = util::parse_number_text(v.get_ref<const std::string&>());
     if (!asked || !std::isfinite(*asked) || *asked < 0) return invalid(std::string("payload.slurm.") + key + " must be a number");
-    const int want = std::max(floor, static_cast<int>(std::ceil(*asked * scale)));
-    if (value > 0 && want > value) {
+    if (value <= 0) {
+      // No limit of the worker's own (mem_gb 0: the partition's default): nothing to lower.
+      notes.push_back(std::string("payload.slurm.") + key + " ignored: this worker leaves it to the partition's default");
+      return Ok{};
+    }
+    const double want = std::max(static_cast<double>(floor), std::ceil(*asked * scale));
+    if (want > value) {
       notes.push_back(std::string("payload.slurm.") + key + " asked more than this worker allows; kept at its limit");
       return Ok{};
     }
-    if (value == 0 && scale > 1) {  // mem: 0 means the partition's default; a payload may set less
-      value = want;
-      return Ok{};
-    }
-    value = std::min(value, want);
+    value = static_cast<int>(want);
     return Ok{};
   };
   if (const auto s = payload.find("slurm"); s != payload.end() && !s->is_null()) {
@@ -288,14 +296,14 @@ Result<Resources> resources_for(const Config& config, std::string_view step, con
   }
   // A job timeout the payload gives lowers the time limit too.
   if (const auto t = payload.find("timeout_sec"); t != payload.end() && t->is_number() && t->get<double>() > 0) {
-    const int minutes = std::max(1, static_cast<int>(std::ceil(t->get<double>() / 60.0)));
-    r.time_limit_min = std::min(r.time_limit_min, minutes);
+    const double minutes = std::max(1.0, std::ceil(t->get<double>() / 60.0));
+    if (minutes < r.time_limit_min) r.time_limit_min = static_cast<int>(minutes);
   }
   return r;
 }
 
-std::string job_name(std::string_view worker_id, std::string_view job_id) {
-  return "rayvault." + std::string(worker_id) + "." + protocol::id_folder_name(job_id);
+std::string job_name(std::string_view worker_id, std::string_view job_id, std::string_view attempt) {
+  return "rayvault." + std::string(worker_id) + "." + protocol::id_folder_name(job_id) + "." + std::string(attempt);
 }
 
 std::string batch_script(const Resources& r, const std::string& name, const fs::path& dir, const fs::path& worker_binary,
@@ -325,6 +333,13 @@ bool is_terminal(std::string_view s) {
   return s == "COMPLETED" || s == "FAILED" || s == "TIMEOUT" || s == "CANCELLED" || s == "OUT_OF_MEMORY" ||
          s == "NODE_FAIL" || s == "PREEMPTED" || s == "BOOT_FAIL" || s == "DEADLINE" || s == "REVOKED" ||
          s == "SPECIAL_EXIT";
+}
+
+bool never_starts(std::string_view reason) {
+  for (std::string_view r : {"PartitionTimeLimit", "PartitionNodeLimit", "InvalidAccount", "InvalidQOS", "BadConstraints",
+                             "DependencyNeverSatisfied", "AccountNotAllowed", "QOSNotAllowed"})
+    if (reason == r) return true;
+  return false;
 }
 
 std::string_view error_code_for(std::string_view s) {
@@ -495,11 +510,32 @@ Result<std::optional<JobState>> Client::show(const std::string& id) const {
 }
 
 Result<std::vector<std::string>> Client::find_by_name(const std::string& name) const {
-  auto r = run("squeue", {"-h", "-t", "all", "-n", name, "-o", "%i"});
+  auto r = run("squeue", {"--me", "-h", "-t", "all", "-n", name, "-o", "%i"});
   if (!r) return r.error();
   if (r->exit_code != 0)
     return Error(ErrorKind::unavailable, "squeue failed: " + joined(lines_of(r->err)), std::string(codes::kSlurmUnavailable));
-  return lines_of(r->out);
+  auto ids = lines_of(r->out);
+  if (!ids.empty()) return ids;
+  // Purged from slurmctld: the accounting database, else the job completion log (which takes no
+  // name filter: the names are compared here).
+  for (const std::vector<std::string>& args : {std::vector<std::string>{"-n", "-P", "-X", "--name", name, "-o", "jobid,jobname"},
+                                               std::vector<std::string>{"-c", "-n", "-P", "-o", "jobid,jobname"}}) {
+    auto a = run("sacct", args);
+    if (!a || a->exit_code != 0) continue;
+    for (const auto& line : lines_of(a->out))
+      if (const auto bar = line.find('|'); bar != std::string::npos && line.substr(bar + 1) == name) ids.push_back(line.substr(0, bar));
+    if (!ids.empty()) break;
+  }
+  return ids;
+}
+
+Status Client::cancel_by_name(const std::string& name) const {
+  auto r = run("scancel", {"--me", "--name", name});
+  if (!r) return r.error();
+  if (r->exit_code != 0)
+    return Error(ErrorKind::unavailable, "scancel --name " + name + " failed: " + joined(lines_of(r->err)),
+                 std::string(codes::kSlurmUnavailable));
+  return Ok{};
 }
 
 Status Client::cancel(const std::string& id) const {

@@ -55,8 +55,9 @@ struct Config {
 // (config) naming the key for anything malformed: a value Slurm would read otherwise than meant
 // (whitespace, quotes, '%' in paths), an option the worker sets itself, an unknown key.
 Result<Config> load_config(const fs::path& file);
-// Defaults: shared_dir <root>/slurm, worker_binary this program.
-void complete_config(Config& config, const fs::path& root);
+// Defaults: shared_dir <root>/slurm, worker_binary this program. Error (config) when a path the
+// batch script names holds what Slurm or the shell would misread.
+Status complete_config(Config& config, const fs::path& root);
 
 // What one job gets: its step's limits lowered by payload.slurm and payload.timeout_sec. Notes
 // say what was asked above a limit and kept at it. Error (invalid_input) for a malformed
@@ -64,8 +65,9 @@ void complete_config(Config& config, const fs::path& root);
 Result<Resources> resources_for(const Config& config, std::string_view step, const json& payload,
                                 std::vector<std::string>& notes);
 
-// The Slurm job name: carries the worker and the job id, so a restarted worker finds it again.
-std::string job_name(std::string_view worker_id, std::string_view job_id);
+// The Slurm job name: carries the worker, the job id and the attempt (a token new for each
+// submission of the job), so a restarted worker finds exactly this attempt's Slurm job again.
+std::string job_name(std::string_view worker_id, std::string_view job_id, std::string_view attempt);
 
 // The batch script for a job folder: #SBATCH lines for the resources, --requeue, the output files
 // DIR/slurm-%j.out and .err (appended across requeues), then the worker's own program running the
@@ -84,6 +86,9 @@ struct JobState {
 bool is_terminal(std::string_view state);
 // The wire error code for an end other than COMPLETED.
 std::string_view error_code_for(std::string_view state);
+// A reason Slurm gives for a pending job that no wait will clear (a time limit over the
+// partition's, an account or QoS the job may not use, constraints no node meets).
+bool never_starts(std::string_view reason);
 
 // Slurm's GRES list ("gpu:a100:4(S:0-1),gpu:2") as {type, count} for its GPUs.
 struct GresGpu {
@@ -103,9 +108,12 @@ class Client {
   // scontrol show job, else sacct (the job completion log) for a job squeue has forgotten;
   // nullopt when neither knows it.
   Result<std::optional<JobState>> show(const std::string& id) const;
-  // Jobs (any state Slurm still lists) by name.
+  // This user's jobs of that name: those squeue still lists (any state), else those the
+  // accounting database or the job completion log knows.
   Result<std::vector<std::string>> find_by_name(const std::string& name) const;
   Status cancel(const std::string& id) const;
+  // scancel of this user's jobs of that name (a submission whose answer never came).
+  Status cancel_by_name(const std::string& name) const;
   // sinfo: the partitions, their GPU types and counts, free GPUs; for caps.
   Result<json> cluster_info() const;
 

@@ -77,12 +77,13 @@ class SlurmCluster {
       if (const auto eq = w.find('='); eq != std::string::npos) out[w.substr(0, eq)] = w.substr(eq + 1);
     return out;
   }
-  // Every job Slurm lists under a name, any state: "ID STATE" lines.
-  std::vector<std::string> jobs_named(const std::string& name) const {
+  // Every job Slurm lists whose name starts with `prefix` (the worker adds an attempt token), any
+  // state: "ID STATE" lines.
+  std::vector<std::string> jobs_named(const std::string& prefix) const {
     std::vector<std::string> out;
-    std::istringstream in(run({"squeue", "-h", "-t", "all", "-n", name, "-o", "%i %T"}).out);
-    for (std::string line; std::getline(in, line);)
-      if (!util::trim(line).empty()) out.push_back(util::trim(line));
+    std::istringstream in(run({"squeue", "-h", "-t", "all", "-o", "%i %T %j"}).out);
+    for (std::string id, state, name; in >> id >> state >> name;)
+      if (name.rfind(prefix, 0) == 0) out.push_back(id + " " + state);
     return out;
   }
   // Jobs Slurm still has queued or running.
@@ -212,7 +213,7 @@ TEST_CASE("slurm: POSE_ESTIMATE runs through sbatch on a real Slurm: completes w
     for (const auto& a : (*receipt)["downloaded_artifacts"]) CHECK(a["sha256"] == sha256_of(a["local_path"].get<std::string>()));
     // The batch script asked for what the settings say, with --requeue and the job's id in its name.
     const auto job = cluster.job(slurm_id);
-    CHECK(job.at("JobName") == "rayvault.hpc.pose1");
+    CHECK(job.at("JobName").rfind("rayvault.hpc.pose1.", 0) == 0);
     CHECK(job.at("TimeLimit") == "00:10:00");
     CHECK(job.at("TresPerNode") == "gres:gpu:1");
     CHECK(job.at("Requeue") == "1");
@@ -222,8 +223,9 @@ TEST_CASE("slurm: POSE_ESTIMATE runs through sbatch on a real Slurm: completes w
     CHECK(log.find("\"event\":\"slurm_submitted\"") != std::string::npos);
     CHECK(log.find("\"event\":\"slurm_step_started\"") != std::string::npos);
     CHECK(log.find("loading gvhmr checkpoint on cuda:0") != std::string::npos);
-    // Nothing is left in the shared folder once the job has ended.
-    CHECK(!fs::exists(w.process->root() / "slurm" / "hpc" / "pose1"));
+    // Nothing is left in the shared folder once the job has ended; the worker's folder there is its own.
+    CHECK(fs::is_empty(w.process->root() / "slurm" / "hpc"));
+    CHECK((fs::status(w.process->root() / "slurm" / "hpc").permissions() & fs::perms::all) == fs::perms::owner_all);
   }
 
   SUBCASE("a job waits as queued while Slurm holds it pending, with the Slurm job id and reason") {
@@ -257,6 +259,18 @@ TEST_CASE("slurm: POSE_ESTIMATE runs through sbatch on a real Slurm: completes w
     CHECK(done["metrics"]["slurm_state"] == "FAILED");
     CHECK(done["metrics"]["slurm_exit_code"] == "3:0");
     CHECK(done["artifacts"].empty());
+  }
+
+  SUBCASE("a job Slurm will never start is cancelled there and fails with Slurm's reason") {
+    REQUIRE(cluster.run({"scontrol", "update", "PartitionName=gpu", "MaxTime=1"}).exit_code == 0);
+    const json payload = {{"video_path", video.string()}, {"max_seconds", 1}, {"f_mm", 7}};
+    submit(*w.process, "too-long", payload);
+    const json done = wait_for(*w.process, "too-long", payload, ended);
+    CHECK(done["status"] == "failed");
+    CHECK(done["error_code"] == "SLURM_SUBMIT_FAILED");
+    CHECK(done["error_message"].get<std::string>().find("PartitionTimeLimit") != std::string::npos);
+    wait_slurm_state(cluster, done["metrics"]["slurm_job_id"], "CANCELLED");
+    CHECK(cluster.live_jobs().empty());
   }
 
   SUBCASE("payloads that ask for what the worker does not allow") {
@@ -343,6 +357,34 @@ TEST_CASE("slurm: the end of a Slurm job as Slurm decides it: time limit, requeu
     CHECK(cluster.live_jobs().empty());
   }
 
+  SUBCASE("a staging folder swapped for a symlink publishes nothing from behind it") {
+    REQUIRE(util::write_file_atomic(w.mode, "sleep 3").ok());
+    const json payload = {{"video_path", video.string()}, {"max_seconds", 1}, {"f_mm", 6}};
+    submit(*w.process, "swapped", payload);
+    wait_for(*w.process, "swapped", payload, running);
+    // Once the step is under way in its folder (it made its work folder in staging), staging is
+    // replaced by a symlink to a folder elsewhere.
+    const fs::path base = w.process->root() / "slurm" / "hpc";
+    fs::path staging;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (staging.empty() && std::chrono::steady_clock::now() < deadline) {
+      for (const auto& e : fs::directory_iterator(base))
+        if (fs::exists(e.path() / "staging" / ".pose")) staging = e.path() / "staging";
+      if (staging.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    REQUIRE(!staging.empty());
+    const fs::path elsewhere = t.path / "elsewhere";
+    fs::create_directories(elsewhere);
+    fs::rename(staging, t.path / "moved-away");
+    fs::create_directory_symlink(elsewhere, staging);
+    const json done = wait_for(*w.process, "swapped", payload, ended);
+    CHECK(done["status"] == "failed");
+    CHECK(done["error_code"] == "SLURM_JOB_FAILED");
+    CHECK(done["artifacts"].empty());
+    CHECK(done["error_message"].get<std::string>().find("was replaced") != std::string::npos);
+    CHECK(fs::is_regular_file(w.process->root() / "worker.db"));
+  }
+
   SUBCASE("scancel by someone else: SLURM_CANCELLED, a fault of the node") {
     const json payload = {{"video_path", video.string()}, {"max_seconds", 1}, {"f_mm", 5}};
     submit(*w.process, "admin", payload);
@@ -374,13 +416,13 @@ TEST_CASE("slurm: a restarted worker follows its Slurm jobs to their end and nev
     CHECK(done["status"] == "succeeded");
     CHECK(done["error_code"] == "");
     CHECK(done["metrics"]["slurm_job_id"] == id);
-    CHECK(cluster.jobs_named("rayvault.hpc.survivor") == std::vector<std::string>{id + " COMPLETED"});
+    CHECK(cluster.jobs_named("rayvault.hpc.survivor.") == std::vector<std::string>{id + " COMPLETED"});
     const std::string log = job_log(*w.process, "survivor", payload);
     CHECK(log.find("WORKER_RESTARTED") == std::string::npos);
     CHECK(count_of(log, "\"event\":\"slurm_submitted\"") == 1);
     // Submitted again after it succeeded: the idempotent answer, no second Slurm job.
     submit(*w.process, "survivor", payload);
-    CHECK(cluster.jobs_named("rayvault.hpc.survivor").size() == 1);
+    CHECK(cluster.jobs_named("rayvault.hpc.survivor.").size() == 1);
   }
 
   SUBCASE("sbatch answers too late: the job it did submit is found by name and followed") {
@@ -398,7 +440,7 @@ TEST_CASE("slurm: a restarted worker follows its Slurm jobs to their end and nev
     submit(*w.process, "late", payload);
     const json done = wait_for(*w.process, "late", payload, ended);
     CHECK(done["status"] == "succeeded");
-    CHECK(cluster.jobs_named("rayvault.slow.late").size() == 1);
+    CHECK(cluster.jobs_named("rayvault.slow.late.").size() == 1);
     CHECK(job_log(*w.process, "late", payload).find("sbatch did not answer in time, but Slurm has the job") != std::string::npos);
   }
 }

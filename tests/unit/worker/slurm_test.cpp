@@ -61,15 +61,21 @@ TEST_CASE("slurm::load_config takes the documented keys and refuses what Slurm w
   CHECK(c->limits_for("FRAME_SAMPLING").gpus == 0);
   CHECK(c->limits_for("FRAME_SAMPLING").cpus == 8);  // per-step options start from the defaults
   CHECK(c->limits_for("POSE_ESTIMATE").partition == "gpu");
-  slurm::complete_config(*c, "/var/lib/rayvault");
+  REQUIRE(slurm::complete_config(*c, "/var/lib/rayvault").ok());
   CHECK(c->partitions == std::vector<std::string>{"gpu-long", "gpu", "cpu"});
 
   for (const json& bad : {json{{"defaults", {{"partition", "gpu --wrap"}}}}, json{{"defaults", {{"extra", {"--output=/tmp/x"}}}}},
                           json{{"defaults", {{"extra", {"-J x"}}}}}, json{{"defaults", {{"gpus", -1}}}},
                           json{{"shared_dir", "/shared/my folder"}}, json{{"shared_dir", "/shared/%j"}},
                           json{{"steps", {"REGISTER_CAPS"}}}, json{{"colour", "blue"}}, json{{"defaults", {{"walltime", 3}}}},
-                          json{{"max_jobs", 0}}})
+                          json{{"max_jobs", 0}}, json{{"defaults", {{"extra", {"--out=/tmp/x"}}}}},
+                          json{{"defaults", {{"extra", {"--job=x"}}}}}})
     CHECK_MESSAGE(!load(bad).ok(), bad.dump());
+  // The default shared folder is under the root: a root the batch script cannot name is refused.
+  auto plain = load(json::object());
+  REQUIRE(plain.ok());
+  CHECK(!slurm::complete_config(*plain, "/var/lib/ray vault").ok());
+  CHECK(!slurm::complete_config(*plain, "/var/lib/100%").ok());
 }
 
 TEST_CASE("slurm::resources_for lets a payload lower the limits, never raise them") {
@@ -96,6 +102,18 @@ TEST_CASE("slurm::resources_for lets a payload lower the limits, never raise the
   // A GPU step keeps at least one GPU.
   r = slurm::resources_for(*c, "POSE_ESTIMATE", json{{"slurm", {{"gpus", 0}}}}, notes);
   CHECK(r->gpus == 1);
+  // Huge numbers are only more than the limit.
+  r = slurm::resources_for(*c, "POSE_ESTIMATE", json{{"timeout_sec", 1e300}, {"slurm", {{"cpus", 1e300}}}}, notes);
+  REQUIRE(r.ok());
+  CHECK(r->time_limit_min == 60);
+  CHECK(r->cpus == 4);
+  // Memory the worker leaves to the partition's default is not the payload's to set.
+  auto open_mem = load({{"defaults", {{"mem_gb", 0}}}});
+  REQUIRE(open_mem.ok());
+  notes.clear();
+  r = slurm::resources_for(*open_mem, "POSE_ESTIMATE", json{{"slurm", {{"mem_gb", 512}}}}, notes);
+  CHECK(r->mem_mb == 0);
+  CHECK(notes.size() == 1);
   for (const json& bad : {json{{"slurm", "fast"}}, json{{"slurm", {{"partition", "debug"}}}}, json{{"slurm", {{"gpus", "many"}}}},
                           json{{"slurm", {{"exclusive", true}}}}, json{{"slurm", {{"cpus", -1}}}}})
     CHECK_MESSAGE(!slurm::resources_for(*c, "POSE_ESTIMATE", bad, notes).ok(), bad.dump());
@@ -111,7 +129,7 @@ TEST_CASE("slurm::batch_script asks for the resources, requeues, and runs the wo
   r.mem_mb = 2048;
   r.account = "studio";
   r.extra = {"--constraint=nvlink"};
-  const std::string s = slurm::batch_script(r, slurm::job_name("hpc", "shot 1"), "/shared/rv/hpc/job", "/opt/rv/rayvault-worker", "about");
+  const std::string s = slurm::batch_script(r, slurm::job_name("hpc", "shot 1", "0a1b2c3d"), "/shared/rv/hpc/job", "/opt/rv/rayvault-worker", "about");
   for (const char* line : {"#SBATCH --job-name=rayvault.hpc.", "#SBATCH --partition=gpu\n", "#SBATCH --time=45\n",
                            "#SBATCH --gres=gpu:a100:2\n", "#SBATCH --cpus-per-task=6\n", "#SBATCH --mem=2048M\n",
                            "#SBATCH --account=studio\n", "#SBATCH --requeue\n", "#SBATCH --output=/shared/rv/hpc/job/slurm-%j.out\n",
@@ -120,7 +138,7 @@ TEST_CASE("slurm::batch_script asks for the resources, requeues, and runs the wo
   CHECK(s.rfind("#!/bin/sh\n", 0) == 0);
   CHECK(s.find("--qos") == std::string::npos);
   // The name carries the job id in its folder form: no spaces reach Slurm.
-  CHECK(slurm::job_name("hpc", "shot 1").find(' ') == std::string::npos);
+  CHECK(slurm::job_name("hpc", "shot 1", "0a1b2c3d").find(' ') == std::string::npos);
   CHECK(slurm::is_terminal("COMPLETED"));
   CHECK(!slurm::is_terminal("PENDING"));
   CHECK(slurm::error_code_for("TIMEOUT") == "SLURM_TIMEOUT");
@@ -129,4 +147,7 @@ TEST_CASE("slurm::batch_script asks for the resources, requeues, and runs the wo
   CHECK(slurm::error_code_for("PREEMPTED") == "SLURM_PREEMPTED");
   CHECK(slurm::error_code_for("CANCELLED") == "SLURM_CANCELLED");
   CHECK(slurm::error_code_for("FAILED") == "SLURM_JOB_FAILED");
+  CHECK(slurm::never_starts("PartitionTimeLimit"));
+  CHECK(!slurm::never_starts("Resources"));
+  CHECK(!slurm::never_starts("Priority"));
 }
