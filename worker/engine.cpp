@@ -525,21 +525,26 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel,
   r.finished_at = util::format_utc(config_.clock());
   r.progress = 1.0;
   if (outcome) {
-    r.metrics = outcome->metrics;
-    r.message = outcome->message;
-    if (outcome->verdict_failed) {
-      r.status = protocol::status::kFailed;
-      r.exit_code = 1;
-      log(job_id, LogLevel::warning, "job_failed", "verdict: failed; " + r.message);
-    } else {
-      r.status = protocol::status::kSucceeded;
-      r.exit_code = 0;
-      log(job_id, LogLevel::info, "job_succeeded", r.message);
-    }
+    mark_finished(job, outcome->metrics, outcome->message, outcome->verdict_failed);
   } else {
     mark_failed(job, outcome.error());
   }
   finish(job);
+}
+
+void Engine::mark_finished(state::StoredJob& job, json metrics, std::string message, bool verdict_failed) {
+  auto& r = job.record;
+  r.metrics = std::move(metrics);
+  r.message = std::move(message);
+  if (verdict_failed) {
+    r.status = protocol::status::kFailed;
+    r.exit_code = 1;
+    log(r.job_id, LogLevel::warning, "job_failed", "verdict: failed; " + r.message);
+  } else {
+    r.status = protocol::status::kSucceeded;
+    r.exit_code = 0;
+    log(r.job_id, LogLevel::info, "job_succeeded", r.message);
+  }
 }
 
 void Engine::mark_failed(state::StoredJob& job, const Error& e) {

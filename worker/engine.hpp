@@ -134,6 +134,8 @@ class Engine {
   static Result<json> publish_artifacts(const fs::path& staging, const fs::path& dir, const std::vector<std::string>& names);
   // Sets a job's fields for a failure with the given code.
   void mark_failed(state::StoredJob& job, const Error& e);
+  // Sets a job's fields for a step that ran to its end: succeeded, or failed by its verdict.
+  void mark_finished(state::StoredJob& job, json metrics, std::string message, bool verdict_failed);
 
   // The Slurm lane (engine_slurm.cpp): one thread submits the jobs of Slurm's steps, follows them
   // all with one squeue call a round (backing off while nothing changes), and ends them here.
@@ -183,7 +185,6 @@ class Engine {
   std::map<std::string, Followed> slurm_jobs_;  // job_id -> its Slurm job
   std::vector<std::string> slurm_orphans_;      // Slurm job ids to scancel (their jobs ended here)
   json slurm_info_ = json::object();
-  bool slurm_wake_ = false;
   std::chrono::steady_clock::time_point slurm_retry_at_{};  // no sbatch before (slurmctld did not answer)
   std::chrono::milliseconds slurm_retry_wait_{0};
   std::condition_variable slurm_cv_;

@@ -111,8 +111,10 @@ json Engine::slurm_info() {
 void Engine::slurm_resume_locked(const state::StoredJob& job) {
   const std::string id = protocol::string_field(job.launch, "slurm_job_id");
   if (id.empty()) {
-    // Cut short while sbatch ran: the lane looks the job up by name before it submits it again.
-    enqueue_locked(job.record.job_id, job.record.step_name, job.priority);
+    // Cut short while sbatch ran: the lane looks the job up by name before it submits it again
+    // (in the Slurm queue even if the settings no longer send its step to Slurm).
+    const auto at = std::find_if(slurm_queue_.begin(), slurm_queue_.end(), [&job](const Queued& e) { return e.priority < job.priority; });
+    slurm_queue_.insert(at, Queued{job.record.job_id, job.priority});
     return;
   }
   Followed f;
@@ -145,9 +147,8 @@ void Engine::slurm_loop() {
       };
       auto until = std::min(next_poll, next_info);
       if (!slurm_queue_.empty() && slurm_retry_at_ > Clock::now()) until = std::min(until, slurm_retry_at_);
-      slurm_cv_.wait_until(lock, until, [&] { return stopping_ || slurm_wake_ || can_submit(); });
+      slurm_cv_.wait_until(lock, until, [&] { return stopping_ || can_submit(); });
       if (stopping_) return;
-      slurm_wake_ = false;
       if (can_submit()) {
         to_submit = slurm_queue_.front().job_id;
         slurm_queue_.pop_front();
@@ -539,7 +540,7 @@ void Engine::slurm_end(const std::string& job_id, const slurm::JobState& st) {
                            "the folder of Slurm job " + st.id + " in the shared folder was replaced (a symlink in its place): nothing from it is used",
                            std::string(codes::kSlurmJobFailed)));
     r.metrics = slurm_fields;
-  } else if (has_result && result.value("ok", false)) {
+  } else if (has_result && result["ok"].is_boolean() && result["ok"].get<bool>()) {
     std::vector<std::string> names;
     Status valid = Ok{};
     const fs::path staging = f.dir / "staging";
@@ -561,19 +562,12 @@ void Engine::slurm_end(const std::string& job_id, const slurm::JobState& st) {
       r.metrics = slurm_fields;
     } else {
       r.artifacts = std::move(published).value();
-      r.metrics = result.value("metrics", json::object());
-      if (!r.metrics.is_object()) r.metrics = json::object();
-      r.metrics.update(slurm_fields);
-      r.message = protocol::string_field(result, "message");
-      if (result.value("verdict_failed", false)) {
-        r.status = protocol::status::kFailed;
-        r.exit_code = 1;
-        log(job_id, LogLevel::warning, "job_failed", "verdict: failed; " + r.message);
-      } else {
-        r.status = protocol::status::kSucceeded;
-        r.exit_code = 0;
-        log(job_id, LogLevel::info, "job_succeeded", r.message + " (Slurm job " + st.id + ")");
-      }
+      json metrics = result.value("metrics", json::object());
+      if (!metrics.is_object()) metrics = json::object();
+      metrics.update(slurm_fields);
+      const auto verdict = result.find("verdict_failed");
+      mark_finished(job, std::move(metrics), protocol::string_field(result, "message"),
+                    verdict != result.end() && verdict->is_boolean() && verdict->get<bool>());
     }
   } else if (has_result) {
     std::string code = protocol::string_field(result, "error_code");

@@ -126,6 +126,18 @@ bool unreachable(const std::string& err) {
   return false;
 }
 
+// The '|'-separated fields of one line of squeue's or sinfo's output.
+std::vector<std::string> fields(const std::string& line) {
+  std::vector<std::string> f;
+  std::size_t start = 0;
+  while (true) {
+    const auto bar = line.find('|', start);
+    f.push_back(line.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
+    if (bar == std::string::npos) return f;
+    start = bar + 1;
+  }
+}
+
 std::string sh_quote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {
@@ -446,14 +458,7 @@ Result<std::map<std::string, JobState>> Client::query(const std::vector<std::str
     return Error(ErrorKind::unavailable, "squeue failed: " + joined(lines_of(r->err)), std::string(codes::kSlurmUnavailable));
   }
   for (const auto& line : lines_of(r->out)) {
-    std::vector<std::string> f;
-    std::size_t start = 0;
-    while (true) {
-      const auto bar = line.find('|', start);
-      f.push_back(line.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
-      if (bar == std::string::npos) break;
-      start = bar + 1;
-    }
+    const std::vector<std::string> f = fields(line);
     if (f.size() < 6) continue;
     JobState s;
     s.id = f[0];
@@ -556,14 +561,7 @@ Result<json> Client::cluster_info() const {
   std::map<std::string, json> by_name;
   std::vector<std::string> order;
   for (const auto& line : lines_of(parts->out)) {
-    std::vector<std::string> f;
-    std::size_t start = 0;
-    while (true) {
-      const auto bar = line.find('|', start);
-      f.push_back(line.substr(start, bar == std::string::npos ? std::string::npos : bar - start));
-      if (bar == std::string::npos) break;
-      start = bar + 1;
-    }
+    const std::vector<std::string> f = fields(line);
     if (f.size() < 4 || by_name.count(f[0])) continue;
     order.push_back(f[0]);
     by_name[f[0]] = {{"name", f[0]}, {"available", f[1] == "up"}, {"time_limit", f[2]}, {"nodes", 0}, {"gpu_types", json::array()},
