@@ -348,12 +348,16 @@ std::vector<std::string> JobStore::fail_interrupted(const std::string& now, cons
 
 std::string JobStore::other_job_in(const std::string& artifact_dir, const std::string& job_id) {
   std::lock_guard lock(mu_);
-  SQLite::Statement q(*db_,
-                      "SELECT job_id FROM jobs WHERE artifact_dir = ? AND job_id != ? "
-                      "AND (status = 'running' OR artifacts != '[]' OR (status = 'queued' AND launch != '')) LIMIT 1");
-  q.bind(1, artifact_dir);
-  q.bind(2, job_id);
-  return q.executeStep() ? q.getColumn(0).getString() : std::string();
+  try {
+    SQLite::Statement q(*db_,
+                        "SELECT job_id FROM jobs WHERE artifact_dir = ? AND job_id != ? "
+                        "AND (status = 'running' OR artifacts != '[]' OR (status = 'queued' AND launch != '')) LIMIT 1");
+    q.bind(1, artifact_dir);
+    q.bind(2, job_id);
+    return q.executeStep() ? q.getColumn(0).getString() : std::string();
+  } catch (const std::exception&) {
+    return {};  // the database cannot answer now: the folder is taken as free, as before this check existed
+  }
 }
 
 int JobStore::active_count() {

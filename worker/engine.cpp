@@ -310,6 +310,7 @@ Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::st
         finish(*job);
       }
       slurm_lock.unlock();
+      slurm_cv_.notify_all();  // a place among max_jobs is free
       slurm_cancel_job(in_slurm->slurm_id);
       std::error_code ec;
       fs::remove_all(in_slurm->dir, ec);
@@ -328,6 +329,9 @@ Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::st
       if (slurm_client_ && job->launch.contains("submitting") && !name.empty())
         if (auto st = slurm_client_->cancel_by_name(name); !st)
           log(job_id, LogLevel::warning, "slurm_unavailable", st.error().message + " (scancel it by hand if Slurm runs it)");
+      std::error_code ec;
+      if (const std::string folder = protocol::string_field(job->launch, "dir"); !folder.empty())
+        fs::remove_all(util::path_from_utf8(folder), ec);
       mark_cancelled(*job, reason);
       job->launch = json::object();
       finish(*job);

@@ -219,12 +219,21 @@ void Engine::slurm_submit(const std::string& job_id) {
     return true;
   };
   std::string reason;
-  if (cancelled_meanwhile(reason)) {
-    log(job_id, LogLevel::warning, "job_cancelled", "cancelled before it went to Slurm" + (reason.empty() ? std::string() : ": " + reason));
-    mark_cancelled(job, reason);
+  // Cancelled before it reached Slurm; a submission whose answer never came is cancelled there
+  // by its name, in case it arrived.
+  const auto cancel_unsubmitted = [&](const std::string& why) {
+    const std::string name = protocol::string_field(job.launch, "name");
+    if (job.launch.contains("submitting") && !name.empty())
+      if (auto st = slurm_client_->cancel_by_name(name); !st)
+        log(job_id, LogLevel::warning, "slurm_unavailable", st.error().message + " (scancel it by hand if Slurm runs it)");
+    log(job_id, LogLevel::warning, "job_cancelled", "cancelled before it went to Slurm" + (why.empty() ? std::string() : ": " + why));
+    std::error_code ec;
+    if (const std::string folder = protocol::string_field(job.launch, "dir"); !folder.empty()) fs::remove_all(util::path_from_utf8(folder), ec);
+    job.launch = json::object();
+    mark_cancelled(job, why);
     finish(job);
-    return;
-  }
+  };
+  if (cancelled_meanwhile(reason)) return cancel_unsubmitted(reason);
   // Each submission of a job is an attempt with a token of its own in its folder and Slurm job
   // name: a restart finds exactly this attempt, never an earlier run of the same job id. A
   // submission cut short keeps its token, so it is looked up before anything is sent again.
@@ -243,12 +252,21 @@ void Engine::slurm_submit(const std::string& job_id) {
   // Slurm does not answer now: the job stays queued here and is tried again, less often each
   // time, until Slurm answers or the job is cancelled.
   const auto retry_later = [&](const Error& e) {
-    std::lock_guard lock(mu_);
-    slurm_retry_wait_ = std::clamp(slurm_retry_wait_ * 2, cfg.poll_min, cfg.poll_max);
-    slurm_retry_at_ = Clock::now() + slurm_retry_wait_;
-    slurm_queue_.push_front(Queued{job_id, job.priority});
-    r.message = "waiting for Slurm: " + e.message;
-    (void)store_->update(job);
+    {
+      std::lock_guard lock(mu_);
+      const auto it = cancel_reasons_.find(job_id);
+      if (it == cancel_reasons_.end()) {
+        slurm_retry_wait_ = std::clamp(slurm_retry_wait_ * 2, cfg.poll_min, cfg.poll_max);
+        slurm_retry_at_ = Clock::now() + slurm_retry_wait_;
+        slurm_queue_.push_front(Queued{job_id, job.priority});
+        r.message = "waiting for Slurm: " + e.message;
+        (void)store_->update(job);
+        return;
+      }
+      reason = it->second;  // cancelled while sbatch ran
+      cancel_reasons_.erase(it);
+    }
+    cancel_unsubmitted(reason);
   };
 
   std::string slurm_id;
@@ -386,7 +404,8 @@ bool Engine::slurm_poll() {
     if (st.state == f.state && st.reason == f.reason && f.end_seen == Clock::time_point{}) continue;
     changed = true;
     bool ended = slurm::is_terminal(st.state) || st.state == "LOST" || (st.state == "PENDING" && slurm::never_starts(st.reason));
-    if (ended && st.state != "PENDING" && f.end_seen == Clock::time_point{}) {
+    const bool result_counts = st.state == "COMPLETED" || st.state == "FAILED" || st.state == "LOST";
+    if (ended && result_counts && f.end_seen == Clock::time_point{}) {
       // On a network file system the result the batch job wrote may show a little after Slurm
       // says the job ended: a job without one is given a few seconds more.
       std::error_code ec;
@@ -396,7 +415,7 @@ bool Engine::slurm_poll() {
         continue;
       }
     }
-    if (ended && f.end_seen != Clock::time_point{} && Clock::now() - f.end_seen < kResultGrace) {
+    if (ended && result_counts && f.end_seen != Clock::time_point{} && Clock::now() - f.end_seen < kResultGrace) {
       std::error_code ec;
       if (!fs::exists(f.dir / "result.json", ec)) continue;
     }
@@ -426,6 +445,7 @@ void Engine::slurm_update(const std::string& job_id, const slurm::JobState& st) 
     before = it->second;
     it->second.state = st.state;
     it->second.reason = st.reason;
+    it->second.end_seen = Clock::time_point{};  // back in the queue or running: not ended after all
     it->second.restarts = restarts = std::max(before.restarts, st.restarts);
   }
   auto job = store_->get(job_id);
@@ -547,8 +567,9 @@ void Engine::slurm_end(const std::string& job_id, const slurm::JobState& st) {
     for (const auto& a : result.value("artifacts", json::array())) {
       const std::string name = a.is_string() ? a.get<std::string>() : std::string();
       // A plain file inside staging: no symlink (to the worker's own files, say) is published.
-      if (name.empty() || util::resolve_within(staging, name).empty() ||
-          fs::symlink_status(staging / util::path_from_utf8(name), ec).type() != fs::file_type::regular) {
+      const fs::path file = staging / util::path_from_utf8(name);
+      if (name.empty() || util::resolve_within(staging, name).empty() || !util::is_within(staging, file) ||
+          fs::symlink_status(file, ec).type() != fs::file_type::regular || fs::hard_link_count(file, ec) != 1) {
         valid = Error(ErrorKind::internal, "the Slurm job's result names an artifact it did not leave: " + name,
                       std::string(codes::kSlurmJobFailed));
         break;
@@ -581,8 +602,8 @@ void Engine::slurm_end(const std::string& job_id, const slurm::JobState& st) {
     mark_failed(job, Error(ErrorKind::internal, end_message(st), std::string(code)));
     r.metrics = slurm_fields;
   }
-  finish(job);
   fs::remove_all(f.dir, ec);
+  finish(job);
 }
 
 }  // namespace rayvault::worker

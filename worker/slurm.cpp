@@ -348,7 +348,8 @@ bool is_terminal(std::string_view s) {
 }
 
 bool never_starts(std::string_view reason) {
-  for (std::string_view r : {"PartitionTimeLimit", "PartitionNodeLimit", "InvalidAccount", "InvalidQOS", "BadConstraints",
+  // (PartitionNodeLimit is left out: Slurm also gives it while the nodes a job needs are down.)
+  for (std::string_view r : {"PartitionTimeLimit", "InvalidAccount", "InvalidQOS", "BadConstraints",
                              "DependencyNeverSatisfied", "AccountNotAllowed", "QOSNotAllowed"})
     if (reason == r) return true;
   return false;
@@ -523,8 +524,9 @@ Result<std::vector<std::string>> Client::find_by_name(const std::string& name) c
   if (!ids.empty()) return ids;
   // Purged from slurmctld: the accounting database, else the job completion log (which takes no
   // name filter: the names are compared here).
-  for (const std::vector<std::string>& args : {std::vector<std::string>{"-n", "-P", "-X", "--name", name, "-o", "jobid,jobname"},
-                                               std::vector<std::string>{"-c", "-n", "-P", "-o", "jobid,jobname"}}) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"-n", "-P", "-X", "-S", "now-30days", "--name", name, "-o", "jobid,jobname"},
+        std::vector<std::string>{"-c", "-n", "-P", "-S", "now-30days", "-o", "jobid,jobname"}}) {
     auto a = run("sacct", args);
     if (!a || a->exit_code != 0) continue;
     for (const auto& line : lines_of(a->out))

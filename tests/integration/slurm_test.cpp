@@ -245,7 +245,8 @@ TEST_CASE("slurm: POSE_ESTIMATE runs through sbatch on a real Slurm: completes w
     REQUIRE(cluster.run({"scontrol", "update", "nodename=" + cluster.node(), "state=resume"}).exit_code == 0);
     const json done = wait_for(*w.process, "held", payload, ended);
     CHECK(done["status"] == "succeeded");
-    CHECK(job_log(*w.process, "held", payload).find("Slurm job " + id + ": RUNNING on " + cluster.node()) != std::string::npos);
+    CHECK(done["metrics"]["slurm_nodes"] == cluster.node());  // (RUNNING may pass between two rounds unseen)
+    CHECK(job_log(*w.process, "held", payload).find("\"event\":\"slurm_step_started\"") != std::string::npos);
   }
 
   SUBCASE("a runner that fails: the step's error code, Slurm's FAILED") {
@@ -358,7 +359,7 @@ TEST_CASE("slurm: the end of a Slurm job as Slurm decides it: time limit, requeu
   }
 
   SUBCASE("a staging folder swapped for a symlink publishes nothing from behind it") {
-    REQUIRE(util::write_file_atomic(w.mode, "sleep 3").ok());
+    REQUIRE(util::write_file_atomic(w.mode, "sleep 10").ok());
     const json payload = {{"video_path", video.string()}, {"max_seconds", 1}, {"f_mm", 6}};
     submit(*w.process, "swapped", payload);
     wait_for(*w.process, "swapped", payload, running);
@@ -435,13 +436,31 @@ TEST_CASE("slurm: a restarted worker follows its Slurm jobs to their end and nev
     REQUIRE(util::write_file_atomic(bin / "sbatch", "#!/bin/sh\n\"" + util::u8(platform::find_executable("sbatch")) +
                                                         "\" \"$@\" >/dev/null\nexec sleep 60\n").ok());
     fs::permissions(bin / "sbatch", fs::perms::owner_all);
-    auto w = start_slurm_worker(t.path, cluster, "slow", {{"bin_dir", util::u8(bin)}, {"command_timeout_sec", 2}});
+    auto w = start_slurm_worker(t.path, cluster, "slow", {{"bin_dir", util::u8(bin)}, {"command_timeout_sec", 8}});
     const json payload = {{"video_path", video.string()}, {"max_seconds", 1}};
     submit(*w.process, "late", payload);
-    const json done = wait_for(*w.process, "late", payload, ended);
-    CHECK(done["status"] == "succeeded");
-    CHECK(cluster.jobs_named("rayvault.slow.late.").size() == 1);
-    CHECK(job_log(*w.process, "late", payload).find("sbatch did not answer in time, but Slurm has the job") != std::string::npos);
+    SUBCASE("followed once Slurm is found to have it") {
+      const json done = wait_for(*w.process, "late", payload, ended);
+      CHECK(done["status"] == "succeeded");
+      CHECK(cluster.jobs_named("rayvault.slow.late.").size() == 1);
+      CHECK(job_log(*w.process, "late", payload).find("sbatch did not answer in time, but Slurm has the job") != std::string::npos);
+    }
+    SUBCASE("cancelled while sbatch hangs: the job it did submit is cancelled in Slurm") {
+      REQUIRE(util::write_file_atomic(w.mode, "sleep 300").ok());
+      // sbatch has submitted once Slurm lists the job; the worker still waits for its answer.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (cluster.jobs_named("rayvault.slow.late.").empty() && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      REQUIRE(cluster.jobs_named("rayvault.slow.late.").size() == 1);
+      write_nodes(t.path, {{"slow", w.process->port()}});
+      const auto cancel = run_controller(t.path, {"cancel", "--run-id", "slurm", "--job-id", "late", "--node-id", "slow",
+                                                  "--inputs-hash", protocol::inputs_hash(payload)});
+      CHECK_MESSAGE(cancel.exit_code == 0, cancel.out << cancel.err);
+      CHECK(wait_for(*w.process, "late", payload, ended)["status"] == "cancelled");
+      const std::string id = cluster.jobs_named("rayvault.slow.late.").at(0).substr(0, cluster.jobs_named("rayvault.slow.late.").at(0).find(' '));
+      wait_slurm_state(cluster, id, "CANCELLED");
+      CHECK(cluster.live_jobs().empty());
+    }
   }
 }
 
