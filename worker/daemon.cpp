@@ -88,6 +88,8 @@ Result<std::shared_ptr<const slurm::Config>> slurm_settings(const DaemonOptions&
     if (auto doc = protocol::parse_json(*text); doc && doc->is_object() && protocol::string_field(*doc, "launch") == "slurm") on = true;
   }
   if (!on) return std::shared_ptr<const slurm::Config>();
+  if (platform::os_name() == "windows")
+    return Error(ErrorKind::config, "the Slurm launch mode runs on a cluster's Linux (or macOS) nodes, not on Windows");
   auto config = slurm::load_config(o.slurm_config);
   if (!config) return config.error();
   if (auto st = slurm::complete_config(*config, fs::absolute(o.root)); !st) return st.error();

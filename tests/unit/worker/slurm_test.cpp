@@ -41,6 +41,9 @@ TEST_CASE("slurm::parse_gres_gpus reads sinfo's GRES and GRES-used forms") {
   CHECK(slurm::parse_gres_gpus("gpu:0")[0].count == 0);
 }
 
+// Slurm's login and compute nodes run Linux (or macOS): the paths below are POSIX ones, and a
+// Windows worker refuses the Slurm mode at start.
+#if !defined(_WIN32)
 TEST_CASE("slurm::load_config takes the documented keys and refuses what Slurm would misread") {
   auto c = load({{"launch", "slurm"},
                  {"steps", {"pose_estimate", "FRAME_SAMPLING"}},
@@ -77,6 +80,8 @@ TEST_CASE("slurm::load_config takes the documented keys and refuses what Slurm w
   CHECK(!slurm::complete_config(*plain, "/var/lib/ray vault").ok());
   CHECK(!slurm::complete_config(*plain, "/var/lib/100%").ok());
 }
+
+#endif
 
 TEST_CASE("slurm::resources_for lets a payload lower the limits, never raise them") {
   auto c = load({{"partitions", {"gpu", "gpu-long"}},
@@ -119,6 +124,7 @@ TEST_CASE("slurm::resources_for lets a payload lower the limits, never raise the
     CHECK_MESSAGE(!slurm::resources_for(*c, "POSE_ESTIMATE", bad, notes).ok(), bad.dump());
 }
 
+#if !defined(_WIN32)
 TEST_CASE("slurm::batch_script asks for the resources, requeues, and runs the worker's own program") {
   slurm::Resources r;
   r.partition = "gpu";
@@ -151,3 +157,4 @@ TEST_CASE("slurm::batch_script asks for the resources, requeues, and runs the wo
   CHECK(!slurm::never_starts("Resources"));
   CHECK(!slurm::never_starts("Priority"));
 }
+#endif
