@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${RAYVAULT_SKIP_WINDOWS:-}" = "1" ]; then
-  bash tools/install_deps.sh --with-slurm
+  bash tools/install_deps.sh --with-slurm wrk gnuplot-nox
   export RAYVAULT_CMAKE_ARGS="-DRAYVAULT_WINE_BUILD="
 else
-  bash tools/install_deps.sh --with-wine --with-slurm
+  bash tools/install_deps.sh --with-wine --with-slurm wrk gnuplot-nox
   if [ "${CI:-}" = "true" ]; then export RAYVAULT_WERROR=1; fi
   bash tools/windows/cross_build.sh
   export RAYVAULT_CMAKE_ARGS="-DRAYVAULT_WINE_BUILD=$PWD/build-win"
@@ -26,6 +26,6 @@ if [ "${RAYVAULT_SKIP_SANITIZERS:-}" != "1" ]; then
     cmake --preset "${preset%%:*}" -DRAYVAULT_WINE_BUILD= >/dev/null
     cmake --build "${preset#*:}" --target rayvault_unit_tests rayvault_integration_tests
     ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 TSAN_OPTIONS="halt_on_error=1 suppressions=$PWD/tools/tsan.supp" \
-      ctest --test-dir "${preset#*:}" --output-on-failure -j 2 --timeout 600 -E '^(wine|tools)/'
+      ctest --test-dir "${preset#*:}" --output-on-failure -j 2 --timeout 600 -E '^(wine|tools|bench)/'
   done
 fi

@@ -1,0 +1,101 @@
+// rayvault-bench: what the benchmark harness (tools/bench.sh) needs besides the real binaries.
+//   rayvault-bench plain-server PORT [THREADS]   a libmicrohttpd server built and configured as the
+//                                                worker's (same flags, polling threads, limits),
+//                                                answering every request with one fixed JSON body
+//   rayvault-bench sign SECRET RUN JOB STEP PAYLOAD_JSON
+//                                                prints {"body": signed POST body, "query": signed
+//                                                query string} for the load generator (valid for the
+//                                                contract's 300 s skew)
+#include <microhttpd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "platform/net.hpp"
+#include "platform/system_info.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/json.hpp"
+#include "util/time.hpp"
+#include "util/strings.hpp"
+
+namespace {
+
+using rayvault::protocol::json;
+
+// A fixed body the size of a worker's RECORD answer.
+const std::string kBody = R"({"ok":true,"idempotent":true,"job":{"run_id":"bench","job_id":"bench","status":"succeeded"}})";
+
+MHD_Result answer(void*, MHD_Connection* c, const char*, const char*, const char*, const char*, std::size_t* upload_size,
+                  void** state) {
+  if (*state == nullptr) {  // the head: wait for the body
+    *state = c;
+    return MHD_YES;
+  }
+  if (*upload_size > 0) {  // body bytes: read and dropped
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  MHD_Response* r = MHD_create_response_from_buffer(kBody.size(), const_cast<char*>(kBody.data()), MHD_RESPMEM_PERSISTENT);
+  MHD_add_response_header(r, "Content-Type", "application/json");
+  const MHD_Result ok = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  return ok;
+}
+
+int plain_server(int port, unsigned threads) {
+  // The worker's daemon flags and options (worker/http_server.cpp), with its defaults.
+  const unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  auto address = rayvault::platform::listen_address("127.0.0.1", port);
+  if (!address) return 5;
+  MHD_Daemon* d = MHD_start_daemon(flags, 0, nullptr, nullptr, answer, nullptr, MHD_OPTION_SOCK_ADDR, address->data(),
+                                   MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT, 900u,
+                                   MHD_OPTION_PER_IP_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_TIMEOUT, 15u,
+                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, static_cast<std::size_t>(32u << 10), MHD_OPTION_END);
+  if (!d) {
+    std::fprintf(stderr, "rayvault-bench: cannot listen on 127.0.0.1:%d\n", port);
+    return 5;
+  }
+  std::atomic<bool> stop{false};
+  rayvault::platform::on_shutdown_signal([&stop] { stop = true; });
+  std::fprintf(stderr, "rayvault-bench plain-server on 127.0.0.1:%d, %u threads\n", port, threads);
+  while (!stop) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  MHD_stop_daemon(d);
+  return 0;
+}
+
+int sign(const std::string& secret, const std::string& run, const std::string& job, const std::string& step,
+         const std::string& payload_text) {
+  auto payload = rayvault::protocol::parse_json(payload_text);
+  if (!payload || !payload->is_object()) {
+    std::fprintf(stderr, "rayvault-bench sign: PAYLOAD_JSON is not a JSON object\n");
+    return 2;
+  }
+  const auto hash = rayvault::protocol::inputs_hash(*payload);
+  const auto now = rayvault::util::system_clock()();
+  const auto post = rayvault::protocol::make_signed_envelope(run, job, step, hash, secret, now);
+  json body = {{"message_type", "submit_job"}, {"payload", *payload}};
+  rayvault::protocol::envelope_to_json(post, body);
+  const auto get = rayvault::protocol::make_signed_envelope(run, job, "JOB_STATUS", hash, secret, now);
+  json fields = json::object();
+  rayvault::protocol::envelope_to_json(get, fields);
+  std::string query;
+  for (const auto& [k, v] : fields.items())
+    query += (query.empty() ? "" : "&") + k + "=" + rayvault::util::percent_encode(v.is_string() ? v.get<std::string>() : v.dump());
+  std::printf("%s\n", rayvault::protocol::dump_json(json{{"body", rayvault::protocol::dump_json(body)}, {"query", query},
+                                                         {"inputs_hash", hash}}).c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "plain-server" && (argc == 3 || argc == 4))
+    return plain_server(std::atoi(argv[2]), argc == 4 ? static_cast<unsigned>(std::atoi(argv[3])) : 2u);
+  if (cmd == "sign" && argc == 7) return sign(argv[2], argv[3], argv[4], argv[5], argv[6]);
+  std::fprintf(stderr, "usage: rayvault-bench plain-server PORT [THREADS] | sign SECRET RUN JOB STEP PAYLOAD_JSON\n");
+  return 2;
+}

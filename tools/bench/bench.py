@@ -1,0 +1,629 @@
+#!/usr/bin/env python3
+"""RayVault cluster benchmarks: each figure against its baseline, measured in the same run.
+
+Run through tools/bench.sh (which installs wrk and gnuplot and builds first). Writes the report
+(machine, command, medians with their spread, ratios, targets) to --out (docs/benchmarks.md by
+default) and plots as PNG beside it. --smoke runs every part for a second or so (what CI runs so
+the harness does not rot) and writes to a temporary folder. Exits non-zero only when a figure could
+not be measured; missing a target is reported, not an error.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BUILD = os.environ.get("RAYVAULT_BUILD_DIR", os.path.join(REPO, "build"))
+WORKER = os.path.join(BUILD, "worker", "rayvault-worker")
+CONTROLLER = os.path.join(BUILD, "controller", "rayvault-controller")
+BENCH = os.path.join(BUILD, "bench", "rayvault-bench")
+SECRET = "bench-secret"
+
+
+class CannotMeasure(Exception):
+    pass
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def port_open(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def wait_until(pred, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.01)
+    raise CannotMeasure(what + " did not happen within %d s" % seconds)
+
+
+def summary(values):
+    values = sorted(values)
+    return {"median": statistics.median(values), "min": values[0], "max": values[-1], "n": len(values)}
+
+
+def fmt(s, unit="", digits=1):
+    """median (min-max) for a summary."""
+    f = "%%.%df" % digits
+    if s["n"] == 1:
+        return (f % s["median"]) + unit
+    return (f % s["median"]) + unit + " (" + (f % s["min"]) + "-" + (f % s["max"]) + ")"
+
+
+class Worker:
+    """A real rayvault-worker on loopback."""
+
+    def __init__(self, work, name, args=(), env=None):
+        self.root = os.path.join(work, name)
+        self.ready = os.path.join(work, name + ".ready")
+        self.log = open(os.path.join(work, name + ".log"), "ab")
+        e = dict(os.environ, RAYVAULT_CLUSTER_SECRET=SECRET)
+        e.update(env or {})
+        if os.path.exists(self.ready):
+            os.remove(self.ready)
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen([WORKER, "--port", "0", "--root", self.root, "--worker-id", name,
+                                      "--ready-file", self.ready] + list(args), env=e, stdout=self.log, stderr=self.log)
+        wait_until(lambda: os.path.exists(self.ready) or self.proc.poll() is not None, 30, "worker start")
+        if self.proc.poll() is not None:
+            raise CannotMeasure("the worker exited at start (see %s.log)" % name)
+        self.port = json.load(open(self.ready))["port"]
+        self.pid = self.proc.pid
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def http(port, path, body=None, timeout=60):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=body.encode() if body else None,
+                                 method="POST" if body else "GET", headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+def signed(run, job, step, payload):
+    out = subprocess.run([BENCH, "sign", SECRET, run, job, step, json.dumps(payload)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def run_job(port, run, job, step, payload, timeout=600):
+    """Submits a job straight to a worker and follows it with long polls; (record, seconds)."""
+    s = signed(run, job, step, payload)
+    t0 = time.monotonic()
+    rec = http(port, "/job", s["body"])["job"]
+    while rec["status"] not in ("succeeded", "failed", "cancelled"):
+        if time.monotonic() - t0 > timeout:
+            raise CannotMeasure("job %s did not end within %d s" % (job, timeout))
+        rec = http(port, "/job/%s?%s&wait_ms=10000" % (job, s["query"]))["job"]
+    return rec, time.monotonic() - t0
+
+
+def make_video(path, seconds, size, rate=30, gop=250):
+    if os.path.exists(path):
+        return path
+    log("making a %d s %s test video (once; cached in %s)" % (seconds, size, os.path.dirname(path)))
+    tmp = path + ".partial.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=%s:rate=%d" % (size, rate),
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(seconds), "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", str(gop), "-pix_fmt", "yuv420p", "-c:a", "aac", tmp], check=True)
+    os.rename(tmp, path)
+    return path
+
+
+# --- HTTP: signed POST /job (idempotent hit) and GET /job/{id} against a plain server -----------
+
+WRK_LAT = re.compile(r"^\s*(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
+
+
+def wrk(url, conns, seconds, script=None):
+    threads = max(1, min(conns, 2))
+    cmd = ["wrk", "-t", str(threads), "-c", str(conns), "-d", "%ds" % seconds, "--latency", "--timeout", "10s"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run(cmd + [url], capture_output=True, text=True, timeout=seconds + 60)
+    m = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    if out.returncode != 0 or not m:
+        raise CannotMeasure("wrk failed: " + out.stdout[-500:] + out.stderr[-500:])
+    lat = {}
+    for p, v, unit in WRK_LAT.findall(out.stdout):
+        lat[p] = float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out.stdout)
+    if errors:
+        raise CannotMeasure("%s answered %s non-2xx responses under load" % (url, errors.group(1)))
+    return {"rps": float(m.group(1)), "p50": lat.get("50", 0.0), "p99": lat.get("99", 0.0)}
+
+
+def bench_http(cfg, work, results):
+    if not shutil.which("wrk"):
+        raise CannotMeasure("wrk is not installed (tools/bench.sh installs it)")
+    media = make_video(os.path.join(work, "small.mp4"), 2, "320x240")
+    port = free_port()
+    plain = subprocess.Popen([BENCH, "plain-server", str(port), "2"], stderr=subprocess.DEVNULL)
+    w = Worker(work, "http-worker")
+    try:
+        wait_until(lambda: port_open(port), 10, "plain server start")
+        payload = {"media_path": media}
+        rec, _ = run_job(w.port, "bench", "http-probe", "FFMPEG_PROBE", payload)
+        if rec["status"] != "succeeded":
+            raise CannotMeasure("the probe job failed: " + json.dumps(rec)[:300])
+        s = signed("bench", "http-probe", "FFMPEG_PROBE", payload)
+        body_file = os.path.join(work, "post.lua")
+        with open(body_file, "w") as f:
+            f.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = %s\n'
+                    % json.dumps(s["body"]))
+        targets = {
+            "plain": ("http://127.0.0.1:%d/job/http-probe" % port, None),
+            "post": ("http://127.0.0.1:%d/job" % w.port, body_file),
+            "get": ("http://127.0.0.1:%d/job/http-probe?%s" % (w.port, s["query"]), None),
+        }
+        out = {}
+        for conns in cfg["concurrency"]:
+            for name, (url, script) in targets.items():
+                runs = [wrk(url, conns, cfg["wrk_seconds"], script) for _ in range(cfg["reps"])]
+                out.setdefault(name, {})[conns] = {k: summary([r[k] for r in runs]) for k in ("rps", "p50", "p99")}
+                log("http %s c=%d: %.0f req/s p99 %.2f ms" % (name, conns, out[name][conns]["rps"]["median"],
+                                                               out[name][conns]["p99"]["median"]))
+        results["http"] = out
+    finally:
+        plain.send_signal(signal.SIGTERM)
+        plain.wait()
+        w.stop()
+
+
+# --- submit -> receipt for FFMPEG_PROBE against ffprobe run directly ----------------------------
+
+def timed(cmd, env=None, cwd=None):
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=cwd)
+    dt = time.monotonic() - t0
+    if r.returncode != 0:
+        raise CannotMeasure("%s failed (%d): %s" % (cmd[0], r.returncode, (r.stdout + r.stderr)[-400:]))
+    return dt
+
+
+def write_nodes(cwd, workers, extra=None):
+    os.makedirs(os.path.join(cwd, "state", "cluster"), exist_ok=True)
+    doc = {"controller": {"node_id": "bench", "poll_interval_sec": 0.2}, "nodes": [
+        {"node_id": name, "host": "127.0.0.1", "port": w.port} for name, w in workers]}
+    doc["controller"].update(extra or {})
+    with open(os.path.join(cwd, "state", "cluster", "nodes.json"), "w") as f:
+        json.dump(doc, f)
+
+
+def bench_submit(cfg, work, results):
+    media = make_video(os.path.join(work, "small.mp4"), 2, "320x240")
+    w = Worker(work, "submit-worker")
+    cwd = os.path.join(work, "submit-controller")
+    write_nodes(cwd, [("w1", w)])
+    env = dict(os.environ, RAYVAULT_CLUSTER_SECRET=SECRET)
+    direct, through = [], []
+    try:
+        for i in range(cfg["submit_runs"]):
+            direct.append(timed(["ffprobe", "-v", "error", "-show_format", "-show_streams", "-print_format", "json", media]))
+            payload = json.dumps({"media_path": media, "bench_run": i})
+            through.append(timed([CONTROLLER, "submit", "--run-id", "bench", "--job-id", "probe%d" % i, "--step-name",
+                                  "FFMPEG_PROBE", "--payload-json", payload, "--no-local-fallback"], env=env, cwd=cwd))
+        d, t = summary([x * 1000 for x in direct]), summary([x * 1000 for x in through])
+        results["submit"] = {"direct_ms": d, "submit_ms": t, "overhead_ms": t["median"] - d["median"]}
+        log("submit: ffprobe %.1f ms, through a worker %.1f ms" % (d["median"], t["median"]))
+    finally:
+        w.stop()
+
+
+# --- worker memory and start ---------------------------------------------------------------------
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def health_ok(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            return s.recv(16).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def bench_start(cfg, work, results):
+    starts_cold, starts_warm, rss = [], [], []
+    for i in range(cfg["start_runs"]):
+        for kind, root in (("cold", "start-cold-%d" % i), ("warm", "start-warm")):
+            port = free_port()
+            env = dict(os.environ, RAYVAULT_CLUSTER_SECRET=SECRET)
+            t0 = time.monotonic()
+            p = subprocess.Popen([WORKER, "--port", str(port), "--root", os.path.join(work, root)], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                wait_until(lambda: health_ok(port) or p.poll() is not None, 30, "first /health")
+                (starts_cold if kind == "cold" else starts_warm).append((time.monotonic() - t0) * 1000)
+                if kind == "warm":
+                    time.sleep(cfg["idle_seconds"])
+                    rss.append(rss_kib(p.pid) / 1024.0)
+            finally:
+                p.send_signal(signal.SIGTERM)
+                p.wait()
+    results["start"] = {"cold_ms": summary(starts_cold), "warm_ms": summary(starts_warm), "idle_rss_mib": summary(rss)}
+    log("start: cold %.0f ms, warm %.0f ms, idle RSS %.1f MiB" % (results["start"]["cold_ms"]["median"],
+                                                                 results["start"]["warm_ms"]["median"],
+                                                                 results["start"]["idle_rss_mib"]["median"]))
+
+
+# --- FRAME_SAMPLING against one ffmpeg run (fps filter) and seeking frame by frame ------------------
+
+def frame_baselines(video, every, duration, out):
+    os.makedirs(out, exist_ok=True)
+    t_filter = timed(["ffmpeg", "-v", "error", "-nostdin", "-y", "-i", video, "-vf", "fps=1/%g" % every, "-q:v", "2",
+                      os.path.join(out, "f_%06d.jpg")])
+    t0 = time.monotonic()
+    t = 0.0
+    n = 0
+    while t < duration:
+        subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-y", "-ss", "%.3f" % t, "-i", video, "-frames:v", "1",
+                        "-q:v", "2", os.path.join(out, "s_%06d.jpg" % n)], check=True)
+        n += 1
+        t += every
+    return t_filter, time.monotonic() - t0
+
+
+def bench_frames(cfg, work, results):
+    seconds, size = cfg["video"]
+    video = make_video(os.path.join(cfg["cache"], "bench_%ds_%s.mp4" % (seconds, size)), seconds, size)
+    w = Worker(work, "frames-worker")
+    out = {}
+    try:
+        for label, every in (("sparse", 10.0), ("dense", 1.0)):
+            f, s, j = [], [], []
+            for i in range(cfg["frame_reps"]):
+                tf, ts = frame_baselines(video, every, seconds, os.path.join(work, "frames-%s-%d" % (label, i)))
+                rec, tj = run_job(w.port, "bench", "frames-%s-%d" % (label, i), "FRAME_SAMPLING",
+                                  {"video_path": video, "every_sec": every, "bench_run": i})
+                if rec["status"] != "succeeded":
+                    raise CannotMeasure("FRAME_SAMPLING failed: " + json.dumps(rec)[:300])
+                f.append(tf)
+                s.append(ts)
+                j.append(tj)
+            out[label] = {"every_sec": every, "filter_s": summary(f), "seek_s": summary(s), "step_s": summary(j),
+                          "frames": rec["metrics"].get("frames")}
+            log("frames %s: filter %.2f s, seek %.2f s, step %.2f s" % (label, summary(f)["median"], summary(s)["median"],
+                                                                       summary(j)["median"]))
+        results["frames"] = {"video": "%d s %s" % (seconds, size), **out}
+    finally:
+        w.stop()
+
+
+# --- a batch of short jobs over 3 workers against the ideal makespan -----------------------------
+
+def slow_ffprobe(bindir, seconds, record):
+    os.makedirs(bindir, exist_ok=True)
+    path = os.path.join(bindir, "ffprobe")
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n# ffprobe that works %s s per job (a job of known length for makespans)\n"
+                "echo \"start $(date +%%s%%N)\" >> %s\nsleep %s\n/usr/bin/ffprobe \"$@\"\nrc=$?\n"
+                "echo \"end $(date +%%s%%N)\" >> %s\nexit $rc\n" % (seconds, record, seconds, record))
+    os.chmod(path, 0o755)
+    return bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin")
+
+
+def work_seconds(record):
+    """Sum of the stand-in's own run times (start/end pairs in order per process are not needed:
+    total work is sum(ends) - sum(starts))."""
+    starts, ends = 0, 0
+    with open(record) as f:
+        for line in f:
+            kind, ns = line.split()
+            if kind == "start":
+                starts += int(ns)
+            else:
+                ends += int(ns)
+    return (ends - starts) / 1e9
+
+
+def bench_batch(cfg, work, results):
+    media = make_video(os.path.join(work, "small.mp4"), 2, "320x240")
+    rows = []
+    for nworkers in cfg["batch_workers"]:
+        record = os.path.join(work, "batch-record-%d.log" % nworkers)
+        path = slow_ffprobe(os.path.join(work, "slow-bin"), cfg["batch_job_seconds"], record)
+        workers = [Worker(work, "batch-%d-%d" % (nworkers, i), ["--slots", str(cfg["batch_slots"])], {"PATH": path})
+                   for i in range(nworkers)]
+        try:
+            cwd = os.path.join(work, "batch-controller-%d" % nworkers)
+            write_nodes(cwd, [("w%d" % i, w) for i, w in enumerate(workers)])
+            batch = os.path.join(cwd, "batch.jsonl")
+            with open(batch, "w") as f:
+                for i in range(cfg["batch_jobs"]):
+                    f.write(json.dumps({"job_id": "j%03d" % i, "step_name": "FFMPEG_PROBE",
+                                        "payload": {"media_path": media, "n": i, "workers": nworkers}}) + "\n")
+            env = dict(os.environ, RAYVAULT_CLUSTER_SECRET=SECRET)
+            t = timed([CONTROLLER, "submit", "--run-id", "batch%d" % nworkers, "--batch", batch, "--no-local-fallback"],
+                      env=env, cwd=cwd)
+            total = work_seconds(record)
+            slots = nworkers * cfg["batch_slots"]
+            ideal = total / slots
+            rows.append({"workers": nworkers, "slots": slots, "jobs": cfg["batch_jobs"], "makespan_s": t,
+                         "work_s": total, "ideal_s": ideal, "ratio": t / ideal})
+            log("batch over %d workers: %.2f s, ideal %.2f s (x%.2f)" % (nworkers, t, ideal, t / ideal))
+        finally:
+            for w in workers:
+                w.stop()
+    results["batch"] = rows
+
+
+# --- health over 16 nodes, 4 of them unreachable (test tailnet) ----------------------------------
+
+def bench_health16(cfg, work, results):
+    script = os.path.join(REPO, "tools", "tailnet.sh")
+    check = subprocess.run(["bash", script, os.path.join(work, "tn"), "check"], capture_output=True, text=True)
+    if check.returncode != 0:
+        results["health16"] = {"skipped": (check.stdout + check.stderr).strip()}
+        log("health16 skipped: " + results["health16"]["skipped"])
+        return
+    tn = os.path.join(work, "tn")
+    env = dict(os.environ, RAYVAULT_CLUSTER_SECRET=SECRET, RAYVAULT_WORKER_BIN=WORKER)
+    n, down, timeout = 16, 4, cfg["node_timeout"]
+    subprocess.run(["bash", script, tn, "up", str(n)], check=True, env=env, capture_output=True)
+    try:
+        for i in range(1, n + 1):  # nodes are numbered from 1
+            subprocess.run(["bash", script, tn, "start", str(i)], check=True, env=env, capture_output=True)
+        for i in range(1, down + 1):
+            subprocess.run(["bash", script, tn, "cut", str(i)], check=True, env=env)
+        cwd = os.path.join(work, "tn-controller")
+        nodes = [{"node_id": "n%d" % i, "host": "100.64.0.%d" % (10 + i), "port": 8787, "timeout_sec": timeout}
+                 for i in range(1, n + 1)]
+        os.makedirs(os.path.join(cwd, "state", "cluster"), exist_ok=True)
+        with open(os.path.join(cwd, "state", "cluster", "nodes.json"), "w") as f:
+            json.dump({"nodes": nodes}, f)
+        one = os.path.join(cwd, "one.json")
+        with open(one, "w") as f:
+            json.dump({"nodes": [nodes[0]]}, f)
+
+        def health(nodes_file):
+            t0 = time.monotonic()
+            subprocess.run(["bash", script, tn, "exec", CONTROLLER, "--nodes-file", nodes_file, "health"], env=env,
+                           cwd=cwd, capture_output=True)
+            return time.monotonic() - t0
+
+        single = summary([health(one) for _ in range(cfg["health_reps"])])
+        all16 = summary([health(os.path.join(cwd, "state", "cluster", "nodes.json")) for _ in range(cfg["health_reps"])])
+        results["health16"] = {"nodes": n, "unreachable": down, "timeout_s": timeout, "one_unreachable_s": single,
+                               "all_s": all16, "ratio": all16["median"] / single["median"]}
+        log("health16: %.2f s, one unreachable node %.2f s" % (all16["median"], single["median"]))
+    finally:
+        subprocess.run(["bash", script, tn, "down"], env=env, capture_output=True)
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+def machine():
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), "")
+    except OSError:
+        pass
+    mem = 0
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) / 1024 / 1024
+    return "%s, %d cores, %.0f GiB, %s %s, Python %s" % (cpu or platform.machine(), os.cpu_count(), mem,
+                                                         platform.system(), platform.release(), platform.python_version())
+
+
+def plots(results, outdir):
+    if not shutil.which("gnuplot") or "http" not in results:
+        return []
+    made = []
+    dat = os.path.join(outdir, "http.dat")
+    with open(dat, "w") as f:
+        for c in sorted(results["http"]["plain"]):
+            row = [c]
+            for name in ("plain", "post", "get"):
+                r = results["http"][name][c]
+                row += [r["rps"]["median"], r["p99"]["median"]]
+            f.write(" ".join(str(x) for x in row) + "\n")
+    for what, col, ylabel, png in (("throughput", 2, "requests/s", "bench_http_throughput.png"),
+                                   ("p99", 3, "p99 latency (ms)", "bench_http_p99.png")):
+        script = ('set terminal pngcairo size 800,480; set output "%s"; set logscale x 2; set xlabel "concurrent connections";'
+                  'set ylabel "%s"; set key top left; set grid;'
+                  'plot "%s" using 1:%d with linespoints title "plain libmicrohttpd server",'
+                  ' "" using 1:%d with linespoints title "signed POST /job (idempotent)",'
+                  ' "" using 1:%d with linespoints title "signed GET /job/{id}"'
+                  % (os.path.join(outdir, png), ylabel, dat, col, col + 2, col + 4))
+        if subprocess.run(["gnuplot", "-e", script]).returncode == 0:
+            made.append(png)
+    if results.get("batch") and len(results["batch"]) > 1:
+        bdat = os.path.join(outdir, "batch.dat")
+        with open(bdat, "w") as f:
+            for r in results["batch"]:
+                f.write("%d %f %f\n" % (r["workers"], r["makespan_s"], r["ideal_s"]))
+        png = "bench_batch_makespan.png"
+        script = ('set terminal pngcairo size 800,480; set output "%s"; set xlabel "workers"; set ylabel "seconds";'
+                  'set xtics 1; set grid; set yrange [0:*];'
+                  'plot "%s" using 1:2 with linespoints title "makespan", "" using 1:3 with linespoints title "ideal (work / slots)"'
+                  % (os.path.join(outdir, png), bdat))
+        if subprocess.run(["gnuplot", "-e", script]).returncode == 0:
+            made.append(png)
+    os.remove(dat)
+    return made
+
+
+def verdict(ok):
+    return "met" if ok else "**missed**"
+
+
+def report(cfg, results, made, command):
+    L = ["# Benchmarks", "",
+         "Measured by `%s` on %s, %s. Every figure is a median of several runs with its spread"
+         " (min-max) in parentheses, against a baseline measured in the same run; the machine is shared"
+         " and noisy, so the ratios matter more than the absolute numbers." % (command, machine(),
+                                                                               time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())), ""]
+    if "http" in results:
+        h = results["http"]
+        L += ["## Signed requests against a plain server of the same HTTP library", "",
+              "wrk (2 threads, keep-alive, %d s a run, %d runs) against `rayvault-bench plain-server` (libmicrohttpd with"
+              " the worker's flags, polling threads and limits, answering a fixed body) and a worker: a signed"
+              " `POST /job` that hits the idempotency index, and a signed `GET /job/{id}`. Target: at least 0.5 x the"
+              " plain server's throughput at every concurrency, p99 at most 10 ms at 64." % (cfg["wrk_seconds"], cfg["reps"]), "",
+              "| connections | plain req/s | POST req/s (ratio) | GET req/s (ratio) | plain p50 / p99 ms | POST p50 / p99 ms | GET p50 / p99 ms | target |",
+              "|---|---|---|---|---|---|---|---|"]
+        for c in sorted(h["plain"]):
+            p, po, g = h["plain"][c], h["post"][c], h["get"][c]
+            rp, rg = po["rps"]["median"] / p["rps"]["median"], g["rps"]["median"] / p["rps"]["median"]
+            ok = rp >= 0.5 and rg >= 0.5 and (c != 64 or max(po["p99"]["median"], g["p99"]["median"]) <= 10)
+            L.append("| %d | %s | %s (%.2f) | %s (%.2f) | %.2f / %.2f | %.2f / %.2f | %.2f / %.2f | %s |" % (
+                c, fmt(p["rps"], digits=0), fmt(po["rps"], digits=0), rp, fmt(g["rps"], digits=0), rg,
+                p["p50"]["median"], p["p99"]["median"], po["p50"]["median"], po["p99"]["median"],
+                g["p50"]["median"], g["p99"]["median"], verdict(ok)))
+        L += [""] + ["![%s](%s)" % (m, m) for m in made if m.startswith("bench_http")] + [""]
+    if "submit" in results:
+        s = results["submit"]
+        L += ["## submit -> receipt for FFMPEG_PROBE", "",
+              "`rayvault-controller submit` of FFMPEG_PROBE on a 2 s clip through a loopback worker (probe, POST, long poll,"
+              " artifact download, receipt), %d runs, against the same `ffprobe` run directly. Target: median overhead"
+              " at most 10 ms." % s["submit_ms"]["n"], "",
+              "| ffprobe directly | through a worker | overhead | target |", "|---|---|---|---|",
+              "| %s | %s | %.1f ms | %s |" % (fmt(s["direct_ms"], " ms"), fmt(s["submit_ms"], " ms"), s["overhead_ms"],
+                                            verdict(s["overhead_ms"] <= 10)), ""]
+    if "start" in results:
+        st = results["start"]
+        L += ["## Worker memory and start", "",
+              "Process start to the first answered `/health` (a fresh root, and a root used before), and the resident set"
+              " (VmRSS) of an idle worker after %g s. Targets: at most 8 MiB, at most 50 ms." % cfg["idle_seconds"], "",
+              "| start, fresh root | start, used root | idle RSS | target |", "|---|---|---|---|",
+              "| %s | %s | %s | %s |" % (fmt(st["cold_ms"], " ms", 0), fmt(st["warm_ms"], " ms", 0),
+                                        fmt(st["idle_rss_mib"], " MiB"),
+                                        verdict(st["idle_rss_mib"]["median"] <= 8 and st["cold_ms"]["median"] <= 50)), ""]
+    if "frames" in results:
+        fr = results["frames"]
+        L += ["## FRAME_SAMPLING", "",
+              "A %s video. Baselines: one ffmpeg run with an fps filter, and seeking (one ffmpeg `-ss` per frame). The step"
+              " goes through a worker (submit to the end of the job). Targets: never slower than 1.1 x the better"
+              " baseline; at least 2 x faster than the filter on the sparse case." % fr["video"], "",
+              "| case | frames | fps filter | seeking | the step | step / better | filter / step | target |",
+              "|---|---|---|---|---|---|---|---|"]
+        for label in ("sparse", "dense"):
+            r = fr[label]
+            better = min(r["filter_s"]["median"], r["seek_s"]["median"])
+            ratio = r["step_s"]["median"] / better
+            speedup = r["filter_s"]["median"] / r["step_s"]["median"]
+            ok = ratio <= 1.1 and (label != "sparse" or speedup >= 2)
+            L.append("| %s (every %g s) | %s | %s | %s | %s | %.2f | %.2f | %s |" % (
+                label, r["every_sec"], r["frames"], fmt(r["filter_s"], " s", 2), fmt(r["seek_s"], " s", 2),
+                fmt(r["step_s"], " s", 2), ratio, speedup, verdict(ok)))
+        L.append("")
+    if "health16" in results:
+        h = results["health16"]
+        L += ["## `health` over 16 nodes, 4 unreachable", ""]
+        if "skipped" in h:
+            L += ["Not measured here: " + h["skipped"], ""]
+        else:
+            L += ["On the test tailnet (`tools/tailnet.sh`, one network namespace per node), 4 links cut, node timeout %g s;"
+                  " baseline: `health` of one unreachable node. Target: at most 1.2 x." % h["timeout_s"], "",
+                  "| one unreachable node | 16 nodes, 4 unreachable | ratio | target |", "|---|---|---|---|",
+                  "| %s | %s | %.2f | %s |" % (fmt(h["one_unreachable_s"], " s", 2), fmt(h["all_s"], " s", 2), h["ratio"],
+                                              verdict(h["ratio"] <= 1.2)), ""]
+    if "batch" in results:
+        L += ["## `submit --batch` makespan", "",
+              "%d FFMPEG_PROBE jobs whose ffprobe works %g s each (a stand-in that sleeps, then runs the real ffprobe, and"
+              " records its own start and end), on loopback workers of %d slots. Ideal: the stand-ins' total run time"
+              " / slots. Target: at most 1.2 x ideal with 3 workers." % (cfg["batch_jobs"], cfg["batch_job_seconds"], cfg["batch_slots"]),
+              "", "| workers | slots | makespan | ideal | ratio | target |", "|---|---|---|---|---|---|"]
+        for r in results["batch"]:
+            L.append("| %d | %d | %.2f s | %.2f s | %.2f | %s |" % (r["workers"], r["slots"], r["makespan_s"], r["ideal_s"], r["ratio"],
+                                                                  verdict(r["ratio"] <= 1.2) if r["workers"] == 3 else ""))
+        L += [""] + ["![%s](%s)" % (m, m) for m in made if m.startswith("bench_batch")] + [""]
+    return "\n".join(L) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--smoke", action="store_true", help="every part for a second or so (CI)")
+    ap.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
+    ap.add_argument("--only", default="", help="comma-separated parts: http,submit,start,frames,health16,batch")
+    args = ap.parse_args()
+    cache = os.environ.get("RAYVAULT_BENCH_CACHE", os.path.join(BUILD, "bench-cache"))
+    os.makedirs(cache, exist_ok=True)
+    if args.smoke:
+        cfg = {"concurrency": [1, 16], "wrk_seconds": 1, "reps": 1, "submit_runs": 3, "start_runs": 2, "idle_seconds": 0.5,
+               "video": (20, "640x360"), "frame_reps": 1, "batch_workers": [3], "batch_jobs": 12, "batch_slots": 2,
+               "batch_job_seconds": 0.1, "node_timeout": 1, "health_reps": 1, "cache": cache}
+    else:
+        cfg = {"concurrency": [1, 16, 64, 256], "wrk_seconds": 5, "reps": 3, "submit_runs": 30, "start_runs": 7,
+               "idle_seconds": 3, "video": (600, "1920x1080"), "frame_reps": 3, "batch_workers": [1, 2, 3], "batch_jobs": 200,
+               "batch_slots": 2, "batch_job_seconds": 0.25, "node_timeout": 2, "health_reps": 3, "cache": cache}
+    for binary in (WORKER, CONTROLLER, BENCH):
+        if not os.path.exists(binary):
+            print("bench: %s is not built (run tools/bench.sh)" % binary, file=sys.stderr)
+            return 2
+    parts = [("http", bench_http), ("submit", bench_submit), ("start", bench_start), ("frames", bench_frames),
+             ("health16", bench_health16), ("batch", bench_batch)]
+    only = set(filter(None, args.only.split(",")))
+    work = tempfile.mkdtemp(prefix="rayvault-bench.")
+    results, failed = {}, []
+    try:
+        for name, fn in parts:
+            if only and name not in only:
+                continue
+            log("measuring " + name)
+            try:
+                fn(cfg, work, results)
+            except (CannotMeasure, subprocess.CalledProcessError, OSError) as e:
+                failed.append("%s: %s" % (name, e))
+                log("could not measure %s: %s" % (name, e))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    out = args.out if not args.smoke else os.path.join(tempfile.mkdtemp(prefix="rayvault-bench-smoke."), "benchmarks.md")
+    outdir = os.path.dirname(os.path.abspath(out))
+    made = plots(results, outdir) if not args.smoke else []
+    command = "bash tools/bench.sh" + (" --smoke" if args.smoke else "") + (" --only " + args.only if args.only else "")
+    text = report(cfg, results, made, command)
+    if failed:
+        text += "\n## Not measured\n\n" + "\n".join("- " + f for f in failed) + "\n"
+    with open(out, "w") as f:
+        f.write(text)
+    with open(os.path.splitext(out)[0] + ".json", "w") as f:
+        json.dump({"config": cfg, "results": results, "failed": failed}, f, indent=1, default=str)
+    log("wrote " + out)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
