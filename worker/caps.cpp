@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <future>
 
 #include "platform/process.hpp"
 #include "platform/system_info.hpp"
@@ -49,37 +50,68 @@ std::string default_tts_provider(const std::vector<std::string>& supported_steps
   return tts ? std::string(kDefaultTtsProvider) : "none";
 }
 
-json detect_caps(const CapsInputs& inputs) {
+namespace {
+
+// What the probes found: tools' version lines, GPUs, the desktop session. Run at once, each in a
+// thread of its own, so detection takes as long as the slowest tool.
+struct Probes {
+  bool pending = false;  // not detected yet: the quick caps a worker answers with at start
+  std::vector<GpuDevice> gpus;
+  std::string python, ffmpeg, ffprobe, espeak, openclaw_version;
+  platform::UiSession session;
+  json tts_providers = json::array();
+};
+
+Probes run_probes(const CapsInputs& inputs, const std::string& openclaw, bool has_openclaw) {
+  auto version = [](std::vector<std::string> argv) { return std::async(std::launch::async, first_line_of, std::move(argv)); };
+  auto gpus = std::async(std::launch::async, detect_gpus);
+  auto python = std::async(std::launch::async, [] {
+    std::string v = first_line_of({"python3", "--version"});
+    return v.empty() ? first_line_of({"python", "--version"}) : v;
+  });
+  auto ffmpeg = version({"ffmpeg", "-version"});
+  auto ffprobe = version({"ffprobe", "-version"});
+  auto espeak = version({"espeak-ng", "--version"});
+  auto claw = has_openclaw ? version({openclaw, "--version"}) : std::future<std::string>();
+  auto session = std::async(std::launch::async, platform::ui_session);
+  Probes p;
+  const bool tts = std::find(inputs.supported_steps.begin(), inputs.supported_steps.end(), protocol::steps::kTtsRenderChunks) !=
+                   inputs.supported_steps.end();
+  if (tts) p.tts_providers = tts::available_providers(inputs.step_config);
+  p.gpus = gpus.get();
+  p.python = python.get();
+  p.ffmpeg = ffmpeg.get();
+  p.ffprobe = ffprobe.get();
+  p.espeak = espeak.get();
+  if (claw.valid()) p.openclaw_version = claw.get();
+  p.session = session.get();
+  return p;
+}
+
+json assemble_caps(const CapsInputs& inputs, const Probes& probes, bool has_openclaw) {
+  const std::string pending = "detecting";
+  const auto tool = [&](const std::string& line) { return probes.pending ? pending : line.empty() ? std::string("missing") : line; };
   // The normalized keys describe the first GPU; `gpus` lists them all.
-  const std::vector<GpuDevice> gpus = detect_gpus();
+  const auto& gpus = probes.gpus;
   const std::string gpu_model = gpus.empty() ? std::string() : gpus[0].model;
   const double vram_gb = gpus.empty() ? 0.0 : gpus[0].vram_gb;
   json gpu_list = json::array();
   for (const auto& g : gpus) gpu_list.push_back({{"index", g.index}, {"model", g.model}, {"vram_gb", g.vram_gb}, {"driver", g.driver}});
-  std::string python = first_line_of({"python3", "--version"});
-  if (python.empty()) python = first_line_of({"python", "--version"});
-  const std::string python_version = python.rfind("Python ", 0) == 0 ? python.substr(7) : (python.empty() ? "missing" : python);
-  const std::string ffmpeg_line = first_line_of({"ffmpeg", "-version"});
-  const std::string ffprobe_line = first_line_of({"ffprobe", "-version"});
+  const std::string& python = probes.python;
+  const std::string python_version =
+      probes.pending ? pending : python.rfind("Python ", 0) == 0 ? python.substr(7) : (python.empty() ? "missing" : python);
   const bool has_ffprobe = !platform::find_executable("ffprobe").empty();
-  std::string openclaw = inputs.step_config.setting("OPENCLAW_BIN");
-  if (openclaw.empty()) openclaw = "openclaw";
-  const bool has_openclaw = !platform::find_executable(openclaw).empty();
   const std::string pose_runner = inputs.step_config.setting("POSE_RUNNER");
   const auto runner_argv = util::split_command_line(pose_runner);
   const bool runner_found = !runner_argv.empty() && !platform::find_executable(runner_argv[0]).empty();
   const json tool_versions = {
-      {"ffmpeg", ffmpeg_line.empty() ? "missing" : ffmpeg_line},
-      {"ffprobe", ffprobe_line.empty() ? "missing" : ffprobe_line},
-      {"espeak-ng", [] { const auto v = first_line_of({"espeak-ng", "--version"}); return v.empty() ? std::string("missing") : v; }()},
-      {"openclaw", [&] {
-         if (!has_openclaw) return std::string("missing");
-         const auto v = first_line_of({openclaw, "--version"});
-         return v.empty() ? std::string("present") : v;
-       }()},
+      {"ffmpeg", tool(probes.ffmpeg)},
+      {"ffprobe", tool(probes.ffprobe)},
+      {"espeak-ng", tool(probes.espeak)},
+      {"openclaw", !has_openclaw ? std::string("missing") : probes.pending ? pending
+                   : probes.openclaw_version.empty() ? std::string("present") : probes.openclaw_version},
       {"pose_runner", pose_runner.empty() ? "not configured" : runner_found ? "configured" : "configured, not found"},
   };
-  const auto session = platform::ui_session();
   std::string davinci_path = platform::getenv_string("RAYVAULT_DAVINCI_RESOLVE");
   bool davinci = !davinci_path.empty() && !platform::find_executable(davinci_path).empty();
   if (!davinci) davinci = !platform::find_executable("resolve").empty();
@@ -94,17 +126,17 @@ json detect_caps(const CapsInputs& inputs) {
       {"gpu_model", gpu_model},
       {"vram_gb", vram_gb},
       {"python_version", python_version},
-      {"ffmpeg_version", ffmpeg_line.empty() ? "missing" : ffmpeg_line},
+      {"ffmpeg_version", tool(probes.ffmpeg)},
       {"davinci_available", davinci},
       // Compatibility keys of the reference worker.
       {"platform", os == "windows" ? "win32" : os},  // Python's sys.platform
       {"python", python_version},
-      {"ffmpeg", !ffmpeg_line.empty()},
+      {"ffmpeg", probes.pending ? !platform::find_executable("ffmpeg").empty() : !probes.ffmpeg.empty()},
       {"ffprobe", has_ffprobe},
       {"openclaw_available", has_openclaw},
       {"gpu", !gpu_model.empty()},
       {"tts_provider", default_tts_provider(inputs.supported_steps, inputs.step_config)},
-      {"ui_session_active", session.active},
+      {"ui_session_active", probes.session.active},
       // Extensions.
       {"hostname", platform::hostname()},
       {"platform_release", platform::platform_string()},
@@ -115,19 +147,48 @@ json detect_caps(const CapsInputs& inputs) {
       {"tags", inputs.tags},
       {"gpus", gpu_list},
       {"tool_versions", tool_versions},
-      {"ui_session_detail", session.detail},
+      {"ui_session_detail", probes.pending ? pending : probes.session.detail},
       {"protocol_features", inputs.protocol_features},
   };
   if (tts) {
-    caps["tts_providers"] = tts::available_providers(inputs.step_config);
+    caps["tts_providers"] = probes.tts_providers;
     caps["tts_parallel"] = inputs.step_config.tts_parallel;
   }
+  if (probes.pending) caps["caps_pending"] = true;
   return caps;
 }
 
+std::string openclaw_of(const CapsInputs& inputs) {
+  std::string openclaw = inputs.step_config.setting("OPENCLAW_BIN");
+  return openclaw.empty() ? std::string("openclaw") : openclaw;
+}
+
+}  // namespace
+
+json detect_caps(const CapsInputs& inputs) {
+  const std::string openclaw = openclaw_of(inputs);
+  const bool has_openclaw = !platform::find_executable(openclaw).empty();
+  return assemble_caps(inputs, run_probes(inputs, openclaw, has_openclaw), has_openclaw);
+}
+
+json quick_caps(const CapsInputs& inputs) {
+  Probes pending;
+  pending.pending = true;
+  pending.gpus = inputs.gpus;
+  const std::string openclaw = openclaw_of(inputs);
+  return assemble_caps(inputs, pending, !platform::find_executable(openclaw).empty());
+}
+
 CapsCache::CapsCache(CapsInputs inputs, std::chrono::seconds refresh_every)
-    : inputs_(std::move(inputs)), every_(refresh_every), caps_(detect_caps(inputs_)) {
+    : inputs_(std::move(inputs)), every_(refresh_every), caps_(quick_caps(inputs_)) {
+  // The probes run in the background from the start: the worker answers at once, with the quick
+  // caps (`caps_pending`) until the first detection is done.
   thread_ = std::thread([this] { loop(); });
+}
+
+bool CapsCache::wait_detected(std::chrono::milliseconds within) {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, within, [this] { return detected_ || stop_; }) && detected_;
 }
 
 CapsCache::~CapsCache() {
@@ -173,12 +234,14 @@ void apply_slurm_caps(json& caps, const json& slurm) {
 
 void CapsCache::loop() {
   std::unique_lock lock(mu_);
-  while (!cv_.wait_for(lock, every_, [this] { return stop_; })) {
+  do {
     lock.unlock();
     json fresh = detect_caps(inputs_);
     lock.lock();
     caps_ = std::move(fresh);
-  }
+    detected_ = true;
+    cv_.notify_all();
+  } while (!cv_.wait_for(lock, every_, [this] { return stop_; }));
 }
 
 }  // namespace rayvault::worker

@@ -176,7 +176,7 @@ int run_daemon(DaemonOptions o) {
   if (!engine) return fail(engine.error());
 
   CapsCache caps(CapsInputs{(*engine)->supported_steps(), o.slots, worker_protocol_features(), (*engine)->config().step_config,
-                           (*engine)->gpu_slots(), o.tags, slurm_caps(**engine)},
+                           (*engine)->gpu_slots(), o.tags, slurm_caps(**engine), ec.gpus},
                  std::chrono::seconds(std::max(5, o.caps_refresh_sec)));
   ServerConfig sc;
   sc.host = o.host;
@@ -200,6 +200,10 @@ int run_daemon(DaemonOptions o) {
                (*engine)->gpu_slots(), ec.slurm ? ", Slurm launch" : "",
                secrets->previous.empty() ? "" : ", accepting the previous secret");
   if (!o.ready_file.empty()) {
+    // Ready means listening with its capabilities known: /health answers from the start (with
+    // `caps_pending` until the probes are done), the ready file waits for them.
+    if (!caps.wait_detected(std::chrono::seconds(60)))
+      std::fprintf(stderr, "rayvault-worker: capability detection is taking long; writing the ready file anyway\n");
     const protocol::json ready{{"host", o.host}, {"port", *port}, {"pid", platform::process_id()}, {"worker_id", o.worker_id}};
     if (auto st = util::write_file_atomic(o.ready_file, protocol::dump_json(ready)); !st) return fail(st.error());
   }

@@ -2,6 +2,10 @@
 // idempotency, rotation, restarts, Range downloads and hostile names. Real worker processes.
 #include <doctest/doctest.h>
 
+#include <thread>
+
+#include "platform/process.hpp"
+#include "platform/system_info.hpp"
 #include "protocol/steps.hpp"
 #include "tests/integration/harness.hpp"
 #include "util/files.hpp"
@@ -300,4 +304,50 @@ TEST_CASE("integration: tool output that is not UTF-8 fails the job and not the 
   CHECK(http_get(w.port(), "/health").status == 200);
   CHECK(http_get(w.port(), "/job/bad-utf8/logs?" + signed_query("run", "bad-utf8", "JOB_LOGS", h)).status == 200);
   CHECK(protocol::parse_json(*util::read_file(w.root() / "jobs/bad-utf8/job_receipt.json")).ok());
+}
+
+TEST_CASE("integration: the worker answers /health at once and detects its tools in the background") {
+  TempDir t;
+  const fs::path bin = t.path / "bin";
+  fs::create_directories(bin);
+  // An ffmpeg whose version query takes 3 s: detection cannot be done when the first /health comes.
+  const std::string path = path_with_standin(bin, "ffmpeg",
+                                             "case \"$1\" in -version) sleep 3; echo 'ffmpeg version 9.9 (slow stand-in)'; exit 0 ;; esac\n"
+                                             "exec /usr/bin/ffmpeg \"$@\"",
+                                             false);
+  const fs::path ready = t.path / "ready.json";
+  platform::ProcessSpec spec;
+  spec.argv = {RAYVAULT_WORKER_BIN, "--port", "0", "--root", (t.path / "w").string(), "--ready-file", ready.string()};
+  spec.env = {{"RAYVAULT_CLUSTER_SECRET", "s3cret"}, {"PATH", path}};
+  const auto started = std::chrono::steady_clock::now();
+  auto child = platform::Child::spawn(spec, t.path / "worker.log");
+  REQUIRE(child.ok());
+  // The port it took is in its start-up line, printed once it listens (the ready file comes later).
+  int chosen = 0;
+  while (chosen == 0 && std::chrono::steady_clock::now() - started < std::chrono::seconds(30)) {
+    const auto log = util::read_file(t.path / "worker.log");
+    const std::string out = log ? *log : std::string();
+    if (const auto at = out.find("listening on 127.0.0.1:"); at != std::string::npos)
+      chosen = std::atoi(out.c_str() + at + std::string("listening on 127.0.0.1:").size());
+    REQUIRE(child->running());
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  REQUIRE(chosen > 0);
+  const HttpReply first = http_get(chosen, "/health");
+  REQUIRE(first.status == 200);
+  const json early = first.json_body()["caps"];
+  CHECK(early["caps_pending"] == true);
+  CHECK(early["ffmpeg_version"] == "detecting");
+  CHECK(early["os"] == platform::os_name());
+  CHECK(early["supported_steps"].size() == 6);
+  CHECK_FALSE(fs::exists(ready));  // ready means the capabilities are known
+  // Once the probes are done: the ready file, and the real caps.
+  while (!fs::exists(ready) && std::chrono::steady_clock::now() - started < std::chrono::seconds(30))
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(fs::exists(ready));
+  CHECK(std::chrono::steady_clock::now() - started >= std::chrono::seconds(3));
+  const json later = http_get(chosen, "/health").json_body()["caps"];
+  CHECK_FALSE(later.contains("caps_pending"));
+  CHECK(later["ffmpeg_version"] == "ffmpeg version 9.9 (slow stand-in)");
+  CHECK(child->terminate() == 0);
 }
