@@ -167,6 +167,31 @@ std::string idempotency_key(const std::string& step_name, const std::string& inp
 }
 
 JobStore::JobStore(std::unique_ptr<SQLite::Database> db) : db_(std::move(db)) {}
+
+std::optional<StoredJob> JobStore::select_cached(const std::string& job_id) {
+  if (const auto it = cache_.find(job_id); it != cache_.end()) {
+    recent_.splice(recent_.begin(), recent_, it->second.at);
+    return it->second.job;
+  }
+  auto job = select_job(*db_, job_id);
+  if (!job) return job;
+  const std::size_t bytes = protocol::dump_json(job->payload).size() + protocol::dump_json(job->record.metrics).size() +
+                            protocol::dump_json(job->record.artifacts).size() + 1024;
+  if (bytes > kCachedBytes / 8) return job;  // a very large job is read from the database each time
+  recent_.push_front(job_id);
+  cache_.emplace(job_id, Cached{*job, recent_.begin(), bytes});
+  cached_bytes_ += bytes;
+  while (cache_.size() > kCachedJobs || cached_bytes_ > kCachedBytes) forget(std::string(recent_.back()));
+  return job;
+}
+
+void JobStore::forget(const std::string& job_id) {
+  if (const auto it = cache_.find(job_id); it != cache_.end()) {
+    cached_bytes_ -= it->second.bytes;
+    recent_.erase(it->second.at);
+    cache_.erase(it);
+  }
+}
 JobStore::~JobStore() = default;
 
 Result<std::unique_ptr<JobStore>> JobStore::open(const std::filesystem::path& db_path) {
@@ -188,22 +213,30 @@ Result<std::unique_ptr<JobStore>> JobStore::open(const std::filesystem::path& db
 Result<std::pair<StoredJob, Admission>> JobStore::admit(const StoredJob& job) {
   std::lock_guard lock(mu_);
   try {
-    SQLite::Transaction tx(*db_);
     const auto& r = job.record;
     const std::string key = idempotency_key(r.step_name, r.inputs_hash);
+    // The same submission again (a retry, a poll by POST): answered from memory.
+    if (const auto known = idempotency_.find(key); known != idempotency_.end() && known->second == r.job_id)
+      if (auto existing = select_cached(r.job_id); existing && existing->record.run_id == r.run_id)
+        return std::pair{*existing, Admission::existing};
+    SQLite::Transaction tx(*db_);
     std::optional<StoredJob> existing;
     {
       SQLite::Statement q(*db_, "SELECT job_id FROM idempotency WHERE idem_key = ?");
       q.bind(1, key);
-      if (q.executeStep()) existing = select_job(*db_, q.getColumn(0).getString());
+      if (q.executeStep()) {
+        const std::string id = q.getColumn(0).getString();
+        idempotency_[key] = id;
+        existing = select_cached(id);
+      }
     }
-    if (!existing) existing = select_job(*db_, r.job_id);
+    if (!existing) existing = select_cached(r.job_id);
     if (!existing) {
       // A job id first seen under another run may be an alias of an earlier idempotent hit.
       SQLite::Statement q(*db_, "SELECT target_job_id FROM aliases WHERE run_id = ? AND job_id = ?");
       q.bind(1, r.run_id);
       q.bind(2, r.job_id);
-      if (q.executeStep()) existing = select_job(*db_, q.getColumn(0).getString());
+      if (q.executeStep()) existing = select_cached(q.getColumn(0).getString());
     }
     if (existing) {
       if (existing->record.run_id != r.run_id || existing->record.job_id != r.job_id)
@@ -230,6 +263,8 @@ Result<std::pair<StoredJob, Admission>> JobStore::admit(const StoredJob& job) {
     idem.bind(2, r.job_id);
     idem.exec();
     tx.commit();
+    idempotency_[key] = r.job_id;
+    forget(r.job_id);
     return std::pair{job, Admission::created};
   } catch (const std::exception& ex) {
     return Error(ErrorKind::io, std::string("job database: ") + ex.what());
@@ -239,7 +274,7 @@ Result<std::pair<StoredJob, Admission>> JobStore::admit(const StoredJob& job) {
 std::optional<StoredJob> JobStore::get(const std::string& job_id) {
   std::lock_guard lock(mu_);
   try {
-    return select_job(*db_, job_id);
+    return select_cached(job_id);
   } catch (const std::exception&) {
     return std::nullopt;
   }
@@ -248,13 +283,13 @@ std::optional<StoredJob> JobStore::get(const std::string& job_id) {
 std::optional<JobStore::Lookup> JobStore::lookup(const std::string& run_id, const std::string& job_id) {
   std::lock_guard lock(mu_);
   try {
-    auto job = select_job(*db_, job_id);
+    auto job = select_cached(job_id);
     if (!job) {
       SQLite::Statement q(*db_, "SELECT target_job_id FROM aliases WHERE run_id = ? AND job_id = ?");
       q.bind(1, run_id);
       q.bind(2, job_id);
       if (!q.executeStep()) return std::nullopt;
-      job = select_job(*db_, q.getColumn(0).getString());
+      job = select_cached(q.getColumn(0).getString());
       if (!job) return std::nullopt;
       return Lookup{std::move(*job), true};
     }
@@ -271,6 +306,7 @@ std::optional<JobStore::Lookup> JobStore::lookup(const std::string& run_id, cons
 
 Status JobStore::update(const StoredJob& job) {
   std::lock_guard lock(mu_);
+  forget(job.record.job_id);  // read again from the database, whatever this write does
   try {
     write_mutable(*db_, job);
     return ok_status();
@@ -328,6 +364,9 @@ std::vector<std::string> JobStore::running_launched_job_ids() {
 std::vector<std::string> JobStore::fail_interrupted(const std::string& now, const std::string& message, bool keep_launched) {
   std::lock_guard lock(mu_);
   std::vector<std::string> ids;
+  recent_.clear();
+  cache_.clear();
+  cached_bytes_ = 0;
   SQLite::Transaction tx(*db_);
   const std::string which = keep_launched ? "status = 'running' AND launch = ''" : "status = 'running'";
   {

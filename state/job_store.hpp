@@ -2,10 +2,12 @@
 #pragma once
 
 #include <filesystem>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "protocol/job_record.hpp"
@@ -86,8 +88,23 @@ class JobStore {
 
  private:
   explicit JobStore(std::unique_ptr<SQLite::Database> db);
+  // Reads of a job go through a small cache of recently read jobs (status polls read the same
+  // jobs many times a second); every write of a job drops its entry. Caller holds mu_.
+  std::optional<StoredJob> select_cached(const std::string& job_id);
+  void forget(const std::string& job_id);
   std::unique_ptr<SQLite::Database> db_;
   std::mutex mu_;
+  static constexpr std::size_t kCachedJobs = 1024;
+  static constexpr std::size_t kCachedBytes = 8u << 20;  // payloads can be large (TTS texts)
+  struct Cached {
+    StoredJob job;
+    std::list<std::string>::iterator at;
+    std::size_t bytes = 0;
+  };
+  std::list<std::string> recent_;  // most recently read first
+  std::unordered_map<std::string, Cached> cache_;
+  std::size_t cached_bytes_ = 0;
+  std::unordered_map<std::string, std::string> idempotency_;  // idempotency key -> job id (never changes once set)
 };
 
 // The idempotency key of a job.

@@ -49,6 +49,31 @@ TEST_CASE("state::JobStore") {
     CHECK_FALSE(stranger->run_matches);
     CHECK_FALSE(store.lookup("run1", "nope"));
   }
+  SUBCASE("reads answered from memory always show the last write") {
+    // Read many times (cached), written, read again: the write shows; the same submission again
+    // (answered from memory) shows it too.
+    for (int i = 0; i < 3; ++i) REQUIRE(store.get("job1"));
+    auto j = *store.get("job1");
+    j.record.status = "running";
+    j.record.message = "running now";
+    REQUIRE(store.update(j).ok());
+    CHECK(store.get("job1")->record.status == "running");
+    CHECK(store.lookup("run1", "job1")->job.record.message == "running now");
+    auto again = store.admit(job("run1", "job1", h1));
+    REQUIRE(again.ok());
+    CHECK(again->second == Admission::existing);
+    CHECK(again->first.record.status == "running");
+    // More jobs than the cache holds: each still reads back as written.
+    for (int i = 0; i < 1500; ++i) REQUIRE(store.admit(job("bulk", "b" + std::to_string(i), util::random_hex(32))).ok());
+    for (int i = 0; i < 1500; i += 7) {
+      auto b = store.get("b" + std::to_string(i));
+      REQUIRE(b);
+      CHECK(b->record.run_id == "bulk");
+    }
+    CHECK(store.get("job1")->record.status == "running");
+    CHECK(store.fail_interrupted("2026-02-19T12:01:00Z", "stopped") == std::vector<std::string>{"job1"});
+    CHECK(store.get("job1")->record.status == "failed");
+  }
   SUBCASE("a known job_id answers the existing job even with other inputs") {
     auto again = store.admit(job("run1", "job1", h2));
     REQUIRE(again.ok());
