@@ -1,6 +1,8 @@
 // JobRecord <-> wire JSON.
 #include "protocol/job_record.hpp"
 
+#include <algorithm>
+
 namespace rayvault::protocol {
 namespace {
 
@@ -13,7 +15,73 @@ std::optional<std::string> optional_text_from(const json& j, const char* key) {
   return it->get<std::string>();
 }
 
+// A JSON string as dump_json writes it: plain printable ASCII is copied; anything else (escapes,
+// non-ASCII, invalid UTF-8 replaced) goes through the JSON library itself.
+void put_string(std::string& out, std::string_view s) {
+  const bool plain = std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; });
+  if (plain) {
+    out.push_back('"');
+    out.append(s);
+    out.push_back('"');
+  } else {
+    out += dump_json(json(std::string(s)));
+  }
+}
+
 }  // namespace
+
+std::string record_json(const JobRecord& r) {
+  // The keys in the order dump_json writes them (sorted).
+  std::string out;
+  out.reserve(1024);
+  const auto key = [&out](const char* k) {
+    out += out.empty() ? "{\"" : ",\"";
+    out += k;
+    out += "\":";
+  };
+  key("artifacts");
+  out += dump_json(r.artifacts);
+  key("cached_job_id");
+  put_string(out, r.cached_job_id);
+  key("created_at");
+  put_string(out, r.created_at);
+  key("error_code");
+  put_string(out, r.error_code);
+  key("error_message");
+  put_string(out, r.error_message);
+  key("exit_code");
+  out += std::to_string(r.exit_code.value_or(0));
+  key("finished_at");
+  put_string(out, r.finished_at.value_or(""));
+  key("idempotent");
+  out += r.idempotent ? "true" : "false";
+  key("inputs_hash");
+  put_string(out, r.inputs_hash);
+  key("job_id");
+  put_string(out, r.job_id);
+  key("log_path");
+  put_string(out, r.log_path);
+  key("message");
+  put_string(out, r.message);
+  key("metrics");
+  out += dump_json(r.metrics);
+  key("progress");
+  out += dump_json(json(r.progress));
+  key("receipt_path");
+  put_string(out, r.receipt_path);
+  key("run_id");
+  put_string(out, r.run_id);
+  key("started_at");
+  put_string(out, r.started_at.value_or(""));
+  key("status");
+  put_string(out, r.status);
+  key("step_name");
+  put_string(out, r.step_name);
+  key("worker_id");
+  put_string(out, r.worker_id);
+  out += '}';
+  return out;
+}
 
 bool is_terminal_status(std::string_view s) {
   return s == status::kSucceeded || s == status::kFailed || s == status::kCancelled || s == "completed" ||

@@ -38,6 +38,10 @@ struct JobRecord {
 // The wire form: every RECORD field; unset text is "" and exit_code is 0 until the job ends.
 json to_json(const JobRecord& r);
 
+// dump_json(to_json(r)), byte for byte, written straight into text (the status poll's hot path:
+// no JSON object is built for the record's own fields).
+std::string record_json(const JobRecord& r);
+
 // Reads a RECORD from a worker's answer, tolerating absent fields (older workers); "" and null
 // timestamps read as unset.
 JobRecord job_record_from_json(const json& j);

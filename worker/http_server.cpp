@@ -255,15 +255,18 @@ struct WorkerServer::Impl {
     submission.priority = priority;
     auto admitted = engine.submit(submission);
     if (!admitted) return error_reply(admitted.error());
-    json record = protocol::to_json(admitted->job.record);
-    json out{{"ok", true}, {"idempotent", admitted->idempotent}};
+    // {"cached_job_id"?, "idempotent", "job": RECORD, "ok": true}, keys sorted as dump_json writes
+    // them, the RECORD written straight (the idempotent answer is a hot path of retrying clients).
+    protocol::JobRecord record = admitted->job.record;
+    std::string text = "{";
     if (admitted->idempotent) {
-      record["idempotent"] = true;
-      record["cached_job_id"] = admitted->job.record.job_id;
-      out["cached_job_id"] = admitted->job.record.job_id;
+      record.idempotent = true;
+      record.cached_job_id = record.job_id;
+      text += "\"cached_job_id\":" + protocol::dump_json(json(record.job_id)) + ",";
     }
-    out["job"] = std::move(record);
-    return json_reply(200, out);
+    text += std::string("\"idempotent\":") + (admitted->idempotent ? "true" : "false") + ",\"job\":" + protocol::record_json(record) +
+            ",\"ok\":true}";
+    return Reply{200, "application/json", std::move(text), {}, {}, 0, 0};
   }
 
   // POST /job/{id}/cancel (JOB_CANCEL envelope in a JSON body, message_type cancel_job, optional
@@ -311,7 +314,8 @@ struct WorkerServer::Impl {
         return {};
       }
     }
-    return json_reply(200, json{{"ok", true}, {"job", protocol::to_json(job->record)}});
+    // {"job": RECORD, "ok": true}, as dump_json writes it (keys sorted), without building it.
+    return Reply{200, "application/json", "{\"job\":" + protocol::record_json(job->record) + ",\"ok\":true}", {}, {}, 0, 0};
   }
 
   Reply get_logs(const Request& req) {

@@ -2,6 +2,7 @@
 // separators=(",", ":"), ensure_ascii=False); expected texts were produced by Python 3.11.
 #include <doctest/doctest.h>
 
+#include "protocol/job_record.hpp"
 #include "protocol/json.hpp"
 
 using namespace rayvault::protocol;
@@ -96,4 +97,32 @@ TEST_CASE("protocol::inputs_hash") {
                            "-98765432109876543210,1.5e300,3.141592653589793,100.0,2.5e-7,0.1,1E2]");
   REQUIRE(floats.ok());
   CHECK(inputs_hash(*floats) == "3a454db2add2adc9fac7970faf9afa833d2719f0c243d497af05ed61247d897a");
+}
+
+TEST_CASE("protocol::record_json writes what dump_json(to_json()) writes, byte for byte") {
+  using rayvault::protocol::JobRecord;
+  JobRecord r;
+  CHECK(rayvault::protocol::record_json(r) == rayvault::protocol::dump_json(rayvault::protocol::to_json(r)));
+  r.run_id = "shot 01: take \"2\"";
+  r.job_id = "caf\xc3\xa9 \xe2\x9c\x93";
+  r.step_name = "FFMPEG_PROBE";
+  r.inputs_hash = std::string(64, 'a');
+  r.status = "failed";
+  r.progress = 0.1;
+  r.message = "tool said:\n\tline\x01 and \\ a bad byte \xff\xfe end";
+  r.created_at = "2026-11-25T08:00:00Z";
+  r.started_at = "2026-11-25T08:00:01Z";
+  r.exit_code = -3;
+  r.metrics = {{"media_path", "C:\\media\\a.mp4"}, {"frames", 12}, {"ratio", 1.0 / 3}, {"nested", {{"a", nullptr}}}};
+  r.artifacts = json::array({{{"name", "x.jpg"}, {"size_bytes", 10}}});
+  r.error_code = "COMMAND_FAILED";
+  r.error_message = "\x7f del";
+  r.idempotent = true;
+  r.cached_job_id = "prior";
+  r.worker_id = "w1";
+  r.log_path = "/var/lib/rv/jobs/x/worker.log";
+  for (double p : {0.0, 0.1, 1.0, 0.33333333333333331}) {
+    r.progress = p;
+    CHECK(rayvault::protocol::record_json(r) == rayvault::protocol::dump_json(rayvault::protocol::to_json(r)));
+  }
 }
