@@ -25,8 +25,15 @@ namespace {
 
 using rayvault::protocol::json;
 
-// A fixed body the size of a worker's RECORD answer.
-const std::string kBody = R"({"ok":true,"idempotent":true,"job":{"run_id":"bench","job_id":"bench","status":"succeeded"}})";
+// A fixed body of the size and shape of a worker's answer to a status poll (a finished probe's RECORD).
+const std::string kBody =
+    R"({"job":{"artifacts":[{"name":"ffprobe.json","path":"/var/lib/rayvault-worker/jobs/http-probe/artifacts/ffprobe.json",)"
+    R"("sha256":"9f2c1e4b0d6a8f3e5c7b9a1d2e4f6a8b0c2d4e6f8a0b2c4d6e8f0a2b4c6d8e0f","size_bytes":3412}],"cached_job_id":"",)"
+    R"("created_at":"2026-11-25T08:00:00Z","error_code":"","error_message":"","exit_code":0,"finished_at":"2026-11-25T08:00:01Z",)"
+    R"("idempotent":false,"inputs_hash":"a340f9eb8c0605a341744408552e0ebfe7491cf835fb45b77d8b3ac7206e8a5e","job_id":"http-probe",)"
+    R"("log_path":"/var/lib/rayvault-worker/jobs/http-probe/worker.log","message":"probed small.mp4",)"
+    R"("metrics":{"media_path":"/tmp/small.mp4"},"progress":1.0,"receipt_path":"/var/lib/rayvault-worker/jobs/http-probe/job_receipt.json",)"
+    R"("run_id":"bench","started_at":"2026-11-25T08:00:00Z","status":"succeeded","step_name":"FFMPEG_PROBE","worker_id":"bench"},"ok":true})";
 
 MHD_Result answer(void*, MHD_Connection* c, const char*, const char*, const char*, const char*, std::size_t* upload_size,
                   void** state) {

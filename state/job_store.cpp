@@ -178,11 +178,23 @@ std::optional<StoredJob> JobStore::select_cached(const std::string& job_id) {
   const std::size_t bytes = protocol::dump_json(job->payload).size() + protocol::dump_json(job->record.metrics).size() +
                             protocol::dump_json(job->record.artifacts).size() + 1024;
   if (bytes > kCachedBytes / 8) return job;  // a very large job is read from the database each time
-  recent_.push_front(job_id);
-  cache_.emplace(job_id, Cached{*job, recent_.begin(), bytes});
+  const auto [entry, added] = cache_.emplace(job_id, Cached{*job, recent_.end(), bytes});
+  if (!added) return job;
+  try {
+    recent_.push_front(job_id);
+  } catch (...) {
+    cache_.erase(entry);
+    throw;
+  }
+  entry->second.at = recent_.begin();
   cached_bytes_ += bytes;
   while (cache_.size() > kCachedJobs || cached_bytes_ > kCachedBytes) forget(std::string(recent_.back()));
   return job;
+}
+
+void JobStore::remember_key(const std::string& key, const std::string& job_id) {
+  if (idempotency_.size() >= kRememberedKeys) idempotency_.clear();  // a cache: the database has them all
+  idempotency_[key] = job_id;
 }
 
 void JobStore::forget(const std::string& job_id) {
@@ -226,7 +238,7 @@ Result<std::pair<StoredJob, Admission>> JobStore::admit(const StoredJob& job) {
       q.bind(1, key);
       if (q.executeStep()) {
         const std::string id = q.getColumn(0).getString();
-        idempotency_[key] = id;
+        remember_key(key, id);
         existing = select_cached(id);
       }
     }
@@ -263,7 +275,7 @@ Result<std::pair<StoredJob, Admission>> JobStore::admit(const StoredJob& job) {
     idem.bind(2, r.job_id);
     idem.exec();
     tx.commit();
-    idempotency_[key] = r.job_id;
+    remember_key(key, r.job_id);
     forget(r.job_id);
     return std::pair{job, Admission::created};
   } catch (const std::exception& ex) {

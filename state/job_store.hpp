@@ -92,6 +92,8 @@ class JobStore {
   // jobs many times a second); every write of a job drops its entry. Caller holds mu_.
   std::optional<StoredJob> select_cached(const std::string& job_id);
   void forget(const std::string& job_id);
+  void remember_key(const std::string& key, const std::string& job_id);
+  static constexpr std::size_t kRememberedKeys = 65536;
   std::unique_ptr<SQLite::Database> db_;
   std::mutex mu_;
   static constexpr std::size_t kCachedJobs = 1024;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <future>
 
 #include "platform/process.hpp"
@@ -236,9 +237,14 @@ void CapsCache::loop() {
   std::unique_lock lock(mu_);
   do {
     lock.unlock();
-    json fresh = detect_caps(inputs_);
+    json fresh;
+    try {
+      fresh = detect_caps(inputs_);
+    } catch (const std::exception& ex) {  // no thread for a probe, a tool that cannot start: keep what we had
+      std::fprintf(stderr, "rayvault-worker: capability detection failed this time: %s\n", ex.what());
+    }
     lock.lock();
-    caps_ = std::move(fresh);
+    if (!fresh.is_null()) caps_ = std::move(fresh);
     detected_ = true;
     cv_.notify_all();
   } while (!cv_.wait_for(lock, every_, [this] { return stop_; }));

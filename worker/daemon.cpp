@@ -202,8 +202,13 @@ int run_daemon(DaemonOptions o) {
   if (!o.ready_file.empty()) {
     // Ready means listening with its capabilities known: /health answers from the start (with
     // `caps_pending` until the probes are done), the ready file waits for them.
-    if (!caps.wait_detected(std::chrono::seconds(60)))
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!caps.wait_detected(std::chrono::milliseconds(100)) && !stop_requested && std::chrono::steady_clock::now() < give_up) {
+    }
+    if (!stop_requested && !caps.wait_detected(std::chrono::milliseconds(0)))
       std::fprintf(stderr, "rayvault-worker: capability detection is taking long; writing the ready file anyway\n");
+  }
+  if (!o.ready_file.empty() && !stop_requested) {
     const protocol::json ready{{"host", o.host}, {"port", *port}, {"pid", platform::process_id()}, {"worker_id", o.worker_id}};
     if (auto st = util::write_file_atomic(o.ready_file, protocol::dump_json(ready)); !st) return fail(st.error());
   }

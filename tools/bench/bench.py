@@ -91,9 +91,13 @@ class Worker:
         self.started = time.monotonic()
         self.proc = subprocess.Popen([WORKER, "--port", "0", "--root", self.root, "--worker-id", name,
                                       "--ready-file", self.ready] + list(args), env=e, stdout=self.log, stderr=self.log)
-        wait_until(lambda: os.path.exists(self.ready) or self.proc.poll() is not None, 30, "worker start")
-        if self.proc.poll() is not None:
-            raise CannotMeasure("the worker exited at start (see %s.log)" % name)
+        try:
+            wait_until(lambda: os.path.exists(self.ready) or self.proc.poll() is not None, 30, "worker start")
+            if self.proc.poll() is not None:
+                raise CannotMeasure("the worker exited at start (see %s.log)" % name)
+        except CannotMeasure:
+            self.stop()
+            raise
         self.port = json.load(open(self.ready))["port"]
         self.pid = self.proc.pid
 
@@ -173,8 +177,9 @@ def bench_http(cfg, work, results):
     media = make_video(os.path.join(work, "small.mp4"), 2, "320x240")
     port = free_port()
     plain = subprocess.Popen([BENCH, "plain-server", str(port), "2"], stderr=subprocess.DEVNULL)
-    w = Worker(work, "http-worker")
+    w = None
     try:
+        w = Worker(work, "http-worker")
         wait_until(lambda: port_open(port), 10, "plain server start")
         payload = {"media_path": media}
         rec, _ = run_job(w.port, "bench", "http-probe", "FFMPEG_PROBE", payload)
@@ -201,7 +206,8 @@ def bench_http(cfg, work, results):
     finally:
         plain.send_signal(signal.SIGTERM)
         plain.wait()
-        w.stop()
+        if w:
+            w.stop()
 
 
 # --- submit -> receipt for FFMPEG_PROBE against ffprobe run directly ----------------------------
@@ -265,6 +271,16 @@ def health_ok(port):
 
 def bench_start(cfg, work, results):
     starts_cold, starts_warm, rss = [], [], []
+    # One untimed start makes the "used root" used.
+    env0 = dict(os.environ, RAYVAULT_CLUSTER_SECRET=SECRET)
+    port0 = free_port()
+    p0 = subprocess.Popen([WORKER, "--port", str(port0), "--root", os.path.join(work, "start-warm")], env=env0,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: health_ok(port0) or p0.poll() is not None, 30, "first /health")
+    finally:
+        p0.send_signal(signal.SIGTERM)
+        p0.wait()
     for i in range(cfg["start_runs"]):
         for kind, root in (("cold", "start-cold-%d" % i), ("warm", "start-warm")):
             port = free_port()
@@ -274,6 +290,8 @@ def bench_start(cfg, work, results):
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 wait_until(lambda: health_ok(port) or p.poll() is not None, 30, "first /health")
+                if p.poll() is not None:
+                    raise CannotMeasure("the worker exited at start")
                 (starts_cold if kind == "cold" else starts_warm).append((time.monotonic() - t0) * 1000)
                 if kind == "warm":
                     time.sleep(cfg["idle_seconds"])
@@ -337,6 +355,7 @@ def slow_ffprobe(bindir, seconds, record):
     path = os.path.join(bindir, "ffprobe")
     with open(path, "w") as f:
         f.write("#!/bin/sh\n# ffprobe that works %s s per job (a job of known length for makespans)\n"
+                "case \"$1\" in -version) exec /usr/bin/ffprobe -version ;; esac\n"
                 "echo \"start $(date +%%s%%N)\" >> %s\nsleep %s\n/usr/bin/ffprobe \"$@\"\nrc=$?\n"
                 "echo \"end $(date +%%s%%N)\" >> %s\nexit $rc\n" % (seconds, record, seconds, record))
     os.chmod(path, 0o755)
@@ -363,9 +382,10 @@ def bench_batch(cfg, work, results):
     for nworkers in cfg["batch_workers"]:
         record = os.path.join(work, "batch-record-%d.log" % nworkers)
         path = slow_ffprobe(os.path.join(work, "slow-bin"), cfg["batch_job_seconds"], record)
-        workers = [Worker(work, "batch-%d-%d" % (nworkers, i), ["--slots", str(cfg["batch_slots"])], {"PATH": path})
-                   for i in range(nworkers)]
+        workers = []
         try:
+            for i in range(nworkers):
+                workers.append(Worker(work, "batch-%d-%d" % (nworkers, i), ["--slots", str(cfg["batch_slots"])], {"PATH": path}))
             cwd = os.path.join(work, "batch-controller-%d" % nworkers)
             write_nodes(cwd, [("w%d" % i, w) for i, w in enumerate(workers)])
             batch = os.path.join(cwd, "batch.jsonl")
@@ -377,6 +397,8 @@ def bench_batch(cfg, work, results):
             t = timed([CONTROLLER, "submit", "--run-id", "batch%d" % nworkers, "--batch", batch, "--no-local-fallback"],
                       env=env, cwd=cwd)
             total = work_seconds(record)
+            if total <= 0:
+                raise CannotMeasure("the stand-in recorded no work")
             slots = nworkers * cfg["batch_slots"]
             ideal = total / slots
             rows.append({"workers": nworkers, "slots": slots, "jobs": cfg["batch_jobs"], "makespan_s": t,
@@ -416,14 +438,22 @@ def bench_health16(cfg, work, results):
         with open(one, "w") as f:
             json.dump({"nodes": [nodes[0]]}, f)
 
-        def health(nodes_file):
+        def health(nodes_file, expect):
             t0 = time.monotonic()
-            subprocess.run(["bash", script, tn, "exec", CONTROLLER, "--nodes-file", nodes_file, "health"], env=env,
-                           cwd=cwd, capture_output=True)
-            return time.monotonic() - t0
+            r = subprocess.run(["bash", script, tn, "exec", CONTROLLER, "--nodes-file", nodes_file, "health"], env=env,
+                               cwd=cwd, capture_output=True, text=True)
+            dt = time.monotonic() - t0
+            try:
+                answered = json.loads(r.stdout)
+            except ValueError:
+                raise CannotMeasure("health printed no JSON: " + (r.stdout + r.stderr)[-300:])
+            rows = answered.get("workers", answered.get("nodes", []))
+            if len(rows) != expect:
+                raise CannotMeasure("health listed %d nodes, expected %d" % (len(rows), expect))
+            return dt
 
-        single = summary([health(one) for _ in range(cfg["health_reps"])])
-        all16 = summary([health(os.path.join(cwd, "state", "cluster", "nodes.json")) for _ in range(cfg["health_reps"])])
+        single = summary([health(one, 1) for _ in range(cfg["health_reps"])])
+        all16 = summary([health(os.path.join(cwd, "state", "cluster", "nodes.json"), n) for _ in range(cfg["health_reps"])])
         results["health16"] = {"nodes": n, "unreachable": down, "timeout_s": timeout, "one_unreachable_s": single,
                                "all_s": all16, "ratio": all16["median"] / single["median"]}
         log("health16: %.2f s, one unreachable node %.2f s" % (all16["median"], single["median"]))
@@ -605,7 +635,7 @@ def main():
             log("measuring " + name)
             try:
                 fn(cfg, work, results)
-            except (CannotMeasure, subprocess.CalledProcessError, OSError) as e:
+            except Exception as e:  # a part that cannot be measured is reported; the others still run
                 failed.append("%s: %s" % (name, e))
                 log("could not measure %s: %s" % (name, e))
     finally:
