@@ -108,10 +108,13 @@ void bind_opt(SQLite::Statement& q, int i, const std::optional<std::string>& v) 
   else q.bind(i);
 }
 
-std::optional<StoredJob> select_job(SQLite::Database& db, const std::string& job_id) {
+// text_bytes, when given, receives the length of the row's JSON texts (payload, metrics, artifacts).
+std::optional<StoredJob> select_job(SQLite::Database& db, const std::string& job_id, std::size_t* text_bytes = nullptr) {
   SQLite::Statement q(db, std::string("SELECT ") + kColumns + " FROM jobs WHERE job_id = ?");
   q.bind(1, job_id);
   if (!q.executeStep()) return std::nullopt;
+  if (text_bytes)
+    *text_bytes = static_cast<std::size_t>(q.getColumn(4).getBytes() + q.getColumn(12).getBytes() + q.getColumn(13).getBytes());
   return row_to_job(q);
 }
 
@@ -173,10 +176,10 @@ std::optional<StoredJob> JobStore::select_cached(const std::string& job_id) {
     recent_.splice(recent_.begin(), recent_, it->second.at);
     return it->second.job;
   }
-  auto job = select_job(*db_, job_id);
+  std::size_t text_bytes = 0;
+  auto job = select_job(*db_, job_id, &text_bytes);
   if (!job) return job;
-  const std::size_t bytes = protocol::dump_json(job->payload).size() + protocol::dump_json(job->record.metrics).size() +
-                            protocol::dump_json(job->record.artifacts).size() + 1024;
+  const std::size_t bytes = text_bytes + 1024;  // the parsed JSON takes more; the budget is rough
   if (bytes > kCachedBytes / 8) return job;  // a very large job is read from the database each time
   const auto [entry, added] = cache_.emplace(job_id, Cached{*job, recent_.end(), bytes});
   if (!added) return job;

@@ -14,6 +14,18 @@ std::string trim(std::string_view s) {
   return std::string(s);
 }
 
+std::vector<std::string> nonempty_lines(std::string_view text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto nl = text.find('\n', start);
+    if (nl == std::string_view::npos) nl = text.size();
+    if (auto line = trim(text.substr(start, nl - start)); !line.empty()) out.push_back(std::move(line));
+    start = nl + 1;
+  }
+  return out;
+}
+
 std::string ascii_lower(std::string_view s) {
   std::string out(s);
   for (auto& c : out)

@@ -12,6 +12,9 @@ namespace rayvault::util {
 // Without leading and trailing white space (space, \t, \n, \v, \f, \r).
 std::string trim(std::string_view s);
 
+// The lines of a text, each trimmed, without the empty ones (a tool's output read line by line).
+std::vector<std::string> nonempty_lines(std::string_view text);
+
 // Without the leading and trailing characters Python's str.strip() removes: every code point
 // whose str.isspace() is true (ASCII white space, U+001C-U+001F, U+0085, U+00A0, U+1680,
 // U+2000-U+200A, U+2028, U+2029, U+202F, U+205F, U+3000), read as UTF-8.

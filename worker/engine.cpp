@@ -325,15 +325,8 @@ Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::st
       log(job_id, LogLevel::warning, "job_cancelled", "cancelled before it ran" + (reason.empty() ? std::string() : ": " + reason));
       // Waiting to be submitted again after an sbatch whose answer never came: that submission
       // may have reached Slurm, under its job name.
-      const std::string name = protocol::string_field(job->launch, "name");
-      if (slurm_client_ && job->launch.contains("submitting") && !name.empty())
-        if (auto st = slurm_client_->cancel_by_name(name); !st)
-          log(job_id, LogLevel::warning, "slurm_unavailable", st.error().message + " (scancel it by hand if Slurm runs it)");
-      std::error_code ec;
-      if (const std::string folder = protocol::string_field(job->launch, "dir"); !folder.empty())
-        fs::remove_all(util::path_from_utf8(folder), ec);
+      slurm_drop_submission(*job);
       mark_cancelled(*job, reason);
-      job->launch = json::object();
       finish(*job);
       return *job;
     }

@@ -147,6 +147,9 @@ class Engine {
   void slurm_update(const std::string& job_id, const slurm::JobState& st);
   // The Slurm jobs to follow again after a restart, and the ones still to submit.
   void slurm_resume_locked(const state::StoredJob& job);
+  // A job that ends before it reached Slurm: an sbatch whose answer never came is cancelled by
+  // its job name, and its folder in the shared folder goes.
+  void slurm_drop_submission(state::StoredJob& job);
   // scancel for a job that ended here; retried by the lane while Slurm does not answer.
   void slurm_cancel_job(const std::string& slurm_id);
   EngineConfig config_;

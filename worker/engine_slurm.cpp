@@ -125,6 +125,17 @@ void Engine::slurm_resume_locked(const state::StoredJob& job) {
   slurm_jobs_[job.record.job_id] = f;  // its state is read again on the first round
 }
 
+void Engine::slurm_drop_submission(state::StoredJob& job) {
+  const std::string name = protocol::string_field(job.launch, "name");
+  if (slurm_client_ && job.launch.contains("submitting") && !name.empty())
+    if (auto st = slurm_client_->cancel_by_name(name); !st)
+      log(job.record.job_id, LogLevel::warning, "slurm_unavailable", st.error().message + " (scancel it by hand if Slurm runs it)");
+  std::error_code ec;
+  if (const std::string folder = protocol::string_field(job.launch, "dir"); !folder.empty())
+    fs::remove_all(util::path_from_utf8(folder), ec);
+  job.launch = json::object();
+}
+
 void Engine::slurm_cancel_job(const std::string& slurm_id) {
   if (auto st = slurm_client_->cancel(slurm_id); !st) {
     std::fprintf(stderr, "rayvault-worker: %s; tried again on the next round\n", st.error().message.c_str());
@@ -222,14 +233,8 @@ void Engine::slurm_submit(const std::string& job_id) {
   // Cancelled before it reached Slurm; a submission whose answer never came is cancelled there
   // by its name, in case it arrived.
   const auto cancel_unsubmitted = [&](const std::string& why) {
-    const std::string name = protocol::string_field(job.launch, "name");
-    if (job.launch.contains("submitting") && !name.empty())
-      if (auto st = slurm_client_->cancel_by_name(name); !st)
-        log(job_id, LogLevel::warning, "slurm_unavailable", st.error().message + " (scancel it by hand if Slurm runs it)");
     log(job_id, LogLevel::warning, "job_cancelled", "cancelled before it went to Slurm" + (why.empty() ? std::string() : ": " + why));
-    std::error_code ec;
-    if (const std::string folder = protocol::string_field(job.launch, "dir"); !folder.empty()) fs::remove_all(util::path_from_utf8(folder), ec);
-    job.launch = json::object();
+    slurm_drop_submission(job);
     mark_cancelled(job, why);
     finish(job);
   };
@@ -513,14 +518,7 @@ void Engine::slurm_end(const std::string& job_id, const slurm::JobState& st) {
     bool file_cut = false;
     const std::string text = read_tail(file, 16u << 20, file_cut);
     cut = cut || file_cut;
-    std::size_t start = 0;
-    while (start < text.size()) {
-      auto nl = text.find('\n', start);
-      if (nl == std::string::npos) nl = text.size();
-      std::string line = util::trim(std::string_view(text).substr(start, nl - start));
-      start = nl + 1;
-      if (!line.empty()) lines.emplace_back(ext[1] == 'o', std::move(line));
-    }
+    for (auto& line : util::nonempty_lines(text)) lines.emplace_back(ext[1] == 'o', std::move(line));
   }
   if (lines.size() > kMaxJoinedLines) {
     lines.erase(lines.begin(), lines.end() - static_cast<std::ptrdiff_t>(kMaxJoinedLines));

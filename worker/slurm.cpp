@@ -98,14 +98,7 @@ Result<Resources> parse_resources(const json& j, const std::string& where, Resou
   return base;
 }
 
-// Lines of a tool's output, trimmed, without empty ones.
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (auto t = util::trim(line); !t.empty()) out.push_back(std::move(t));
-  return out;
-}
+using util::nonempty_lines;
 
 std::string joined(const std::vector<std::string>& lines, std::size_t max = 5) {
   std::string out;
@@ -430,7 +423,7 @@ Result<Client::Output> Client::run(const std::string& tool, std::vector<std::str
 Result<std::string> Client::submit(const fs::path& script, const fs::path& dir) const {
   auto r = run("sbatch", {"--parsable", "--chdir=" + util::u8(dir), util::u8(script)});
   if (!r) return r.error();
-  const auto err = lines_of(r->err);
+  const auto err = nonempty_lines(r->err);
   if (r->exit_code != 0) {
     const std::string said = joined(err);
     if (unreachable(r->err))
@@ -439,7 +432,7 @@ Result<std::string> Client::submit(const fs::path& script, const fs::path& dir) 
                  std::string(codes::kSlurmSubmitFailed));
   }
   // --parsable: "ID" or "ID;CLUSTER".
-  const auto out = lines_of(r->out);
+  const auto out = nonempty_lines(r->out);
   const std::string id = out.empty() ? std::string() : out.back().substr(0, out.back().find(';'));
   if (id.empty() || !std::all_of(id.begin(), id.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
     return Error(ErrorKind::unavailable, "sbatch printed no job id: " + joined(out) + " " + joined(err),
@@ -456,9 +449,9 @@ Result<std::map<std::string, JobState>> Client::query(const std::vector<std::str
   if (!r) return r.error();
   if (r->exit_code != 0) {
     if (invalid_job_id(r->err)) return out;  // none of them is known any more
-    return Error(ErrorKind::unavailable, "squeue failed: " + joined(lines_of(r->err)), std::string(codes::kSlurmUnavailable));
+    return Error(ErrorKind::unavailable, "squeue failed: " + joined(nonempty_lines(r->err)), std::string(codes::kSlurmUnavailable));
   }
-  for (const auto& line : lines_of(r->out)) {
+  for (const auto& line : nonempty_lines(r->out)) {
     const std::vector<std::string> f = fields(line);
     if (f.size() < 6) continue;
     JobState s;
@@ -494,14 +487,14 @@ Result<std::optional<JobState>> Client::show(const std::string& id) const {
     }
     if (!s.state.empty()) return std::optional<JobState>(s);
   } else if (!invalid_job_id(r->err)) {
-    return Error(ErrorKind::unavailable, "scontrol failed: " + joined(lines_of(r->err)), std::string(codes::kSlurmUnavailable));
+    return Error(ErrorKind::unavailable, "scontrol failed: " + joined(nonempty_lines(r->err)), std::string(codes::kSlurmUnavailable));
   }
   // Purged from slurmctld: the accounting database or the job completion log may still know it.
   for (const std::vector<std::string>& args : {std::vector<std::string>{"-j", id, "-n", "-P", "-X", "-o", "jobid,state,exitcode"},
                                                std::vector<std::string>{"-c", "-j", id, "-n", "-P", "-o", "jobid,state,exitcode"}}) {
     auto a = run("sacct", args);
     if (!a || a->exit_code != 0) continue;
-    for (const auto& line : lines_of(a->out)) {
+    for (const auto& line : nonempty_lines(a->out)) {
       const auto b1 = line.find('|'), b2 = line.find('|', b1 == std::string::npos ? 0 : b1 + 1);
       if (b1 == std::string::npos || b2 == std::string::npos || line.substr(0, b1) != id) continue;
       JobState s;
@@ -519,8 +512,8 @@ Result<std::vector<std::string>> Client::find_by_name(const std::string& name) c
   auto r = run("squeue", {"--me", "-h", "-t", "all", "-n", name, "-o", "%i"});
   if (!r) return r.error();
   if (r->exit_code != 0)
-    return Error(ErrorKind::unavailable, "squeue failed: " + joined(lines_of(r->err)), std::string(codes::kSlurmUnavailable));
-  auto ids = lines_of(r->out);
+    return Error(ErrorKind::unavailable, "squeue failed: " + joined(nonempty_lines(r->err)), std::string(codes::kSlurmUnavailable));
+  auto ids = nonempty_lines(r->out);
   if (!ids.empty()) return ids;
   // Purged from slurmctld: the accounting database, else the job completion log (which takes no
   // name filter: the names are compared here).
@@ -529,7 +522,7 @@ Result<std::vector<std::string>> Client::find_by_name(const std::string& name) c
         std::vector<std::string>{"-c", "-n", "-P", "-S", "now-30days", "-o", "jobid,jobname"}}) {
     auto a = run("sacct", args);
     if (!a || a->exit_code != 0) continue;
-    for (const auto& line : lines_of(a->out))
+    for (const auto& line : nonempty_lines(a->out))
       if (const auto bar = line.find('|'); bar != std::string::npos && line.substr(bar + 1) == name) ids.push_back(line.substr(0, bar));
     if (!ids.empty()) break;
   }
@@ -540,7 +533,7 @@ Status Client::cancel_by_name(const std::string& name) const {
   auto r = run("scancel", {"--me", "--name", name});
   if (!r) return r.error();
   if (r->exit_code != 0)
-    return Error(ErrorKind::unavailable, "scancel --name " + name + " failed: " + joined(lines_of(r->err)),
+    return Error(ErrorKind::unavailable, "scancel --name " + name + " failed: " + joined(nonempty_lines(r->err)),
                  std::string(codes::kSlurmUnavailable));
   return Ok{};
 }
@@ -549,7 +542,7 @@ Status Client::cancel(const std::string& id) const {
   auto r = run("scancel", {id});
   if (!r) return r.error();
   if (r->exit_code != 0 && !invalid_job_id(r->err) && r->err.find("already completed") == std::string::npos)
-    return Error(ErrorKind::unavailable, "scancel " + id + " failed: " + joined(lines_of(r->err)), std::string(codes::kSlurmUnavailable));
+    return Error(ErrorKind::unavailable, "scancel " + id + " failed: " + joined(nonempty_lines(r->err)), std::string(codes::kSlurmUnavailable));
   return Ok{};
 }
 
@@ -557,12 +550,12 @@ Result<json> Client::cluster_info() const {
   auto parts = run("sinfo", {"-h", "-o", "%R|%a|%l|%D"});
   if (!parts) return parts.error();
   if (parts->exit_code != 0)
-    return Error(ErrorKind::unavailable, "sinfo failed: " + joined(lines_of(parts->err)), std::string(codes::kSlurmUnavailable));
+    return Error(ErrorKind::unavailable, "sinfo failed: " + joined(nonempty_lines(parts->err)), std::string(codes::kSlurmUnavailable));
   auto nodes = run("sinfo", {"-h", "-N", "-O", "NodeHost:200,Partition:200,Gres:400,GresUsed:400,StateLong:60"});
   if (!nodes) return nodes.error();
   std::map<std::string, json> by_name;
   std::vector<std::string> order;
-  for (const auto& line : lines_of(parts->out)) {
+  for (const auto& line : nonempty_lines(parts->out)) {
     const std::vector<std::string> f = fields(line);
     if (f.size() < 4 || by_name.count(f[0])) continue;
     order.push_back(f[0]);
@@ -570,7 +563,7 @@ Result<json> Client::cluster_info() const {
                      {"gpus", 0}, {"gpus_used", 0}, {"gpus_free", 0}};
   }
   std::string default_partition;
-  for (const auto& line : lines_of(nodes->exit_code == 0 ? nodes->out : std::string())) {
+  for (const auto& line : nonempty_lines(nodes->exit_code == 0 ? nodes->out : std::string())) {
     std::istringstream in(line);
     std::string host, partition, gres, used, state;
     if (!(in >> host >> partition >> gres >> used >> state)) continue;

@@ -152,3 +152,9 @@ TEST_CASE("util::python_strip") {
   CHECK(util::python_strip("\xc2\x85\xe1\x9a\x80") == "");
   CHECK(util::python_strip("") == "");
 }
+
+TEST_CASE("util::nonempty_lines") {
+  CHECK(rayvault::util::nonempty_lines("").empty());
+  CHECK(rayvault::util::nonempty_lines("\n \n\t\n").empty());
+  CHECK(rayvault::util::nonempty_lines(" a \r\n\nb|c\nlast") == std::vector<std::string>{"a", "b|c", "last"});
+}
