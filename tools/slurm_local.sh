@@ -54,8 +54,11 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
       return 1
     fi
     for p in "$dir"/run/*.pid; do
-      [[ -e $p ]] || continue
-      alive "$(cat "$p")" || { echo "slurm_local: $(basename "$p" .pid) died; its log:" >&2; tail -n 30 "$dir/log/$(basename "$p" .pid).log" >&2; return 1; }
+      # A daemon's own pid file can be read while it is still empty: only a pid that is gone counts.
+      local pid
+      pid=$(cat "$p" 2>/dev/null || true)
+      [[ -n $pid ]] || continue
+      alive "$pid" || { echo "slurm_local: $(basename "$p" .pid) died; its log:" >&2; tail -n 30 "$dir/log/$(basename "$p" .pid).log" >&2; return 1; }
     done
     sleep 0.1
   done
