@@ -635,6 +635,77 @@ std::string openclaw_standin(const fs::path& dir) {
 
 }  // namespace
 
+TEST_CASE("steps: FRAME_SAMPLING by seeking writes the fps filter's frames byte for byte and is chosen for sparse samples") {
+  TempDir t;
+  // Keyframes every second, so a seek decodes at most a second of video.
+  const auto small = make_signal(t.path, "small.mp4", {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25", "-t", "24",
+                                                       "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"});
+  const auto big = make_signal(t.path, "big.mp4", {"-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=25", "-t", "60", "-c:v",
+                                                   "libx264", "-preset", "ultrafast", "-g", "25", "-pix_fmt", "yuv420p"});
+  WorkerProcess w(t.path, "frames");
+  // The frames a job published, name -> SHA-256.
+  const auto frames_of = [&](const std::string& job) {
+    std::map<std::string, std::string> out;
+    for (const auto& f : files_in(w.root() / "jobs" / job / "artifacts")) {
+      const std::string name = f.filename().string();
+      if (name.rfind("frame_", 0) == 0) out[name] = *util::sha256_file_hex(f);
+    }
+    return out;
+  };
+  const auto sample = [&](const std::string& job, const fs::path& video, double every, const char* how) {
+    json payload = {{"video_path", video.string()}, {"every_sec", every}};
+    if (how != nullptr) payload["sampling"] = how;
+    const json rec = run_on_worker(w, job, "FRAME_SAMPLING", payload);
+    REQUIRE_MESSAGE(rec["status"] == "succeeded", rec.dump());
+    return rec;
+  };
+
+  // Slot counts that round up, round down and land on a half (2.5 s into 24 s: 9.6 -> 10 slots).
+  for (const double every : {3.0, 7.0, 2.5, 0.7}) {
+    CAPTURE(every);
+    const std::string tag = std::to_string(static_cast<int>(every * 10));
+    const json by_filter = sample("filter-" + tag, small, every, "filter");
+    const json by_seek = sample("seek-" + tag, small, every, "seek");
+    CHECK(by_filter["metrics"]["sampling"] == "filter");
+    CHECK(by_seek["metrics"]["sampling"] == "seek");
+    const auto a = frames_of("filter-" + tag), b = frames_of("seek-" + tag);
+    CHECK(a.size() == static_cast<std::size_t>(std::floor(24.0 / every + 0.5)));
+    CHECK(by_seek["metrics"]["frames"] == a.size());
+    CHECK(a == b);
+    const json index = read_json(w.root() / "jobs" / ("seek-" + tag) / "artifacts/frames_index.json");
+    CHECK(index["count"] == b.size());
+  }
+
+  // Left to choose: seeking for two frames of a minute of 720p, the filter for one a second of a
+  // small video (sixty runs would cost more than one decode of it).
+  const json sparse = sample("auto-sparse", big, 30.0, nullptr);
+  CHECK(sparse["metrics"]["sampling"] == "seek");
+  CHECK(sparse["metrics"]["frames"] == 2);
+  const json sparse_filter = sample("filter-sparse", big, 30.0, "filter");
+  CHECK(frames_of("auto-sparse") == frames_of("filter-sparse"));
+  const std::string log = job_log(w, "auto-sparse", {{"video_path", big.string()}, {"every_sec", 30.0}});
+  CHECK(log.find("seeking to 2 frames") != std::string::npos);
+  const json dense = sample("auto-dense", small, 1.0, nullptr);
+  CHECK(dense["metrics"]["sampling"] == "filter");
+  CHECK(dense["metrics"]["frames"] == 24);
+
+  // A sample longer than the video: no slot, the contract's FRAME_SAMPLING_EMPTY either way.
+  for (const char* how : {"seek", "auto"}) {
+    const json none = run_on_worker(w, std::string("empty-") + how, "FRAME_SAMPLING",
+                                    {{"video_path", small.string()}, {"every_sec", 49}, {"sampling", how}});
+    CHECK(none["error_code"] == "FRAME_SAMPLING_EMPTY");
+  }
+  // Bad choices of method.
+  int n = 0;
+  for (const json& how : {json("fast"), json(3), json(true)}) {
+    const std::string job = "bad-" + std::to_string(++n);
+    const json bad = run_on_worker(w, job, "FRAME_SAMPLING", {{"video_path", small.string()}, {"sampling", how}});
+    CHECK(bad["error_code"] == "INVALID_INPUT");
+    CHECK(bad["error_message"].get<std::string>().find("payload.sampling") != std::string::npos);
+    CHECK(frames_of(job).empty());
+  }
+}
+
 TEST_CASE("steps: OPENCLAW_TASK on a real X display (Xvfb) with a stand-in openclaw") {
   TempDir t;
   Xvfb x(t.path);
