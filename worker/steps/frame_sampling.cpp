@@ -172,9 +172,9 @@ Plan choose(const StepContext& ctx, const std::string& video, double every, cons
 }
 
 std::string frame_name(std::size_t n) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "frame_%06zu.jpg", n);
-  return buf;
+  std::string digits = std::to_string(n);
+  if (digits.size() < 6) digits.insert(0, 6 - digits.size(), '0');
+  return "frame_" + digits + ".jpg";
 }
 
 // One ffmpeg run per slot, one per core at once, each decoding on one thread (that beats runs
@@ -243,10 +243,10 @@ Result<StepOutput> FrameSampling::run(const StepContext& ctx) const {
   bool seeked = false;
   if (plan.seek) {
     if (ctx.log) {
-      char why[160];
-      std::snprintf(why, sizeof why, "seeking to %zu frames (estimated %.1f s of decoding against %.1f s for the fps filter)",
-                    plan.times.size(), plan.seek_est, plan.filter_est);
-      ctx.log(LogLevel::info, "sampling", why);
+      char est[96];
+      std::snprintf(est, sizeof est, " (estimated %.1f s of decoding against %.1f s for the fps filter)", plan.seek_est,
+                    plan.filter_est);
+      ctx.log(LogLevel::info, "sampling", "seeking to " + std::to_string(plan.times.size()) + " frames" + est);
     }
     auto done = sample_by_seeking(ctx, *video, plan.times);
     if (!done) return done.error();
