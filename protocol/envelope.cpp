@@ -31,13 +31,22 @@ void envelope_to_json(const Envelope& env, json& body) {
 }
 
 std::string signing_message(const Envelope& env) {
-  json view = json::object();
-  view["run_id"] = trim(env.run_id);
-  view["job_id"] = trim(env.job_id);
-  view["step_name"] = steps::normalize(env.step_name);
-  view["inputs_hash"] = trim(env.inputs_hash);
-  view["timestamp"] = trim(env.timestamp);
-  return canonical_json(view);
+  // canonical_json of {run_id, job_id, step_name, inputs_hash, timestamp}, keys in its sorted order,
+  // written straight (every signed request makes one).
+  std::string out;
+  out.reserve(160 + env.run_id.size() + env.job_id.size());
+  out += "{\"inputs_hash\":";
+  append_canonical_string(out, trim(env.inputs_hash));
+  out += ",\"job_id\":";
+  append_canonical_string(out, trim(env.job_id));
+  out += ",\"run_id\":";
+  append_canonical_string(out, trim(env.run_id));
+  out += ",\"step_name\":";
+  append_canonical_string(out, steps::normalize(env.step_name));
+  out += ",\"timestamp\":";
+  append_canonical_string(out, trim(env.timestamp));
+  out += '}';
+  return out;
 }
 
 std::string sign_envelope(const Envelope& env, std::string_view secret) {

@@ -327,6 +327,8 @@ std::string canonical_json(const json& value) {
   return out;
 }
 
+void append_canonical_string(std::string& out, const std::string& text) { write_string(out, text); }
+
 std::string python_json_dumps(const json& value) {
   std::string out;
   write_canonical(out, value, kPythonDumps);

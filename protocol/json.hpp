@@ -28,6 +28,8 @@ Result<ordered_json> parse_json_ordered(std::string_view text);
 // Canonical JSON: keys sorted by code point, "," and ":" separators, raw UTF-8, Python's escapes
 // and float text. Deterministic; used for inputs_hash and signing.
 std::string canonical_json(const json& value);
+// Appends one string as canonical_json writes it (quoted, escaped).
+void append_canonical_string(std::string& out, const std::string& text);
 
 // Python's json.dumps(value, sort_keys=True) in its default form: ", " and ": " separators,
 // non-ASCII escaped as \uXXXX. Used where the contract hashes text a Python node wrote that way

@@ -171,18 +171,31 @@ std::string idempotency_key(const std::string& step_name, const std::string& inp
 
 JobStore::JobStore(std::unique_ptr<SQLite::Database> db) : db_(std::move(db)) {}
 
-std::optional<StoredJob> JobStore::select_cached(const std::string& job_id) {
+std::shared_ptr<const JobView> make_view(StoredJob job) {
+  auto view = std::make_shared<JobView>();
+  view->record_text = protocol::record_json(job.record);
+  protocol::JobRecord again = job.record;
+  again.idempotent = true;
+  again.cached_job_id = again.job_id;
+  view->idempotent_text = protocol::record_json(again);
+  view->job = std::move(job);
+  return view;
+}
+
+std::shared_ptr<const JobView> JobStore::view_cached(const std::string& job_id) {
   if (const auto it = cache_.find(job_id); it != cache_.end()) {
     recent_.splice(recent_.begin(), recent_, it->second.at);
-    return it->second.job;
+    return it->second.view;
   }
   std::size_t text_bytes = 0;
   auto job = select_job(*db_, job_id, &text_bytes);
-  if (!job) return job;
-  const std::size_t bytes = text_bytes + 1024;  // the parsed JSON takes more; the budget is rough
-  if (bytes > kCachedBytes / 8) return job;  // a very large job is read from the database each time
-  const auto [entry, added] = cache_.emplace(job_id, Cached{*job, recent_.end(), bytes});
-  if (!added) return job;
+  if (!job) return nullptr;
+  auto view = make_view(std::move(*job));
+  // The parsed JSON takes more than its text; the budget is rough.
+  const std::size_t bytes = text_bytes + view->record_text.size() + view->idempotent_text.size() + 1024;
+  if (bytes > kCachedBytes / 8) return view;  // a very large job is read from the database each time
+  const auto [entry, added] = cache_.emplace(job_id, Cached{view, recent_.end(), bytes});
+  if (!added) return view;
   try {
     recent_.push_front(job_id);
   } catch (...) {
@@ -192,7 +205,13 @@ std::optional<StoredJob> JobStore::select_cached(const std::string& job_id) {
   entry->second.at = recent_.begin();
   cached_bytes_ += bytes;
   while (cache_.size() > kCachedJobs || cached_bytes_ > kCachedBytes) forget(std::string(recent_.back()));
-  return job;
+  return view;
+}
+
+std::optional<StoredJob> JobStore::select_cached(const std::string& job_id) {
+  auto view = view_cached(job_id);
+  if (!view) return std::nullopt;
+  return view->job;
 }
 
 void JobStore::remember_key(const std::string& key, const std::string& job_id) {
@@ -295,27 +314,47 @@ std::optional<StoredJob> JobStore::get(const std::string& job_id) {
   }
 }
 
-std::optional<JobStore::Lookup> JobStore::lookup(const std::string& run_id, const std::string& job_id) {
+std::optional<JobStore::ViewLookup> JobStore::lookup_view(const std::string& run_id, const std::string& job_id) {
   std::lock_guard lock(mu_);
   try {
-    auto job = select_cached(job_id);
-    if (!job) {
+    auto view = view_cached(job_id);
+    if (!view) {
       SQLite::Statement q(*db_, "SELECT target_job_id FROM aliases WHERE run_id = ? AND job_id = ?");
       q.bind(1, run_id);
       q.bind(2, job_id);
       if (!q.executeStep()) return std::nullopt;
-      job = select_cached(q.getColumn(0).getString());
-      if (!job) return std::nullopt;
-      return Lookup{std::move(*job), true};
+      view = view_cached(q.getColumn(0).getString());
+      if (!view) return std::nullopt;
+      return ViewLookup{std::move(view), true};
     }
-    if (job->record.run_id == run_id) return Lookup{std::move(*job), true};
+    if (view->job.record.run_id == run_id) return ViewLookup{std::move(view), true};
     SQLite::Statement q(*db_, "SELECT 1 FROM aliases WHERE target_job_id = ? AND run_id = ?");
     q.bind(1, job_id);
     q.bind(2, run_id);
     const bool aliased = q.executeStep();
-    return Lookup{std::move(*job), aliased};
+    return ViewLookup{std::move(view), aliased};
   } catch (const std::exception&) {
     return std::nullopt;
+  }
+}
+
+std::optional<JobStore::Lookup> JobStore::lookup(const std::string& run_id, const std::string& job_id) {
+  auto found = lookup_view(run_id, job_id);
+  if (!found) return std::nullopt;
+  return Lookup{found->view->job, found->run_matches};
+}
+
+std::shared_ptr<const JobView> JobStore::known_submission(const std::string& step_name, const std::string& inputs_hash,
+                                                          const std::string& run_id, const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  try {
+    const auto known = idempotency_.find(idempotency_key(step_name, inputs_hash));
+    if (known == idempotency_.end() || known->second != job_id) return nullptr;
+    auto view = view_cached(job_id);
+    if (!view || view->job.record.run_id != run_id) return nullptr;
+    return view;
+  } catch (const std::exception&) {
+    return nullptr;
   }
 }
 

@@ -31,6 +31,16 @@ struct StoredJob {
   protocol::json launch = protocol::json::object();
 };
 
+// A job as readers share it: the stored job and its RECORD as the wire writes it, plain and as the
+// answer to a repeated submission (idempotent, cached_job_id = its own id). Never changed once made;
+// a write of the job makes a new one.
+struct JobView {
+  StoredJob job;
+  std::string record_text;      // protocol::record_json(job.record)
+  std::string idempotent_text;  // the same with idempotent = true, cached_job_id = job_id
+};
+std::shared_ptr<const JobView> make_view(StoredJob job);
+
 struct LogLine {
   std::string ts, level, event, message;
 };
@@ -60,6 +70,17 @@ class JobStore {
     bool run_matches = false;
   };
   std::optional<Lookup> lookup(const std::string& run_id, const std::string& job_id);
+  // The same, shared rather than copied (status polls).
+  struct ViewLookup {
+    std::shared_ptr<const JobView> view;
+    bool run_matches = false;
+  };
+  std::optional<ViewLookup> lookup_view(const std::string& run_id, const std::string& job_id);
+
+  // The job a repeated submission names, from memory only: its idempotency key (STEP:inputs_hash)
+  // is known to belong to job_id, stored under run_id. Null otherwise (admit decides then).
+  std::shared_ptr<const JobView> known_submission(const std::string& step_name, const std::string& inputs_hash,
+                                                  const std::string& run_id, const std::string& job_id);
 
   // Writes the mutable fields of a job (status, progress, timings, results).
   Status update(const StoredJob& job);
@@ -90,6 +111,7 @@ class JobStore {
   explicit JobStore(std::unique_ptr<SQLite::Database> db);
   // Reads of a job go through a small cache of recently read jobs (status polls read the same
   // jobs many times a second); every write of a job drops its entry. Caller holds mu_.
+  std::shared_ptr<const JobView> view_cached(const std::string& job_id);
   std::optional<StoredJob> select_cached(const std::string& job_id);
   void forget(const std::string& job_id);
   void remember_key(const std::string& key, const std::string& job_id);
@@ -99,7 +121,7 @@ class JobStore {
   static constexpr std::size_t kCachedJobs = 1024;
   static constexpr std::size_t kCachedBytes = 8u << 20;  // payloads can be large (TTS texts)
   struct Cached {
-    StoredJob job;
+    std::shared_ptr<const JobView> view;
     std::list<std::string>::iterator at;
     std::size_t bytes = 0;
   };

@@ -344,6 +344,25 @@ Result<state::StoredJob> Engine::cancel(const std::string& job_id, const std::st
   }
 }
 
+std::shared_ptr<const state::JobView> Engine::known_submission(const Submission& s) {
+  if (s.force) return nullptr;
+  auto view = store_->known_submission(protocol::steps::normalize(s.step_name), s.inputs_hash, s.run_id, s.job_id);
+  if (!view) return nullptr;
+  view = overlay(std::move(view));
+  const auto& r = view->job.record;
+  // What submit would run again.
+  if (r.status == protocol::status::kCancelled ||
+      (r.status == protocol::status::kFailed && (s.retry_failed || protocol::is_node_fault(r.error_code))))
+    return nullptr;
+  return view;
+}
+
+std::optional<state::JobStore::ViewLookup> Engine::lookup_view(const std::string& run_id, const std::string& job_id) {
+  auto found = store_->lookup_view(run_id, job_id);
+  if (found) found->view = overlay(std::move(found->view));
+  return found;
+}
+
 std::optional<state::JobStore::Lookup> Engine::lookup(const std::string& run_id, const std::string& job_id) {
   auto found = store_->lookup(run_id, job_id);
   if (found) overlay(found->job);
@@ -624,6 +643,16 @@ void Engine::finish(state::StoredJob& job) {
     unsaved_[r.job_id] = job;
   }
   notify();
+}
+
+std::shared_ptr<const state::JobView> Engine::overlay(std::shared_ptr<const state::JobView> view) {
+  {
+    std::lock_guard lock(unsaved_mu_);
+    if (unsaved_.empty()) return view;
+  }
+  state::StoredJob job = view->job;
+  overlay(job);
+  return state::make_view(std::move(job));
 }
 
 void Engine::overlay(state::StoredJob& job) {

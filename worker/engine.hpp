@@ -72,6 +72,10 @@ class Engine {
   // is any failed job when retry_failed is set, and any finished job when force is set. Ids are
   // trimmed; error (invalid_input) for ids the contract refuses (protocol::normalize_id).
   Result<Admitted> submit(const Submission& s);
+  // The answer to a submission that changes nothing, found in memory: the same job id, run and
+  // STEP:inputs_hash as a job held here that submit would answer as it stands (what a retrying
+  // client sends). Null when submit must decide.
+  std::shared_ptr<const state::JobView> known_submission(const Submission& s);
 
   // Cancels a job: a queued one ends at once without running; a running one has its whole process
   // tree stopped and is answered once it has ended, or as it is (still running) after `within`.
@@ -82,6 +86,7 @@ class Engine {
                                   std::chrono::milliseconds within = std::chrono::seconds(20));
 
   std::optional<state::JobStore::Lookup> lookup(const std::string& run_id, const std::string& job_id);
+  std::optional<state::JobStore::ViewLookup> lookup_view(const std::string& run_id, const std::string& job_id);
 
   // Blocks until the job is terminal or the deadline passes; returns its latest state.
   std::optional<state::StoredJob> wait(const std::string& job_id, std::chrono::steady_clock::time_point deadline);
@@ -127,6 +132,7 @@ class Engine {
   // Terminal states the store could not take (a full disk) are answered from memory: overlay
   // puts one in place of what the store read, then tries to write them all again.
   void overlay(state::StoredJob& job);
+  std::shared_ptr<const state::JobView> overlay(std::shared_ptr<const state::JobView> view);
   // Claims the job's artifact folder (refusing one another job holds) and stores the claim.
   Result<fs::path> claim_artifact_dir(state::StoredJob& job);
   // Moves each named file from staging into dir (copying across file systems) and hashes it:

@@ -4,6 +4,7 @@
 
 #include "protocol/envelope.hpp"
 #include "protocol/steps.hpp"
+#include "util/strings.hpp"
 
 using namespace rayvault;
 using namespace rayvault::protocol;
@@ -41,6 +42,18 @@ TEST_CASE("protocol::sign_envelope") {
     loose.run_id = "  cluster_smoke_001 ";
     loose.step_name = " ffmpeg_probe";
     CHECK(sign_envelope(loose, "s3cret") == e.auth_token);
+  }
+  SUBCASE("the message is canonical_json of the five fields, whatever they hold") {
+    Envelope odd = e;
+    odd.run_id = "r\u00e9sum\u00e9 \"quoted\" \\ back";
+    odd.job_id = std::string("tab\there\x01ctl\x7f") + "\xf0\x9f\x8e\xac";
+    odd.inputs_hash = "\n";
+    const json as_object = {{"run_id", util::trim(odd.run_id)},
+                            {"job_id", util::trim(odd.job_id)},
+                            {"step_name", steps::normalize(odd.step_name)},
+                            {"inputs_hash", util::trim(odd.inputs_hash)},
+                            {"timestamp", util::trim(odd.timestamp)}};
+    CHECK(signing_message(odd) == canonical_json(as_object));
   }
 }
 

@@ -78,6 +78,18 @@ TEST_CASE("util::crypto") {
   // RFC 4231 test case 2.
   CHECK(util::hmac_sha256_hex("Jefe", "what do ya want for nothing?") ==
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+  // Keys used in turn (more than the per-thread keyed states kept) give each its own answer.
+  for (int round = 0; round < 2; ++round) {
+    CHECK(util::hmac_sha256_hex("Jefe", "what do ya want for nothing?") ==
+          "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+    // RFC 4231 test case 1: twenty 0x0b bytes.
+    CHECK(util::hmac_sha256_hex(std::string(20, '\x0b'), "Hi There") ==
+          "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+    // Test case 6: a 131-byte key, hashed first.
+    CHECK(util::hmac_sha256_hex(std::string(131, '\xaa'), "Test Using Larger Than Block-Size Key - Hash Key First") ==
+          "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
+    CHECK(util::hmac_sha256_hex("Jefe", "") != util::hmac_sha256_hex("Jeff", ""));
+  }
   CHECK(util::base64("") == "");
   CHECK(util::base64("f") == "Zg==");
   CHECK(util::base64("fo") == "Zm8=");
