@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <fstream>
 #include <mutex>
-#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -161,25 +160,8 @@ std::string base64(std::string_view bytes) {
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
   ensure_sodium();
-  // The state after the key (two hash blocks of work) is kept for the last keys each thread used:
-  // a worker checks every request against the same one or two secrets.
-  struct Keyed {
-    std::string key;
-    crypto_auth_hmacsha256_state state;
-  };
-  thread_local std::array<std::optional<Keyed>, 2> keyed;
-  thread_local std::size_t next_slot = 0;
   crypto_auth_hmacsha256_state st;
-  const Keyed* hit = nullptr;
-  for (const auto& k : keyed)
-    if (k && k->key == key) hit = &*k;
-  if (hit) {
-    st = hit->state;
-  } else {
-    crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
-    keyed[next_slot] = Keyed{std::string(key), st};
-    next_slot = (next_slot + 1) % keyed.size();
-  }
+  crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
   crypto_auth_hmacsha256_update(&st, reinterpret_cast<const unsigned char*>(message.data()),
                                 message.size());
   std::array<unsigned char, crypto_auth_hmacsha256_BYTES> mac{};

@@ -21,6 +21,7 @@
 #include <map>
 #include <mutex>
 #include <thread>
+#include <utility>
 
 #include "platform/net.hpp"
 #include "protocol/envelope.hpp"
@@ -112,31 +113,57 @@ std::vector<std::string> worker_protocol_features() {
 }
 
 // The access log: one "METHOD /path STATUS" line a request on stderr (the path only: query strings
-// carry tokens). Lines gather in memory and are written a block at a time, when 32 KiB have
-// gathered or by the server's waiter thread at least every 250 ms and at shutdown: one write a
-// request cost the worker about a fifth of its throughput.
+// carry tokens). Lines gather in memory and a thread of its own writes them a block at a time, at
+// least every 250 ms and at shutdown (one write a request cost the worker about a fifth of its
+// throughput). A request thread only appends under a short lock: a stderr that does not drain
+// stalls this thread, not the requests; past 1 MiB waiting, lines are dropped and counted.
 class AccessLog {
  public:
+  AccessLog() : writer_([this] { run(); }) {}
+  ~AccessLog() {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    writer_.join();
+  }
   void add(std::string_view method, std::string_view path, int status) {
     std::lock_guard lock(mu_);
+    if (pending_.size() >= kMaxPending) {
+      ++dropped_;
+      return;
+    }
     pending_.append(method).append(" ").append(path).append(" ").append(std::to_string(status)).append("\n");
-    if (pending_.size() >= kBlock) write_locked();
-  }
-  void flush() {
-    std::lock_guard lock(mu_);
-    write_locked();
   }
 
  private:
-  static constexpr std::size_t kBlock = 32u << 10;
-  void write_locked() {
-    if (pending_.empty()) return;
-    std::fwrite(pending_.data(), 1, pending_.size(), stderr);
-    std::fflush(stderr);
-    pending_.clear();
+  static constexpr std::size_t kMaxPending = 1u << 20;
+  void run() {
+    std::string out;
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait_for(lock, std::chrono::milliseconds(250), [this] { return stopping_; });
+      out.swap(pending_);
+      const std::size_t dropped = std::exchange(dropped_, 0);
+      const bool last = stopping_;
+      lock.unlock();
+      if (dropped > 0) out += std::to_string(dropped) + " access log lines dropped (stderr did not keep up)\n";
+      if (!out.empty()) {
+        std::fwrite(out.data(), 1, out.size(), stderr);
+        std::fflush(stderr);
+        out.clear();
+      }
+      if (last) return;
+      lock.lock();
+    }
   }
   std::mutex mu_;
+  std::condition_variable cv_;
   std::string pending_;
+  std::size_t dropped_ = 0;
+  bool stopping_ = false;
+  std::thread writer_;  // last: starts once the rest is made
 };
 
 struct WorkerServer::Impl {
@@ -619,7 +646,6 @@ struct WorkerServer::Impl {
       const std::uint64_t now_seen = engine.wait_for_change(seen, until);
       resume_ready(false, now_seen != seen);
       seen = now_seen;
-      access_log.flush();
     }
   }
 
@@ -632,7 +658,6 @@ struct WorkerServer::Impl {
     resume_ready(true, false);
     MHD_stop_daemon(daemon);
     daemon = nullptr;
-    access_log.flush();
   }
 };
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 #include <thread>
+#include <tuple>
 
 #include "platform/process.hpp"
 #include "platform/system_info.hpp"
@@ -674,6 +675,22 @@ TEST_CASE("steps: FRAME_SAMPLING by seeking writes the fps filter's frames byte 
     CHECK(a == b);
     const json index = read_json(w.root() / "jobs" / ("seek-" + tag) / "artifacts/frames_index.json");
     CHECK(index["count"] == b.size());
+  }
+
+  // NTSC's 29.97 fps: in MP4 (time base 1/30000, 1001 ticks a frame) seeking finds the filter's
+  // frames; in Matroska (milliseconds) a frame can sit on a slot's boundary, so the step keeps to
+  // the filter even when asked to seek.
+  const auto ntsc_mp4 = make_signal(t.path, "ntsc.mp4", {"-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30000/1001", "-t",
+                                                         "20", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt",
+                                                         "yuv420p"});
+  const auto ntsc_mkv = make_signal(t.path, "ntsc.mkv", {"-i", ntsc_mp4.string(), "-c", "copy"});
+  for (const auto& [video, tag, method] : {std::tuple{ntsc_mp4, "mp4", "seek"}, std::tuple{ntsc_mkv, "mkv", "filter"}}) {
+    CAPTURE(tag);
+    const json by_filter = sample(std::string("ntsc-filter-") + tag, video, 2.5, "filter");
+    const json by_seek = sample(std::string("ntsc-seek-") + tag, video, 2.5, "seek");
+    CHECK(by_seek["metrics"]["sampling"] == method);
+    CHECK(by_filter["metrics"]["frames"] == 8);
+    CHECK(frames_of(std::string("ntsc-filter-") + tag) == frames_of(std::string("ntsc-seek-") + tag));
   }
 
   // Left to choose: seeking for two frames of a minute of 720p, the filter for one a second of a

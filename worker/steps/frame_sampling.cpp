@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 
 #include "protocol/errors.hpp"
@@ -60,18 +61,31 @@ std::optional<double> number_text(const json& obj, const char* key) {
   return v;
 }
 
+// "num/den" as two positive integers.
+std::optional<std::pair<long long, long long>> fraction(const json& v) {
+  if (!v.is_string()) return std::nullopt;
+  const std::string s = v.get<std::string>();
+  long long num = 0, den = 0;
+  char extra = 0;
+  if (std::sscanf(s.c_str(), "%lld/%lld%c", &num, &den, &extra) != 2 || num <= 0 || den <= 0 || num > (1LL << 31) ||
+      den > (1LL << 31))
+    return std::nullopt;
+  return std::pair{num, den};
+}
+
 // What the choice needs to know of the video's first video stream.
 struct VideoFacts {
   double duration = 0;  // seconds, to the end of the last frame
   double rate = 0;      // frames per second (a constant rate)
   double pixels = 0;    // width * height
+  double start = 0;     // the stream's first time in the file (ffprobe's -read_intervals counts from 0)
 };
 
 // ffprobe's view, or nothing when the file is not one seeking can reproduce the filter on for
 // sure: no constant frame rate, a stream that does not start with the file, no duration.
 std::optional<VideoFacts> probe_video(const StepContext& ctx, const std::string& video) {
   auto res = ctx.run_tool({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                           "stream=avg_frame_rate,r_frame_rate,start_time,duration,width,height:format=start_time,duration",
+                           "stream=avg_frame_rate,r_frame_rate,time_base,start_time,duration,width,height:format=start_time,duration",
                            "-of", "json", video},
                           protocol::codes::kFfmpegMissing, /*capture_stdout=*/true);
   if (!res) return std::nullopt;
@@ -84,6 +98,15 @@ std::optional<VideoFacts> probe_video(const StepContext& ctx, const std::string&
   const auto avg = rational(s.value("avg_frame_rate", json()));
   const auto real = rational(s.value("r_frame_rate", json()));
   if (!avg || !real || std::abs(*avg - *real) > 1e-6 * *real) return std::nullopt;
+  // Frames must sit exactly on the time base's ticks, one frame a whole number of ticks: a
+  // container that rounds times (Matroska's milliseconds at 29.97 fps) can put a frame on either
+  // side of a slot's boundary, where a seek and the filter would disagree.
+  const auto rate = fraction(s.value("r_frame_rate", json()));
+  const auto base = fraction(s.value("time_base", json()));
+  if (!rate || !base) return std::nullopt;
+  // ticks per frame = (1 / rate) / time_base = (rate.den * base.den) / (rate.num * base.num)
+  const long long ticks_num = rate->second * base->second, ticks_den = rate->first * base->first;
+  if (ticks_num % ticks_den != 0) return std::nullopt;
   const auto stream_start = number_text(s, "start_time");
   const auto file_start = number_text(fmt, "start_time");
   if (!stream_start || !file_start || std::abs(*stream_start - *file_start) > 1e-6) return std::nullopt;
@@ -91,15 +114,20 @@ std::optional<VideoFacts> probe_video(const StepContext& ctx, const std::string&
   if (!duration) duration = number_text(fmt, "duration");
   const double w = s.value("width", 0.0), h = s.value("height", 0.0);
   if (!duration || *duration <= 0 || w <= 0 || h <= 0) return std::nullopt;
-  return VideoFacts{*duration, *avg, w * h};
+  return VideoFacts{*duration, *avg, w * h, *stream_start};
 }
 
-// The keyframe a seek to each time starts decoding from, as ffprobe finds them; empty when unknown.
-std::vector<double> keyframes_before(const StepContext& ctx, const std::string& video, const std::vector<double>& times) {
+// The keyframes seeks to these times (from the stream's start) start decoding from, as ffprobe
+// finds them, in the same reckoning; empty when unknown. At most kMaxProbed times are asked
+// (spread evenly), which keeps the command line short.
+constexpr std::size_t kMaxProbed = 256;
+std::vector<double> keyframes_before(const StepContext& ctx, const std::string& video, const std::vector<double>& times,
+                                     double start) {
   std::string intervals;
   char buf[48];
-  for (double t : times) {
-    std::snprintf(buf, sizeof buf, "%s%.6f%%+#1", intervals.empty() ? "" : ",", t);
+  const std::size_t step = (times.size() + kMaxProbed - 1) / kMaxProbed;
+  for (std::size_t i = 0; i < times.size(); i += std::max<std::size_t>(step, 1)) {
+    std::snprintf(buf, sizeof buf, "%s%.6f%%+#1", intervals.empty() ? "" : ",", times[i] + start);
     intervals += buf;
   }
   auto res = ctx.run_tool({"ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", intervals, "-show_entries",
@@ -118,7 +146,7 @@ std::vector<double> keyframes_before(const StepContext& ctx, const std::string& 
     if (comma == std::string::npos || line.find('K', comma) == std::string::npos) continue;
     char* stop = nullptr;
     const double t = std::strtod(line.c_str(), &stop);
-    if (stop != line.c_str() && std::isfinite(t)) keys.push_back(t);
+    if (stop != line.c_str() && std::isfinite(t)) keys.push_back(t - start);
   }
   std::sort(keys.begin(), keys.end());
   return keys;
@@ -156,13 +184,18 @@ Plan choose(const StepContext& ctx, const std::string& video, double every, cons
   if (asked != "seek" && plan.seek_est >= kSeekMargin * plan.filter_est) return plan;
   std::vector<double> times = seek_times(*facts, every, slots);
   if (asked != "seek") {
-    const auto keys = keyframes_before(ctx, video, times);
+    const auto keys = keyframes_before(ctx, video, times, facts->start);
     if (keys.empty()) return plan;
-    double decoded = 0;  // seconds of video decoded over all seeks
-    for (double t : times) {
+    // Seconds of video decoded over all seeks, from the times probed, scaled to all of them.
+    double decoded = 0;
+    std::size_t probed = 0;
+    const std::size_t step = std::max<std::size_t>((times.size() + kMaxProbed - 1) / kMaxProbed, 1);
+    for (std::size_t i = 0; i < times.size(); i += step, ++probed) {
+      const double t = times[i];
       auto it = std::upper_bound(keys.begin(), keys.end(), t + 1e-6);
       decoded += it == keys.begin() ? t : t - *std::prev(it);
     }
+    decoded *= static_cast<double>(times.size()) / static_cast<double>(std::max<std::size_t>(probed, 1));
     plan.seek_est += (decoded + static_cast<double>(slots) / facts->rate) * facts->rate * facts->pixels * kDecodeSecPerPixel;
     if (plan.seek_est >= kSeekMargin * plan.filter_est) return plan;
   }
@@ -177,15 +210,16 @@ std::string frame_name(std::size_t n) {
   return "frame_" + digits + ".jpg";
 }
 
-// One ffmpeg run per slot, one per core at once, each decoding on one thread (that beats runs
-// decoding on all of them, which spend their first frames warming threads up). False, with nothing left behind, when a seek fails or lands
-// on no frame; the error when the job is stopped or out of time.
+// One ffmpeg run per slot, one per core at once (2 to 8), each decoding on one thread (that beats
+// runs decoding on all of them, which spend their first frames warming threads up). False, with
+// nothing left behind, when a seek fails or lands on no frame; the error when the job is stopped
+// or out of time.
 Result<bool> sample_by_seeking(const StepContext& ctx, const std::string& video, const std::vector<double>& times) {
   std::mutex mu;
   std::size_t next = 0;
   std::optional<Error> stop;  // a cancel or timeout ends the step; any other failure falls back
   bool failed = false;
-  const auto work = [&] {
+  const auto take_and_seek = [&] {
     for (;;) {
       std::size_t n;
       {
@@ -209,9 +243,24 @@ Result<bool> sample_by_seeking(const StepContext& ctx, const std::string& video,
         failed = true;
     }
   };
+  const auto work = [&]() noexcept {
+    try {
+      take_and_seek();
+    } catch (...) {  // out of memory or threads: the filter gets its chance
+      std::lock_guard lock(mu);
+      failed = true;
+    }
+  };
   const std::size_t runs = std::min<std::size_t>(times.size(), std::clamp<std::size_t>(std::thread::hardware_concurrency(), 2, 8));
   std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < runs; ++t) pool.emplace_back(work);
+  pool.reserve(runs);
+  for (std::size_t t = 1; t < runs; ++t) {
+    try {
+      pool.emplace_back(work);
+    } catch (const std::system_error&) {
+      break;  // fewer runs at once
+    }
+  }
   work();
   for (auto& th : pool) th.join();
   if (stop) return *stop;

@@ -78,7 +78,7 @@ TEST_CASE("util::crypto") {
   // RFC 4231 test case 2.
   CHECK(util::hmac_sha256_hex("Jefe", "what do ya want for nothing?") ==
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
-  // Keys used in turn (more than the per-thread keyed states kept) give each its own answer.
+  // Several keys in turn each give their own answer (RFC 4231).
   for (int round = 0; round < 2; ++round) {
     CHECK(util::hmac_sha256_hex("Jefe", "what do ya want for nothing?") ==
           "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");

@@ -1,6 +1,8 @@
 // The Slurm launch mode's pure parts: settings, what a payload may ask, GRES lists, batch scripts.
 #include <doctest/doctest.h>
 
+#include <random>
+
 #include "util/files.hpp"
 #include "worker/slurm.hpp"
 
@@ -11,7 +13,9 @@ namespace fs = std::filesystem;
 namespace {
 
 rayvault::Result<slurm::Config> load(const json& j) {
-  const fs::path file = fs::temp_directory_path() / "rayvault-slurm-settings-test.json";
+  // A name of its own: ctest runs the test cases of this file as parallel processes.
+  const fs::path file =
+      fs::temp_directory_path() / ("rayvault-slurm-settings-test-" + std::to_string(std::random_device{}()) + ".json");
   REQUIRE(rayvault::util::write_file_atomic(file, j.dump()).ok());
   auto c = slurm::load_config(file);
   fs::remove(file);
