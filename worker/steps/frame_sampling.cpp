@@ -9,6 +9,7 @@
 #include "worker/steps/frame_sampling.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <mutex>
@@ -64,11 +65,14 @@ std::optional<double> number_text(const json& obj, const char* key) {
 // "num/den" as two positive integers.
 std::optional<std::pair<long long, long long>> fraction(const json& v) {
   if (!v.is_string()) return std::nullopt;
-  const std::string s = v.get<std::string>();
+  const std::string& s = v.get_ref<const std::string&>();
+  const auto slash = s.find('/');
+  if (slash == std::string::npos) return std::nullopt;
   long long num = 0, den = 0;
-  char extra = 0;
-  if (std::sscanf(s.c_str(), "%lld/%lld%c", &num, &den, &extra) != 2 || num <= 0 || den <= 0 || num > (1LL << 31) ||
-      den > (1LL << 31))
+  const auto a = std::from_chars(s.data(), s.data() + slash, num);
+  const auto b = std::from_chars(s.data() + slash + 1, s.data() + s.size(), den);
+  if (a.ec != std::errc() || a.ptr != s.data() + slash || b.ec != std::errc() || b.ptr != s.data() + s.size() || num <= 0 ||
+      den <= 0 || num > (1LL << 31) || den > (1LL << 31))
     return std::nullopt;
   return std::pair{num, den};
 }
