@@ -35,23 +35,6 @@ constexpr double kSeekRunSec = 0.15;
 // Seeking is chosen only when its estimate is clearly below the filter's.
 constexpr double kSeekMargin = 0.7;
 
-std::optional<double> rational(const json& v) {
-  if (!v.is_string()) return std::nullopt;
-  const std::string s = v.get<std::string>();
-  const auto slash = s.find('/');
-  char* end = nullptr;
-  const double num = std::strtod(s.c_str(), &end);
-  if (end == s.c_str()) return std::nullopt;
-  double den = 1;
-  if (slash != std::string::npos) {
-    const char* d = s.c_str() + slash + 1;
-    den = std::strtod(d, &end);
-    if (end == d) return std::nullopt;
-  }
-  if (!(den > 0) || !(num > 0) || !std::isfinite(num / den)) return std::nullopt;
-  return num / den;
-}
-
 std::optional<double> number_text(const json& obj, const char* key) {
   const auto it = obj.find(key);
   if (it == obj.end() || !it->is_string()) return std::nullopt;
@@ -99,15 +82,15 @@ std::optional<VideoFacts> probe_video(const StepContext& ctx, const std::string&
   const json& s = (*doc)["streams"][0];
   const json fmt = doc->value("format", json::object());
   if (!s.is_object() || !fmt.is_object()) return std::nullopt;
-  const auto avg = rational(s.value("avg_frame_rate", json()));
-  const auto real = rational(s.value("r_frame_rate", json()));
-  if (!avg || !real || std::abs(*avg - *real) > 1e-6 * *real) return std::nullopt;
+  // A constant rate: the average is the stream's base rate.
+  const auto avg = fraction(s.value("avg_frame_rate", json()));
+  const auto rate = fraction(s.value("r_frame_rate", json()));
+  if (!avg || !rate || avg->first * rate->second != rate->first * avg->second) return std::nullopt;
   // Frames must sit exactly on the time base's ticks, one frame a whole number of ticks: a
   // container that rounds times (Matroska's milliseconds at 29.97 fps) can put a frame on either
   // side of a slot's boundary, where a seek and the filter would disagree.
-  const auto rate = fraction(s.value("r_frame_rate", json()));
   const auto base = fraction(s.value("time_base", json()));
-  if (!rate || !base) return std::nullopt;
+  if (!base) return std::nullopt;
   // ticks per frame = (1 / rate) / time_base = (rate.den * base.den) / (rate.num * base.num)
   const long long ticks_num = rate->second * base->second, ticks_den = rate->first * base->first;
   if (ticks_num % ticks_den != 0) return std::nullopt;
@@ -118,7 +101,7 @@ std::optional<VideoFacts> probe_video(const StepContext& ctx, const std::string&
   if (!duration) duration = number_text(fmt, "duration");
   const double w = s.value("width", 0.0), h = s.value("height", 0.0);
   if (!duration || *duration <= 0 || w <= 0 || h <= 0) return std::nullopt;
-  return VideoFacts{*duration, *avg, w * h, *stream_start};
+  return VideoFacts{*duration, static_cast<double>(rate->first) / static_cast<double>(rate->second), w * h, *stream_start};
 }
 
 // The keyframes seeks to these times (from the stream's start) start decoding from, as ffprobe
