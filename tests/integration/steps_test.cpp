@@ -684,13 +684,23 @@ TEST_CASE("steps: FRAME_SAMPLING by seeking writes the fps filter's frames byte 
                                                          "20", "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-pix_fmt",
                                                          "yuv420p"});
   const auto ntsc_mkv = make_signal(t.path, "ntsc.mkv", {"-i", ntsc_mp4.string(), "-c", "copy"});
-  for (const auto& [video, tag, method] : {std::tuple{ntsc_mp4, "mp4", "seek"}, std::tuple{ntsc_mkv, "mkv", "filter"}}) {
+  // MPEG-TS (90 kHz, starting at 1.4 s), where ffmpeg's seeking does not land on the filter's
+  // frames: the filter, whether its times are exact (from the MP4) or kept in milliseconds (from
+  // the Matroska file).
+  const auto ntsc_ts = make_signal(t.path, "ntsc.ts", {"-i", ntsc_mp4.string(), "-c", "copy"});
+  const auto ms_ts = make_signal(t.path, "ms.ts", {"-i", ntsc_mkv.string(), "-c", "copy"});
+  // Matroska at 25 fps: its milliseconds hold every frame exactly, so seeking is allowed.
+  const auto pal_mkv = make_signal(t.path, "pal.mkv", {"-i", small.string(), "-c", "copy"});
+  using Case = std::tuple<fs::path, std::string, std::string>;
+  for (const auto& [video, tag, method] : {Case{ntsc_mp4, "mp4", "seek"}, Case{ntsc_mkv, "mkv", "filter"},
+                                           Case{pal_mkv, "pal-mkv", "seek"},
+                                           Case{ntsc_ts, "ts", "filter"}, Case{ms_ts, "ms-ts", "filter"}}) {
     CAPTURE(tag);
-    const json by_filter = sample(std::string("ntsc-filter-") + tag, video, 2.5, "filter");
-    const json by_seek = sample(std::string("ntsc-seek-") + tag, video, 2.5, "seek");
+    const json by_filter = sample("ntsc-filter-" + tag, video, 2.5, "filter");
+    const json by_seek = sample("ntsc-seek-" + tag, video, 2.5, "seek");
     CHECK(by_seek["metrics"]["sampling"] == method);
-    CHECK(by_filter["metrics"]["frames"] == 8);
-    CHECK(frames_of(std::string("ntsc-filter-") + tag) == frames_of(std::string("ntsc-seek-") + tag));
+    CHECK(by_filter["metrics"]["frames"] == (tag == "pal-mkv" ? 10 : 8));
+    CHECK(frames_of("ntsc-filter-" + tag) == frames_of("ntsc-seek-" + tag));
   }
 
   // Left to choose: seeking for two frames of a minute of 720p, the filter for one a second of a

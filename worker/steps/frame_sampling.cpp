@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
-#include <system_error>
 #include <thread>
 
 #include "protocol/errors.hpp"
@@ -71,8 +70,9 @@ struct VideoFacts {
 // ffprobe's view, or nothing when the file is not one seeking can reproduce the filter on for
 // sure: no constant frame rate, a stream that does not start with the file, no duration.
 std::optional<VideoFacts> probe_video(const StepContext& ctx, const std::string& video) {
-  auto res = ctx.run_tool({"ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                           "stream=avg_frame_rate,r_frame_rate,time_base,start_time,duration,width,height:format=start_time,duration",
+  auto res = ctx.run_tool({"ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#240", "-show_entries",
+                           "stream=avg_frame_rate,r_frame_rate,time_base,start_time,start_pts,duration,width,height:"
+                           "format=format_name,start_time,duration:packet=pts",
                            "-of", "json", video},
                           protocol::codes::kFfmpegMissing, /*capture_stdout=*/true);
   if (!res) return std::nullopt;
@@ -82,6 +82,10 @@ std::optional<VideoFacts> probe_video(const StepContext& ctx, const std::string&
   const json& s = (*doc)["streams"][0];
   const json fmt = doc->value("format", json::object());
   if (!s.is_object() || !fmt.is_object()) return std::nullopt;
+  // Containers with an index, where ffmpeg's seek then decode lands on the very frame the filter
+  // sees (in MPEG-TS it did not, measured with ffmpeg 5.1: every frame differed).
+  const std::string format = fmt.value("format_name", "");
+  if (format.rfind("mov,mp4", 0) != 0 && format.rfind("matroska", 0) != 0) return std::nullopt;
   // A constant rate: the average is the stream's base rate.
   const auto avg = fraction(s.value("avg_frame_rate", json()));
   const auto rate = fraction(s.value("r_frame_rate", json()));
@@ -94,6 +98,18 @@ std::optional<VideoFacts> probe_video(const StepContext& ctx, const std::string&
   // ticks per frame = (1 / rate) / time_base = (rate.den * base.den) / (rate.num * base.num)
   const long long ticks_num = rate->second * base->second, ticks_den = rate->first * base->first;
   if (ticks_num % ticks_den != 0) return std::nullopt;
+  // ... and the file's own times must say so too (a stated rate can be a guess: MPEG-TS): the
+  // first packets' times are whole frames from the start.
+  const long long ticks = ticks_num / ticks_den;
+  const auto first = s.find("start_pts");
+  const auto packets = doc->find("packets");
+  if (first == s.end() || !first->is_number_integer() || packets == doc->end() || !packets->is_array() || packets->empty())
+    return std::nullopt;
+  for (const auto& p : *packets) {
+    const auto pts = p.find("pts");
+    if (pts == p.end() || !pts->is_number_integer() || (pts->get<long long>() - first->get<long long>()) % ticks != 0)
+      return std::nullopt;
+  }
   const auto stream_start = number_text(s, "start_time");
   const auto file_start = number_text(fmt, "start_time");
   if (!stream_start || !file_start || std::abs(*stream_start - *file_start) > 1e-6) return std::nullopt;
@@ -139,15 +155,17 @@ std::vector<double> keyframes_before(const StepContext& ctx, const std::string& 
   return keys;
 }
 
-// The time a seek must ask for to land on the frame the fps filter puts in each slot: the frame
-// before (n + 0.5) * every, i.e. the first frame at or after that time less one frame, rounded down
-// to ffmpeg's microseconds so a frame exactly there is not skipped.
+// The time a seek must ask for to land on the frame the fps filter puts in each slot: the last
+// frame k before (n + 0.5) * every (a frame exactly there goes to the next slot), asked for
+// half a frame before it, so no rounding of the time to ffmpeg's microseconds can miss it.
 std::vector<double> seek_times(const VideoFacts& v, double every, std::size_t slots) {
   std::vector<double> times;
   times.reserve(slots);
   for (std::size_t n = 0; n < slots; ++n) {
-    const double t = (static_cast<double>(n) + 0.5) * every - 1.0 / v.rate;
-    times.push_back(std::max(0.0, std::floor(t * 1e6) / 1e6));
+    const double q = (static_cast<double>(n) + 0.5) * every * v.rate;  // the boundary, in frames
+    const double whole = std::round(q);
+    const double k = (std::abs(q - whole) < 1e-6 ? whole : std::ceil(q)) - 1;
+    times.push_back(std::max(0.0, (k - 0.5) / v.rate));
   }
   return times;
 }
@@ -244,7 +262,7 @@ Result<bool> sample_by_seeking(const StepContext& ctx, const std::string& video,
   for (std::size_t t = 1; t < runs; ++t) {
     try {
       pool.emplace_back(work);
-    } catch (const std::system_error&) {
+    } catch (...) {
       break;  // fewer runs at once
     }
   }
