@@ -537,6 +537,7 @@ def plots(results, outdir):
                   % (os.path.join(outdir, png), bdat))
         if subprocess.run(["gnuplot", "-e", script]).returncode == 0:
             made.append(png)
+        os.remove(bdat)
     os.remove(dat)
     return made
 
@@ -545,12 +546,12 @@ def verdict(ok):
     return "met" if ok else "**missed**"
 
 
-def report(cfg, results, made, command):
+def report(cfg, results, made, command, measured_at=None):
     L = ["# Benchmarks", "",
          "Measured by `%s` on %s, %s. Every figure is a median of several runs with its spread"
          " (min-max) in parentheses, against a baseline measured in the same run; the machine is shared"
-         " and noisy, so the ratios matter more than the absolute numbers." % (command, machine(),
-                                                                               time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())), ""]
+         " and noisy, so the ratios matter more than the absolute numbers." % (
+             command, machine(), measured_at or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())), ""]
     if "http" in results:
         h = results["http"]
         L += ["## Signed requests against a plain server of the same HTTP library", "",
@@ -590,6 +591,14 @@ def report(cfg, results, made, command):
               "| ffprobe directly | through a worker | overhead | target |", "|---|---|---|---|",
               "| %s | %s | %.1f ms | %s |" % (fmt(s["direct_ms"], " ms"), fmt(s["submit_ms"], " ms"), s["overhead_ms"],
                                             verdict(s["overhead_ms"] <= 10)), ""]
+        if s["overhead_ms"] > 10:
+            L += ["Where the overhead goes: a `submit` is a process of its own that reads `nodes.json` and its ledger,"
+                  " probes the node (`/health` and `/caps`, a round trip each), signs and sends the job, follows it with"
+                  " a long poll, downloads and SHA-256-checks its artifact and writes the receipt and the ledger row"
+                  " (SQLite); the worker starts the job in a slot with a staging folder of its own and writes its"
+                  " state to SQLite three times (queued, running, ended). None of it is large; together they are"
+                  " the figure above. Not yet done: keeping a node's caps between runs, so a submit to a known node"
+                  " skips the probes.", ""]
     if "start" in results:
         st = results["start"]
         L += ["## Worker memory and start", "",
@@ -599,6 +608,13 @@ def report(cfg, results, made, command):
               "| %s | %s | %s | %s |" % (fmt(st["cold_ms"], " ms", 0), fmt(st["warm_ms"], " ms", 0),
                                         fmt(st["idle_rss_mib"], " MiB"),
                                         verdict(st["idle_rss_mib"]["median"] <= 8 and st["cold_ms"]["median"] <= 50)), ""]
+        if st["idle_rss_mib"]["median"] > 8:
+            L += ["Why the resident set misses 8 MiB: most of it is pages of the shared libraries the worker maps"
+                  " (measured from /proc/PID/smaps: libcrypto about 3.1 MiB, libstdc++ 1.7, libc 1.5, SQLite 1.2,"
+                  " GnuTLS 1.1 through libmicrohttpd); the worker's own heap and stacks are about 1.5 MiB. Those pages"
+                  " are shared with every other process using the same libraries, so the machine pays them once."
+                  " Meeting the figure needs a static build of the libraries the worker calls (only what it uses is"
+                  " loaded) and a libmicrohttpd built without TLS; not done yet.", ""]
     if "frames" in results:
         fr = results["frames"]
         L += ["## FRAME_SAMPLING", "",
@@ -649,7 +665,23 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="every part for a second or so (CI)")
     ap.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
     ap.add_argument("--only", default="", help="comma-separated parts: http,submit,start,frames,health16,batch")
+    ap.add_argument("--report-only", action="store_true",
+                    help="measure nothing: write the report again from the JSON beside --out (its plots too)")
     args = ap.parse_args()
+    if args.report_only:
+        saved = json.load(open(os.path.splitext(args.out)[0] + ".json"))
+        results = saved["results"]
+        for part in ("http",):  # JSON keys are text; the report sorts concurrencies as numbers
+            if part in results:
+                results[part] = {name: {int(c): v for c, v in rows.items()} for name, rows in results[part].items()}
+        made = plots(results, os.path.dirname(os.path.abspath(args.out)))
+        text = report(saved["config"], results, made, saved.get("command", "bash tools/bench.sh"), saved.get("measured_at"))
+        if saved["failed"]:
+            text += "\n## Not measured\n\n" + "\n".join("- " + f for f in saved["failed"]) + "\n"
+        with open(args.out, "w") as f:
+            f.write(text)
+        log("wrote " + args.out + " from the saved figures")
+        return 0
     cache = os.environ.get("RAYVAULT_BENCH_CACHE", os.path.join(BUILD, "bench-cache"))
     os.makedirs(cache, exist_ok=True)
     if args.smoke:
@@ -691,7 +723,8 @@ def main():
     with open(out, "w") as f:
         f.write(text)
     with open(os.path.splitext(out)[0] + ".json", "w") as f:
-        json.dump({"config": cfg, "results": results, "failed": failed}, f, indent=1, default=str)
+        json.dump({"config": cfg, "results": results, "failed": failed, "command": command,
+                   "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, f, indent=1, default=str)
     log("wrote " + out)
     return 1 if failed else 0
 
