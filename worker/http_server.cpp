@@ -310,24 +310,20 @@ struct WorkerServer::Impl {
     }
     Submission submission{env.run_id, env.job_id, env.step_name, claimed, payload, forced};
     submission.priority = priority;
-    // {"cached_job_id"?, "idempotent", "job": RECORD, "ok": true}, keys sorted as dump_json writes
-    // them, the RECORD written straight (the idempotent answer is a hot path of retrying clients).
-    if (const auto known = engine.known_submission(submission))
-      return Reply{200, "application/json",
-                   "{\"cached_job_id\":" + protocol::dump_json(json(known->job.record.job_id)) + ",\"idempotent\":true,\"job\":" +
-                       known->idempotent_text + ",\"ok\":true}",
-                   {}, {}, 0, 0};
+    if (const auto known = engine.known_submission(submission)) return submit_answer(*known, true);
     auto admitted = engine.submit(submission);
     if (!admitted) return error_reply(admitted.error());
-    protocol::JobRecord record = admitted->job.record;
+    return submit_answer(*state::make_view(std::move(admitted->job)), admitted->idempotent);
+  }
+
+  // {"cached_job_id"?, "idempotent", "job": RECORD, "ok": true}, keys sorted as dump_json writes
+  // them, the RECORD text the view already holds (the idempotent answer is a hot path of retrying
+  // clients).
+  static Reply submit_answer(const state::JobView& view, bool idempotent) {
     std::string text = "{";
-    if (admitted->idempotent) {
-      record.idempotent = true;
-      record.cached_job_id = record.job_id;
-      text += "\"cached_job_id\":" + protocol::dump_json(json(record.job_id)) + ",";
-    }
-    text += std::string("\"idempotent\":") + (admitted->idempotent ? "true" : "false") + ",\"job\":" + protocol::record_json(record) +
-            ",\"ok\":true}";
+    if (idempotent) text += "\"cached_job_id\":" + protocol::dump_json(json(view.job.record.job_id)) + ",";
+    text += std::string("\"idempotent\":") + (idempotent ? "true" : "false") + ",\"job\":" +
+            (idempotent ? view.idempotent_text : view.record_text) + ",\"ok\":true}";
     return Reply{200, "application/json", std::move(text), {}, {}, 0, 0};
   }
 

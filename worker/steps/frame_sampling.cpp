@@ -19,6 +19,7 @@
 #include "protocol/errors.hpp"
 #include "protocol/steps.hpp"
 #include "util/files.hpp"
+#include "util/strings.hpp"
 #include "worker/steps/ffmpeg_probe.hpp"
 
 namespace rayvault::worker::steps {
@@ -34,13 +35,12 @@ constexpr double kSeekRunSec = 0.15;
 // Seeking is chosen only when its estimate is clearly below the filter's.
 constexpr double kSeekMargin = 0.7;
 
+// A number ffprobe writes as text ("12.5"); nothing when absent, "N/A" or not finite.
 std::optional<double> number_text(const json& obj, const char* key) {
   const auto it = obj.find(key);
   if (it == obj.end() || !it->is_string()) return std::nullopt;
-  const std::string s = it->get<std::string>();
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  if (end == s.c_str() || !std::isfinite(v)) return std::nullopt;
+  const auto v = util::parse_number_text(it->get_ref<const std::string&>());
+  if (!v || !std::isfinite(*v)) return std::nullopt;
   return v;
 }
 
@@ -120,17 +120,14 @@ std::optional<VideoFacts> probe_video(const StepContext& ctx, const std::string&
   return VideoFacts{*duration, static_cast<double>(rate->first) / static_cast<double>(rate->second), w * h, *stream_start};
 }
 
-// The keyframes seeks to these times (from the stream's start) start decoding from, as ffprobe
-// finds them, in the same reckoning; empty when unknown. At most kMaxProbed times are asked
-// (spread evenly), which keeps the command line short.
-constexpr std::size_t kMaxProbed = 256;
+// The keyframe a seek to each of these times (from the stream's start) starts decoding from, as
+// ffprobe finds them, in the same reckoning; empty when unknown.
 std::vector<double> keyframes_before(const StepContext& ctx, const std::string& video, const std::vector<double>& times,
                                      double start) {
   std::string intervals;
   char buf[48];
-  const std::size_t step = (times.size() + kMaxProbed - 1) / kMaxProbed;
-  for (std::size_t i = 0; i < times.size(); i += std::max<std::size_t>(step, 1)) {
-    std::snprintf(buf, sizeof buf, "%s%.6f%%+#1", intervals.empty() ? "" : ",", times[i] + start);
+  for (const double t : times) {
+    std::snprintf(buf, sizeof buf, "%s%.6f%%+#1", intervals.empty() ? "" : ",", t + start);
     intervals += buf;
   }
   auto res = ctx.run_tool({"ffprobe", "-v", "error", "-select_streams", "v:0", "-read_intervals", intervals, "-show_entries",
@@ -138,18 +135,11 @@ std::vector<double> keyframes_before(const StepContext& ctx, const std::string& 
                           protocol::codes::kFfmpegMissing, /*capture_stdout=*/true);
   std::vector<double> keys;
   if (!res) return keys;
-  std::size_t pos = 0;
-  const std::string& text = res->stdout_text;
-  while (pos < text.size()) {
-    std::size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
-    const std::string line = text.substr(pos, end - pos);
-    pos = end + 1;
+  for (const auto& line : util::nonempty_lines(res->stdout_text)) {  // "12.345,K_"
     const auto comma = line.find(',');
     if (comma == std::string::npos || line.find('K', comma) == std::string::npos) continue;
-    char* stop = nullptr;
-    const double t = std::strtod(line.c_str(), &stop);
-    if (stop != line.c_str() && std::isfinite(t)) keys.push_back(t - start);
+    if (const auto t = util::parse_number_text(std::string_view(line).substr(0, comma)); t && std::isfinite(*t))
+      keys.push_back(*t - start);
   }
   std::sort(keys.begin(), keys.end());
   return keys;
@@ -170,6 +160,8 @@ std::vector<double> seek_times(const VideoFacts& v, double every, std::size_t sl
   return times;
 }
 
+constexpr std::size_t kMaxProbed = 256;
+
 struct Plan {
   bool seek = false;
   std::vector<double> times;  // when seeking
@@ -189,18 +181,19 @@ Plan choose(const StepContext& ctx, const std::string& video, double every, cons
   if (asked != "seek" && plan.seek_est >= kSeekMargin * plan.filter_est) return plan;
   std::vector<double> times = seek_times(*facts, every, slots);
   if (asked != "seek") {
-    const auto keys = keyframes_before(ctx, video, times, facts->start);
+    // At most kMaxProbed times, spread evenly, are probed (a short command line); the seconds of
+    // video their seeks decode are scaled to all of them.
+    std::vector<double> probed;
+    const std::size_t step = (times.size() + kMaxProbed - 1) / kMaxProbed;
+    for (std::size_t i = 0; i < times.size(); i += step) probed.push_back(times[i]);
+    const auto keys = keyframes_before(ctx, video, probed, facts->start);
     if (keys.empty()) return plan;
-    // Seconds of video decoded over all seeks, from the times probed, scaled to all of them.
     double decoded = 0;
-    std::size_t probed = 0;
-    const std::size_t step = std::max<std::size_t>((times.size() + kMaxProbed - 1) / kMaxProbed, 1);
-    for (std::size_t i = 0; i < times.size(); i += step, ++probed) {
-      const double t = times[i];
+    for (const double t : probed) {
       auto it = std::upper_bound(keys.begin(), keys.end(), t + 1e-6);
       decoded += it == keys.begin() ? t : t - *std::prev(it);
     }
-    decoded *= static_cast<double>(times.size()) / static_cast<double>(std::max<std::size_t>(probed, 1));
+    decoded *= static_cast<double>(times.size()) / static_cast<double>(probed.size());
     plan.seek_est += (decoded + static_cast<double>(slots) / facts->rate) * facts->rate * facts->pixels * kDecodeSecPerPixel;
     if (plan.seek_est >= kSeekMargin * plan.filter_est) return plan;
   }
