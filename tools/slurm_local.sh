@@ -54,6 +54,9 @@ wait_for() {  # wait_for SECONDS DESCRIPTION COMMAND...
       return 1
     fi
     for p in "$dir"/run/*.pid; do
+      # slurmctld and slurmd run in the foreground under the pids we wrote ourselves; the pid files
+      # they write can be read half written, naming a process that never was.
+      [[ $p == */slurmctld.daemon.pid || $p == */slurmd.daemon.pid ]] && continue
       # A daemon's own pid file can be read while it is still empty: only a pid that is gone counts.
       local pid
       pid=$(cat "$p" 2>/dev/null || true)
