@@ -36,10 +36,12 @@ alive() {
   [[ $state != Z ]]
 }
 
-# A TCP port nobody listens on, starting from a number of this cluster's own.
+# A TCP port no socket uses (listening, connected or closing), starting from a number of this
+# cluster's own below the kernel's ephemeral range, so that no outgoing connection takes it between
+# this check and the daemon's bind.
 free_port() {
   local port=$1
-  while ss -Htln "sport = :$port" | grep -q .; do port=$((port + 1)); done
+  while ss -Htan "sport = :$port" | grep -q .; do port=$((port + 1)); done
   echo "$port"
 }
 
@@ -80,7 +82,7 @@ up() {
   chmod 755 "$dir" "$dir/munge"  # munged wants its socket's folder open to all
   local tag base node cpus mem
   tag=$(printf '%s' "$dir" | sha256sum | cut -c1-6)
-  base=$((20000 + 16#${tag:0:4} % 20000))
+  base=$((12000 + 16#${tag:0:4} % 16000))
   local ctl_port dport
   ctl_port=$(free_port "$base")
   dport=$(free_port $((ctl_port + 1)))
