@@ -28,6 +28,10 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
+// Jobs a batch has in flight at most, over all workers: a thread each, waiting on its node's watch
+// (or, on workers without it, on its own long poll).
+constexpr std::size_t kMaxThreads = 256;
+
 Error bad_entry(std::size_t n, const std::string& what) {
   return Error(ErrorKind::invalid_input, "batch job " + std::to_string(n) + ": " + what);
 }
@@ -286,7 +290,8 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
   Board board(cluster, ledger, o.max_per_worker);
   board.refresh();
   const int threads = static_cast<int>(std::clamp<std::size_t>(
-      std::min<std::size_t>(queue.size(), static_cast<std::size_t>(board.capacity()) + 1), 1, 64));
+      std::min<std::size_t>(queue.size(), static_cast<std::size_t>(board.capacity()) + 1), 1, kMaxThreads));
+  JobWatch watch(cluster);
   std::mutex mu;  // outcomes, queue, counters, local_busy
   std::condition_variable work_cv, main_cv;
   board.on_room = [&work_cv] { work_cv.notify_all(); };
@@ -344,6 +349,7 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
         d.local_mutex = &local_mutex;
         d.preferred = plan.reserved;
         d.busy_means_retry = true;
+        d.watch = &watch;
         d.acquire = [&](const state::NodeEntry& node) {
           if (reservation_unused && node.node_id == plan.reserved) {
             reservation_unused = false;

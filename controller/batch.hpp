@@ -1,7 +1,8 @@
 // `submit --batch FILE`: many jobs at once over every fitting worker. A fixed set of threads (as
 // many as the jobs the batch may have in flight: each worker's slots, or --max-per-worker) places
-// the jobs through dispatch_job, so each worker holds at most that many of the batch's
-// connections (one long poll per job it runs), however long the batch. Progress on stderr (a
+// the jobs through dispatch_job. A worker that advertises "watch" is asked after all of the
+// batch's jobs on it with one long poll at a time (JobWatch); others get one long poll per job it
+// runs, so at most that many of the batch's connections, however long the batch. Progress on stderr (a
 // status line on a terminal, a line per finished job elsewhere), one receipt per job, a summary
 // document on stdout and under state_dir/batches/. Jobs the ledger shows as succeeded with the
 // same inputs_hash and a receipt are skipped, so a batch interrupted (Ctrl-C) and started again

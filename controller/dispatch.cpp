@@ -162,6 +162,10 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
                                            util::u8(cluster.receipt_dir(req.run_id, req.job_id) / "job_receipt.json"),
                                            protocol::dump_json(rows)});
   }
+  // A batch follows the job with the node's other jobs: the watch is told before the job is sent.
+  const bool watched = opts.watch && has_protocol_feature(caps, "watch");
+  std::optional<JobWatch::Submitting> submitting;
+  if (watched) submitting.emplace(opts.watch->submitting(node));
   auto submitted = client.submit(req.run_id, req.job_id, req.step_name, req.inputs_hash, req.payload,
                                  req.force && has_protocol_feature(caps, "force"), priority);
   if (!submitted) {
@@ -195,7 +199,14 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   (void)ledger.record(ledger_entry(protocol::string_field(record, "status"), std::nullopt, "", running_rows));
 
   // Long polls where the worker offers them, kept well under the silence limit so that a node
-  // that stops answering is noticed in time.
+  // that stops answering is noticed in time. Watched: the node's rounds answer for this job, and
+  // this job's own connection is closed until its artifacts are fetched.
+  std::unique_ptr<JobWatch::Follow> followed;
+  if (watched) {
+    followed = opts.watch->follow(node, req.run_id, follow, req.inputs_hash, record);
+    submitting.reset();
+    client.disconnect();
+  }
   const bool long_poll = has_protocol_feature(caps, "wait_ms");
   const auto silence = std::chrono::milliseconds(static_cast<long long>(cc.node_silence_sec * 1000));
   const auto deadline = started + std::chrono::milliseconds(static_cast<long long>(cc.poll_timeout_sec * 1000));
@@ -216,6 +227,14 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
     if (now - last_answer >= silence)
       return {false, "lost", fmt::format("no answer for {:g} s ({})", cc.node_silence_sec, last_error), {}};
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(std::min<Clock::duration>(deadline - now, silence / 2)).count();
+    if (followed) {
+      const auto news = followed->next(now + std::chrono::milliseconds(left));
+      if (news.gone) return {false, "node_fault", news.error, {}};
+      last_answer = std::max(last_answer, news.answered_at);
+      if (!news.error.empty()) last_error = news.error;
+      record = news.record;
+      continue;
+    }
     const int wait_ms = long_poll ? static_cast<int>(std::clamp<long long>(left, 1, 30000)) : 0;
     auto st = client.job_status(req.run_id, follow, req.inputs_hash, wait_ms);
     if (!st) {
@@ -229,6 +248,7 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
     record = st->contains("job") && (*st)["job"].is_object() ? (*st)["job"] : json::object();
     if (!long_poll && !protocol::is_terminal_status(protocol::string_field(record, "status"))) std::this_thread::sleep_for(interval);
   }
+  followed.reset();
   const auto rec = protocol::job_record_from_json(record);
   const bool succeeded = rec.status == protocol::status::kSucceeded ||
                          (rec.status == "completed" && rec.error_code.empty() && rec.error_message.empty());

@@ -13,6 +13,7 @@
 #include "controller/cluster.hpp"
 #include "controller/local_runner.hpp"
 #include "controller/selection.hpp"
+#include "controller/watch.hpp"
 #include "state/ledger.hpp"
 
 namespace rayvault::controller {
@@ -28,6 +29,9 @@ struct DispatchOptions {
   std::mutex* local_mutex = nullptr;
   // The node to try first (a batch's reservation, or the node that already has the job).
   std::string preferred;
+  // Follows jobs on workers that advertise "watch" with one long poll a node for all of them (a
+  // batch); null: each job with its own.
+  JobWatch* watch = nullptr;
   // When fitting nodes were passed over only because acquire refused them, answer the error
   // kBusyRetry instead of running locally: the caller tries again when there is room.
   bool busy_means_retry = false;

@@ -167,6 +167,23 @@ Result<json> WorkerClient::job_status(const std::string& run_id, const std::stri
   return res;
 }
 
+Result<json> WorkerClient::watch_jobs(const json& jobs, std::optional<std::uint64_t> since, int wait_ms) {
+  json payload{{"jobs", jobs}, {"wait_ms", wait_ms}};
+  if (since) payload["since"] = *since;
+  // Bound to its payload through inputs_hash; the ids name no job of their own.
+  const auto env = protocol::make_signed_envelope("watch", "watch", std::string(protocol::steps::kJobWatch),
+                                                  protocol::inputs_hash(payload), impl_->secret, impl_->clock());
+  json body{{"message_type", "watch_jobs"}, {"payload", payload}};
+  protocol::envelope_to_json(env, body);
+  const double total = impl_->ep.timeout_sec + wait_ms / 1000.0;
+  impl_->http.set_read_timeout(static_cast<time_t>(total), 0);
+  auto res = impl_->post("/jobs/watch", protocol::canonical_json(body));
+  impl_->http.set_read_timeout(static_cast<time_t>(impl_->ep.timeout_sec), 0);
+  return res;
+}
+
+void WorkerClient::disconnect() { impl_->http.stop(); }
+
 Result<std::string> WorkerClient::job_logs(const std::string& run_id, const std::string& job_id,
                                            const std::string& inputs_hash) {
   auto r = impl_->http.Get("/job/" + util::percent_encode(job_id) + "/logs?" +

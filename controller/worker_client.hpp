@@ -59,6 +59,15 @@ class WorkerClient {
   Result<json> job_status(const std::string& run_id, const std::string& job_id, const std::string& inputs_hash,
                           int wait_ms = 0);
 
+  // POST /jobs/watch (workers that advertise "watch"): `jobs` is a list of {run_id, job_id,
+  // inputs_hash, status}; the worker answers the jobs whose status is no longer the one given,
+  // holding the request up to wait_ms while none has (or, with `since`, until its change counter
+  // moves). The answer {cursor, jobs, unchanged}.
+  Result<json> watch_jobs(const json& jobs, std::optional<std::uint64_t> since, int wait_ms);
+
+  // Closes the connection kept open to the worker (the next request opens another).
+  void disconnect();
+
   // GET /job/{job_id}/logs: JSON lines.
   Result<std::string> job_logs(const std::string& run_id, const std::string& job_id, const std::string& inputs_hash);
 

@@ -20,6 +20,8 @@ inline constexpr std::string_view kJobLogs = "JOB_LOGS";
 inline constexpr std::string_view kJobArtifacts = "JOB_ARTIFACTS";
 // This project's extension: POST /job/{id}/cancel.
 inline constexpr std::string_view kJobCancel = "JOB_CANCEL";
+// This project's extension: POST /jobs/watch (many jobs followed with one long poll).
+inline constexpr std::string_view kJobWatch = "JOB_WATCH";
 
 // The steps POST /job accepts (sorted, as the contract's error message lists them).
 const std::set<std::string>& job_steps();

@@ -7,7 +7,8 @@
 // per peer address and in all, closes idle ones, and bounds the memory of a request head. Bodies
 // are refused before they are read when they are compressed, chunked or declared too large, and
 // counted as they arrive otherwise. Long polls (`wait_ms`) hold no thread: the connection is
-// suspended and resumed by one waiter thread when its job ends or its time is up.
+// suspended and resumed by one waiter thread when its job ends or its time is up; a watch
+// (`POST /jobs/watch`) follows many jobs that way on one connection.
 #include "worker/http_server.hpp"
 
 #include <microhttpd.h>
@@ -20,6 +21,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -44,6 +46,7 @@ constexpr const char* kWorkerVersion = RAYVAULT_VERSION;
 // How far past the body limit a declared body is still read (and thrown away) to answer 413.
 constexpr std::uint64_t kDiscardBytes = 16u << 20;
 constexpr int kMaxPriority = 1000;  // the priority a job may ask for, either way
+constexpr std::size_t kMaxWatchedJobs = 1000;  // jobs one watch may name (the job cache holds 1024)
 
 // What a handler answers: a status and a JSON or text body, or a byte range of a file.
 struct Reply {
@@ -109,7 +112,7 @@ RangeAnswer parse_range(const std::string& header, std::uint64_t size) {
 }  // namespace
 
 std::vector<std::string> worker_protocol_features() {
-  return {"wire_v1", "hmac_rotation", "payload_hmac", "run_aliases", "wait_ms", "artifact_download", "range", "force", "cancel", "priority", "load"};
+  return {"wire_v1", "hmac_rotation", "payload_hmac", "run_aliases", "wait_ms", "artifact_download", "range", "force", "cancel", "priority", "load", "watch"};
 }
 
 // The access log: one "METHOD /path STATUS" line a request on stderr (the path only: query strings
@@ -173,10 +176,32 @@ struct WorkerServer::Impl {
   CapsCache& caps;
   MHD_Daemon* daemon = nullptr;
 
+  // A job a long poll waits on: until it is terminal (`known` empty: GET /job/{id}?wait_ms) or its
+  // status is no longer `known` (a watch), or it is gone.
+  struct Watched {
+    std::string run_id, job_id, known, inputs_hash;
+  };
+  // What a handler asks of a request it holds: how long, on which job (GET /job/{id}) or jobs (a
+  // watch, answered from this list when resumed: its body is gone by then), and (a watch's
+  // `since`) until the worker's change counter moves from this value.
+  struct Hold {
+    std::chrono::milliseconds wait{0};
+    std::optional<Watched> job;
+    std::shared_ptr<const std::vector<Watched>> watch;
+    std::optional<std::uint64_t> since;
+  };
+  bool ready(const Watched& w) {
+    const auto found = engine.lookup_view(w.run_id, w.job_id);
+    if (!found) return true;
+    const std::string& status = found->view->job.record.status;
+    return w.known.empty() ? protocol::is_terminal_status(status) : status != w.known;
+  }
+
   // Long polls: suspended connections, resumed by the waiter thread.
   struct LongPoll {
     MHD_Connection* connection;
-    std::string job_id, peer;
+    Hold hold;
+    std::string peer;
     std::chrono::steady_clock::time_point deadline;
   };
   std::mutex polls_mu;
@@ -356,7 +381,7 @@ struct WorkerServer::Impl {
 
   // GET /job/{id}. With wait_ms, a job that is not terminal yet is held: `hold` receives how long
   // (the caller suspends the connection) and the answer comes when it is asked again.
-  Reply get_job(const Request& req, std::chrono::milliseconds* hold, std::string* job_id) {
+  Reply get_job(const Request& req, Hold* hold) {
     auto found = authorize_job_read(req, protocol::steps::kJobStatus);
     if (!found) return error_reply(found.error());
     const state::JobView& view = **found;
@@ -369,13 +394,99 @@ struct WorkerServer::Impl {
         return detail(400, "wait_ms must be a whole number of milliseconds");
       wait_ms = std::min<long long>(wait_ms, config.max_wait_ms);
       if (wait_ms > 0 && !protocol::is_terminal_status(job->record.status)) {
-        *hold = std::chrono::milliseconds(wait_ms);
-        *job_id = job->record.job_id;
+        hold->wait = std::chrono::milliseconds(wait_ms);
+        hold->job = Watched{job->record.run_id, job->record.job_id, "", job->record.inputs_hash};
         return {};
       }
     }
     // {"job": RECORD, "ok": true}, as dump_json writes it (keys sorted), without building it.
     return Reply{200, "application/json", "{\"job\":" + view.record_text + ",\"ok\":true}", {}, {}, 0, 0};
+  }
+
+  // POST /jobs/watch (extension "watch"): many jobs followed with one long poll, so that a
+  // controller following hundreds of jobs here holds one connection, not one a job. A JOB_WATCH
+  // envelope bound to its payload (inputs_hash is the payload's hash):
+  //   {"jobs": [{"run_id", "job_id", "inputs_hash", "status"}...], "wait_ms"?, "since"?}
+  // `status` is the one the caller knows ("" or absent: any counts as news). The answer lists the
+  // jobs whose status is not the one given ({"run_id", "job_id", "job": RECORD}) and those that
+  // cannot be read ({"run_id", "job_id", "error": "not_found" | "forbidden", "detail"}); with none
+  // and wait_ms, it is held until one of them changes, or (with `since`) until the worker's change
+  // counter is no longer `since`, or the wait ends. `cursor` is that counter as the answer was made:
+  // the caller's next `since`, so that a job it adds in between is not missed.
+  Reply post_watch(const Request& req, Hold* hold) {
+    auto body = decode_post(req, "watch_jobs");
+    if (!body) return error_reply(body.error());
+    const auto env = protocol::envelope_from_json(*body);
+    if (auto ok = protocol::verify_envelope(env, policy(only(protocol::steps::kJobWatch))); !ok) return error_reply(ok.error());
+    const auto p = body->find("payload");
+    if (p == body->end() || !p->is_object()) return detail(400, "payload must be an object");
+    if (protocol::inputs_hash(*p) != protocol::normalize_hash(env.inputs_hash))
+      return detail(401, "payload does not match inputs_hash");
+    const auto jobs = p->find("jobs");
+    if (jobs == p->end() || !jobs->is_array() || jobs->empty() || jobs->size() > kMaxWatchedJobs)
+      return detail(400, "payload.jobs must list 1 to " + std::to_string(kMaxWatchedJobs) + " jobs");
+    long long wait_ms = 0;
+    if (const auto w = p->find("wait_ms"); w != p->end() && !w->is_null()) {
+      if (!w->is_number_integer() || w->get<long long>() < 0) return detail(400, "wait_ms must be a whole number of milliseconds");
+      wait_ms = std::min<long long>(w->get<long long>(), config.max_wait_ms);
+    }
+    std::optional<std::uint64_t> since;
+    if (const auto v = p->find("since"); v != p->end() && !v->is_null()) {
+      if (!v->is_number_unsigned()) return detail(400, "since must be a cursor the worker answered");
+      since = v->get<std::uint64_t>();
+    }
+    auto list = std::make_shared<std::vector<Watched>>();
+    for (std::size_t i = 0; i < jobs->size(); ++i) {
+      const json& j = (*jobs)[i];
+      auto field = [&j](const char* key) {
+        const auto f = j.is_object() ? j.find(key) : j.end();
+        return f != j.end() && f->is_string() ? util::trim(f->get_ref<const std::string&>()) : std::string();
+      };
+      Watched w{field("run_id"), field("job_id"), field("status"), protocol::normalize_hash(field("inputs_hash"))};
+      if (w.run_id.empty() || w.job_id.empty())
+        return detail(400, "payload.jobs[" + std::to_string(i) + "] needs run_id and job_id");
+      list->push_back(std::move(w));
+    }
+    bool news = false;
+    Reply answer = watch_answer(*list, &news);
+    if (!news && hold && wait_ms > 0 && !(since && *since != engine.change_count())) {
+      hold->wait = std::chrono::milliseconds(wait_ms);
+      hold->watch = std::move(list);
+      hold->since = since;
+      return {};
+    }
+    return answer;
+  }
+
+  // The answer to a watch of `jobs` as they stand: {"cursor", "jobs", "ok", "unchanged"}, keys
+  // sorted as dump_json writes them. *news: a job is listed (changed or unreadable).
+  Reply watch_answer(const std::vector<Watched>& jobs, bool* news = nullptr) {
+    // Read before the jobs: a change after this point moves the counter past the cursor answered.
+    const std::uint64_t cursor = engine.change_count();
+    std::size_t unchanged = 0;
+    std::string listed;
+    auto text = [](const std::string& v) { return protocol::dump_json(json(v)); };
+    for (const Watched& w : jobs) {
+      const auto found = engine.lookup_view(w.run_id, w.job_id);
+      const std::string ids = "\"job_id\":" + text(w.job_id) + ",\"run_id\":" + text(w.run_id) + "}";
+      std::string item;
+      if (!found) {
+        item = "{\"detail\":" + text("job_id not found: " + w.job_id) + ",\"error\":\"not_found\"," + ids;
+      } else if (!found->run_matches || found->view->job.record.inputs_hash != w.inputs_hash) {
+        item = "{\"detail\":\"job envelope mismatch\",\"error\":\"forbidden\"," + ids;
+      } else if (w.known.empty() || found->view->job.record.status != w.known) {
+        item = "{\"job\":" + found->view->record_text + "," + ids;
+      } else {
+        ++unchanged;
+        continue;
+      }
+      listed += (listed.empty() ? "" : ",") + item;
+    }
+    if (news) *news = !listed.empty();
+    return Reply{200, "application/json",
+                 "{\"cursor\":" + std::to_string(cursor) + ",\"jobs\":[" + listed + "],\"ok\":true,\"unchanged\":" +
+                     std::to_string(unchanged) + "}",
+                 {}, {}, 0, 0};
   }
 
   Reply get_logs(const Request& req) {
@@ -443,14 +554,15 @@ struct WorkerServer::Impl {
   }
 
   // Routes a whole request by splitting its path (no regular expressions: their recursion on a long
-  // path would overflow the stack). hold/job_id: see get_job (null when already held once).
-  Reply route(Request& req, std::chrono::milliseconds* hold, std::string* job_id) {
+  // path would overflow the stack). hold: see get_job (null when already held once).
+  Reply route(Request& req, Hold* hold) {
     const bool get = req.method == "GET" || req.method == "HEAD";
     const bool post = req.method == "POST";
     const auto wrong_method = [] { return detail(405, "Method Not Allowed"); };
     if (req.path == "/health") return get ? health(req) : wrong_method();
     if (req.path == "/caps") return post ? post_caps(req) : wrong_method();
     if (req.path == "/job") return post ? post_job(req) : wrong_method();
+    if (req.path == "/jobs/watch") return post ? post_watch(req, hold) : wrong_method();
     constexpr std::string_view kJobPrefix = "/job/";
     if (req.path.rfind(kJobPrefix, 0) != 0) return detail(404, "Not Found");
     const std::string rest = req.path.substr(kJobPrefix.size());
@@ -458,7 +570,7 @@ struct WorkerServer::Impl {
     req.job_id = rest.substr(0, slash);
     if (req.job_id.empty()) return detail(404, "Not Found");
     const std::string tail = slash == std::string::npos ? std::string() : rest.substr(slash + 1);
-    if (slash == std::string::npos) return get ? get_job(req, hold, job_id) : wrong_method();
+    if (slash == std::string::npos) return get ? get_job(req, hold) : wrong_method();
     if (tail == "logs") return get ? get_logs(req) : wrong_method();
     if (tail == "cancel") return post ? post_cancel(req) : wrong_method();
     if (tail == "artifacts") return get ? get_artifacts(req) : wrong_method();
@@ -477,6 +589,7 @@ struct WorkerServer::Impl {
     bool too_large = false;
     bool over_budget = false;  // the bodies being received in all would pass max_buffered_bytes
     bool held = false;         // suspended once as a long poll; answer now when called again
+    std::shared_ptr<const std::vector<Watched>> watch;  // held: a watch's jobs
     std::atomic<std::size_t>* buffered = nullptr;  // the server's count of body bytes held
     ~Pending() {
       if (buffered) *buffered -= body.size();
@@ -580,24 +693,27 @@ struct WorkerServer::Impl {
     req.body = std::move(pending->body);
     pending->body.clear();
 
-    std::chrono::milliseconds hold{0};
-    std::string job_id;
+    Hold hold;
     Reply reply;
     try {
-      reply = route(req, pending->held || stopping ? nullptr : &hold, &job_id);
+      reply = pending->watch ? watch_answer(*pending->watch) : route(req, pending->held || stopping ? nullptr : &hold);
     } catch (const std::exception&) {
       reply = detail(500, "internal error");
     }
-    if (hold.count() > 0 && suspend(c, job_id, hold)) {
-      pending->held = true;
-      return MHD_YES;
+    if (hold.wait.count() > 0) {
+      auto watch = hold.watch;
+      if (suspend(c, std::move(hold))) {
+        pending->held = true;
+        pending->watch = std::move(watch);
+        return MHD_YES;
+      }
     }
-    if (hold.count() > 0) reply = route(req, nullptr, nullptr);  // no budget left: answer now
+    if (hold.wait.count() > 0) reply = route(req, nullptr);  // no budget left: answer now
     return queue(c, req, reply);
   }
 
   // Suspends a long poll unless its peer (or the worker) has used up its budget of held polls.
-  bool suspend(MHD_Connection* c, const std::string& job_id, std::chrono::milliseconds hold) {
+  bool suspend(MHD_Connection* c, Hold&& hold) {
     const auto* info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
     const std::string peer = info ? platform::address_text(info->client_addr) : std::string();
     {
@@ -606,25 +722,27 @@ struct WorkerServer::Impl {
           polls_per_peer[peer] >= config.max_long_polls_per_peer)
         return false;
       ++polls_per_peer[peer];
-      polls.push_back({c, job_id, peer, std::chrono::steady_clock::now() + hold});
+      const auto deadline = std::chrono::steady_clock::now() + hold.wait;
+      polls.push_back({c, std::move(hold), peer, deadline});
       // Suspended under the lock, so the waiter cannot resume it first.
       MHD_suspend_connection(c);
     }
     return true;
   }
 
-  // Resumes every held poll whose time is up, or (check_jobs) whose job has ended; all of them
-  // when stopping.
+  // Resumes every held poll whose time is up, or (check_jobs) whose jobs have changed as it waits
+  // for; all of them when stopping.
   void resume_ready(bool all, bool check_jobs) {
     std::lock_guard lock(polls_mu);
     const auto now = std::chrono::steady_clock::now();
+    const std::uint64_t changes = engine.change_count();
     std::erase_if(polls, [&](const LongPoll& p) {
-      bool ready = all || now >= p.deadline;
-      if (!ready && check_jobs) {
-        const auto job = engine.job(p.job_id);
-        ready = !job || protocol::is_terminal_status(job->record.status);
+      bool go = all || now >= p.deadline;
+      if (!go && check_jobs) {
+        go = (p.hold.since && *p.hold.since != changes) || (p.hold.job && ready(*p.hold.job)) ||
+             (p.hold.watch && std::any_of(p.hold.watch->begin(), p.hold.watch->end(), [&](const Watched& w) { return ready(w); }));
       }
-      if (!ready) return false;
+      if (!go) return false;
       if (--polls_per_peer[p.peer] <= 0) polls_per_peer.erase(p.peer);
       MHD_resume_connection(p.connection);
       return true;

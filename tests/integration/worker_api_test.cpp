@@ -2,6 +2,7 @@
 // idempotency, rotation, restarts, Range downloads and hostile names. Real worker processes.
 #include <doctest/doctest.h>
 
+#include <future>
 #include <thread>
 
 #include "platform/process.hpp"
@@ -350,4 +351,119 @@ TEST_CASE("integration: the worker answers /health at once and detects its tools
   CHECK_FALSE(later.contains("caps_pending"));
   CHECK(later["ffmpeg_version"] == "ffmpeg version 9.9 (slow stand-in)");
   CHECK(child->terminate() == 0);
+}
+
+namespace {
+// A signed POST /jobs/watch body for `payload` ({jobs, wait_ms?, since?}).
+json watch_body(const json& payload, std::string_view step = "JOB_WATCH") {
+  json body = job_body("watch", "watch", std::string(step), payload);
+  body["message_type"] = "watch_jobs";
+  return body;
+}
+json watched(const std::string& job_id, const std::string& hash, const std::string& status) {
+  return json{{"run_id", "run"}, {"job_id", job_id}, {"inputs_hash", hash}, {"status", status}};
+}
+}  // namespace
+
+TEST_CASE("integration: POST /jobs/watch answers the jobs that changed and holds until one does") {
+  TempDir t;
+  const auto video = make_video(t.path, 1);
+  const fs::path hold = t.path / "hold";
+  REQUIRE(util::write_file_atomic(hold, "").ok());
+  // ffprobe that holds every probe while `hold` exists (its -version answers at once).
+  const std::string path_env = path_with_standin(
+      t.path / "bin", "ffprobe",
+      "if [ \"$1\" != -version ]; then\n"
+      "  n=0; while [ -e '" + hold.string() + "' ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done\n"
+      "fi\n"
+      "exec /usr/bin/ffprobe \"$@\"");
+  WorkerProcess w(t.path, "w1", WorkerOptions{"s3cret", "", {"--slots", "1"}, {{"PATH", path_env}}});
+  const json p1{{"media_path", video.string()}}, p2{{"media_path", video.string()}, {"note", "second"}};
+  const std::string h1 = protocol::inputs_hash(p1), h2 = protocol::inputs_hash(p2);
+  REQUIRE(http_post(w.port(), "/job", job_body("run", "a", "FFMPEG_PROBE", p1).dump()).status == 200);
+  REQUIRE(http_post(w.port(), "/job", job_body("run", "b", "FFMPEG_PROBE", p2).dump()).status == 200);
+  REQUIRE(poll_job(w.port(), "run", "a", h1, [](const json& j) { return j.value("status", "") == "running"; })["status"] ==
+          "running");
+  const auto watch = [&](const json& payload) { return http_post(w.port(), "/jobs/watch", watch_body(payload).dump()); };
+
+  SUBCASE("a status not given, or not the one given, is news at once") {
+    const auto r = watch({{"jobs", {watched("a", h1, ""), watched("b", h2, "running")}}, {"wait_ms", 20000}});
+    REQUIRE(r.status == 200);
+    const json doc = r.json_body();
+    REQUIRE(doc["jobs"].size() == 2);
+    CHECK(doc["jobs"][0]["job_id"] == "a");
+    CHECK(doc["jobs"][0]["job"]["status"] == "running");
+    CHECK(doc["jobs"][1]["job"]["status"] == "queued");
+    CHECK(doc["unchanged"] == 0);
+    CHECK(doc["cursor"].is_number_unsigned());
+  }
+  SUBCASE("jobs it cannot read are named with the reason") {
+    const auto r = watch({{"jobs", {watched("nope", h1, "queued"), watched("b", h1, "queued"), watched("a", h1, "running")}}});
+    REQUIRE(r.status == 200);
+    const json doc = r.json_body();
+    REQUIRE(doc["jobs"].size() == 2);
+    CHECK(doc["jobs"][0]["error"] == "not_found");
+    CHECK(doc["jobs"][0]["detail"] == "job_id not found: nope");
+    CHECK(doc["jobs"][1]["job_id"] == "b");
+    CHECK(doc["jobs"][1]["error"] == "forbidden");  // b's inputs_hash is h2
+    CHECK(doc["unchanged"] == 1);
+  }
+  SUBCASE("nothing new: held until the wait ends") {
+    const auto start = std::chrono::steady_clock::now();
+    const auto r = watch({{"jobs", {watched("a", h1, "running"), watched("b", h2, "queued")}}, {"wait_ms", 400}});
+    REQUIRE_MESSAGE(r.status == 200, r.body);
+    CHECK(std::chrono::steady_clock::now() - start >= std::chrono::milliseconds(350));
+    CHECK(r.json_body()["jobs"].empty());
+    CHECK(r.json_body()["unchanged"] == 2);
+  }
+  SUBCASE("held until a listed job changes, then answered with it") {
+    const json first = watch({{"jobs", {watched("a", h1, "running")}}}).json_body();
+    const json payload{{"jobs", {watched("a", h1, "running"), watched("b", h2, "queued")}},
+                       {"wait_ms", 30000}, {"since", first["cursor"]}};
+    auto answer = std::async(std::launch::async, [&] { return watch(payload); });
+    CHECK(answer.wait_for(std::chrono::milliseconds(300)) == std::future_status::timeout);  // held
+    fs::remove(hold);
+    REQUIRE(answer.wait_for(std::chrono::seconds(30)) == std::future_status::ready);
+    const auto r = answer.get();
+    REQUIRE(r.status == 200);
+    const json doc = r.json_body();
+    REQUIRE(!doc["jobs"].empty());
+    for (const auto& j : doc["jobs"]) CHECK(j["job"]["status"] != (j["job_id"] == "a" ? "running" : "queued"));
+    CHECK(doc["cursor"].get<std::uint64_t>() > first["cursor"].get<std::uint64_t>());
+  }
+  SUBCASE("a cursor that has moved on is news at once, even when no listed job changed") {
+    const json first = watch({{"jobs", {watched("a", h1, "running")}}}).json_body();
+    const auto r = watch({{"jobs", {watched("a", h1, "running")}}, {"wait_ms", 20000},
+                          {"since", first["cursor"].get<std::uint64_t>() + 1000}});
+    REQUIRE(r.status == 200);
+    CHECK(r.json_body()["jobs"].empty());
+    CHECK(r.json_body()["cursor"] == first["cursor"]);
+  }
+  SUBCASE("malformed or unbound watches are refused") {
+    const json a = watched("a", h1, "running");
+    CHECK(watch({{"jobs", json::array()}}).status == 400);
+    CHECK(watch({{"jobs", "a"}}).status == 400);
+    CHECK(watch(json::object()).status == 400);
+    CHECK(watch({{"jobs", json::array({json{{"run_id", "run"}}})}}).detail() == "payload.jobs[0] needs run_id and job_id");
+    json many = json::array();
+    for (int i = 0; i < 1001; ++i) many.push_back(a);
+    CHECK(watch({{"jobs", many}}).detail() == "payload.jobs must list 1 to 1000 jobs");
+    CHECK(watch({{"jobs", {a}}, {"wait_ms", "400"}}).status == 400);
+    CHECK(watch({{"jobs", {a}}, {"wait_ms", -1}}).status == 400);
+    CHECK(watch({{"jobs", {a}}, {"since", -1}}).detail() == "since must be a cursor the worker answered");
+    // The token binds the list: another list under the same token is refused.
+    json body = watch_body({{"jobs", {a}}});
+    body["payload"]["jobs"].push_back(watched("b", h2, "queued"));
+    auto r = http_post(w.port(), "/jobs/watch", body.dump());
+    CHECK(r.status == 401);
+    CHECK(r.detail() == "payload does not match inputs_hash");
+    // A token for another step, another secret, or the wrong message type.
+    r = http_post(w.port(), "/jobs/watch", watch_body({{"jobs", {a}}}, "JOB_STATUS").dump());
+    CHECK(r.status == 401);
+    body = watch_body({{"jobs", {a}}});
+    body["message_type"] = "submit_job";
+    CHECK(http_post(w.port(), "/jobs/watch", body.dump()).status == 400);
+    CHECK(http_get(w.port(), "/jobs/watch").status == 405);
+  }
+  fs::remove(hold);
 }

@@ -1,0 +1,175 @@
+// The batch's follower of jobs by node (watch.hpp).
+#include "controller/watch.hpp"
+
+#include <algorithm>
+#include <optional>
+#include <vector>
+
+#include "protocol/job_record.hpp"
+
+namespace rayvault::controller {
+
+namespace {
+constexpr std::size_t kMaxPerRound = 1000;  // what a worker takes in one watch
+constexpr long long kMaxRoundMs = 25000;
+}  // namespace
+
+struct JobWatch::Node {
+  const state::NodeEntry* entry = nullptr;
+  struct Job {
+    std::string run_id, job_id, inputs_hash;
+    json record;
+    std::string known;  // the status last answered
+    Clock::time_point answered_at;
+    std::string error;
+    bool gone = false;
+    std::uint64_t news = 0;  // grows with each answer the follower should see
+  };
+  std::map<std::uint64_t, Job> jobs;
+  std::uint64_t next_id = 1;
+  int submitting = 0;
+  std::size_t offset = 0;  // where the next round starts when there are more jobs than one round takes
+  WorkerClient* client = nullptr;  // the round in flight's, so that stopping can cut it
+  std::condition_variable cv;
+  std::thread thread;
+};
+
+JobWatch::JobWatch(const Cluster& cluster) : cluster_(cluster) {}
+
+JobWatch::~JobWatch() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (auto& [id, n] : nodes_) {
+      if (n->client) n->client->disconnect();
+      n->cv.notify_all();
+    }
+  }
+  for (auto& [id, n] : nodes_)
+    if (n->thread.joinable()) n->thread.join();
+}
+
+JobWatch::Node& JobWatch::node_for(const state::NodeEntry& entry) {
+  auto& n = nodes_[entry.node_id];
+  if (!n) {
+    n = std::make_unique<Node>();
+    n->entry = &entry;
+    n->thread = std::thread([this, node = n.get()] { run(*node); });
+  }
+  return *n;
+}
+
+JobWatch::Submitting JobWatch::submitting(const state::NodeEntry& node) {
+  std::lock_guard lock(mu_);
+  Node& n = node_for(node);
+  ++n.submitting;
+  return Submitting(this, &n);
+}
+
+JobWatch::Submitting::Submitting(Submitting&& o) noexcept : watch_(o.watch_), node_(o.node_) { o.node_ = nullptr; }
+
+JobWatch::Submitting::~Submitting() {
+  if (!node_) return;
+  std::lock_guard lock(watch_->mu_);
+  --node_->submitting;
+}
+
+std::unique_ptr<JobWatch::Follow> JobWatch::follow(const state::NodeEntry& node, const std::string& run_id,
+                                                   const std::string& job_id, const std::string& inputs_hash,
+                                                   const json& record) {
+  std::lock_guard lock(mu_);
+  Node& n = node_for(node);
+  const std::uint64_t id = n.next_id++;
+  n.jobs[id] = Node::Job{run_id, job_id, inputs_hash, record, protocol::string_field(record, "status"), Clock::now(), {}, false, 0};
+  n.cv.notify_all();
+  return std::unique_ptr<Follow>(new Follow(this, &n, id));
+}
+
+JobWatch::Follow::~Follow() {
+  std::lock_guard lock(watch_->mu_);
+  node_->jobs.erase(id_);
+}
+
+JobWatch::Answer JobWatch::Follow::next(Clock::time_point until) {
+  std::unique_lock lock(watch_->mu_);
+  const auto& job = node_->jobs.at(id_);
+  node_->cv.wait_until(lock, until, [&] { return watch_->stopping_ || job.news != seen_news_; });
+  seen_news_ = job.news;
+  return Answer{job.record, job.answered_at, job.error, job.gone};
+}
+
+// One node's rounds, while the watch lasts.
+void JobWatch::run(Node& n) {
+  const auto& cc = cluster_.config().controller;
+  WorkerClient client = cluster_.client_for(*n.entry, cc.request_timeout_sec);
+  const long long silence_ms = static_cast<long long>(cc.node_silence_sec * 1000);
+  const auto interval = std::chrono::milliseconds(static_cast<long long>(cc.poll_interval_sec * 1000));
+  std::optional<std::uint64_t> cursor;
+  std::unique_lock lock(mu_);
+  while (true) {
+    n.cv.wait(lock, [&] { return stopping_ || !n.jobs.empty(); });
+    if (stopping_) return;
+    // The jobs of this round: all of them, or kMaxPerRound in turn.
+    json list = json::array();
+    std::map<std::pair<std::string, std::string>, std::uint64_t> asked;
+    std::vector<std::uint64_t> ids;
+    for (const auto& [id, j] : n.jobs) ids.push_back(id);
+    const bool over = ids.size() > kMaxPerRound;
+    if (over) std::rotate(ids.begin(), ids.begin() + static_cast<long>(n.offset % ids.size()), ids.end());
+    ids.resize(std::min(ids.size(), kMaxPerRound));
+    n.offset += ids.size();
+    for (const auto id : ids) {
+      const auto& j = n.jobs.at(id);
+      list.push_back({{"run_id", j.run_id}, {"job_id", j.job_id}, {"inputs_hash", j.inputs_hash}, {"status", j.known}});
+      asked[{j.run_id, j.job_id}] = id;
+    }
+    // Short while a submission may add a job the round would not name, or when jobs take turns;
+    // otherwise well under the silence limit, so that a node that stops answering is noticed.
+    const int wait_ms = static_cast<int>(n.submitting > 0 || over ? kSubmittingWait.count()
+                                                                  : std::clamp<long long>(silence_ms / 2, 1, kMaxRoundMs));
+    n.client = &client;
+    lock.unlock();
+    auto answer = client.watch_jobs(list, cursor, wait_ms);
+    lock.lock();
+    n.client = nullptr;
+    if (stopping_) return;
+    const auto now = Clock::now();
+    if (!answer) {
+      for (const auto id : ids) {
+        if (auto it = n.jobs.find(id); it != n.jobs.end()) {
+          it->second.error = answer.error().message;
+          ++it->second.news;
+        }
+      }
+      n.cv.notify_all();
+      n.cv.wait_for(lock, interval, [&] { return stopping_; });
+      continue;
+    }
+    if (const auto c = answer->find("cursor"); c != answer->end() && c->is_number_unsigned()) cursor = c->get<std::uint64_t>();
+    for (const auto id : ids) {
+      if (auto it = n.jobs.find(id); it != n.jobs.end()) {
+        it->second.answered_at = now;
+        it->second.error.clear();
+      }
+    }
+    for (const auto& item : answer->value("jobs", json::array())) {
+      if (!item.is_object()) continue;
+      const auto a = asked.find({item.value("run_id", ""), item.value("job_id", "")});
+      if (a == asked.end()) continue;
+      const auto it = n.jobs.find(a->second);
+      if (it == n.jobs.end()) continue;
+      auto& j = it->second;
+      if (const auto rec = item.find("job"); rec != item.end() && rec->is_object()) {
+        j.record = *rec;
+        j.known = protocol::string_field(*rec, "status");
+      } else {
+        j.gone = true;
+        j.error = item.value("detail", "the worker cannot read the job");
+      }
+      ++j.news;
+    }
+    n.cv.notify_all();
+  }
+}
+
+}  // namespace rayvault::controller
