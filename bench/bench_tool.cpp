@@ -4,8 +4,9 @@
 //                                                answering every request with one fixed JSON body
 //   rayvault-bench sign SECRET RUN JOB STEP PAYLOAD_JSON
 //                                                prints {"body": signed POST body, "query": signed
-//                                                query string} for the load generator (valid for the
-//                                                contract's 300 s skew)
+//                                                JOB_STATUS query string, "artifacts_query": the same
+//                                                for JOB_ARTIFACTS, "inputs_hash"} for the load
+//                                                generator (valid for the contract's 300 s skew)
 #include <microhttpd.h>
 
 #include <atomic>
@@ -85,13 +86,18 @@ int sign(const std::string& secret, const std::string& run, const std::string& j
   const auto post = rayvault::protocol::make_signed_envelope(run, job, step, hash, secret, now);
   json body = {{"message_type", "submit_job"}, {"payload", *payload}};
   rayvault::protocol::envelope_to_json(post, body);
-  const auto get = rayvault::protocol::make_signed_envelope(run, job, "JOB_STATUS", hash, secret, now);
-  json fields = json::object();
-  rayvault::protocol::envelope_to_json(get, fields);
-  std::string query;
-  for (const auto& [k, v] : fields.items())
-    query += (query.empty() ? "" : "&") + k + "=" + rayvault::util::percent_encode(v.is_string() ? v.get<std::string>() : v.dump());
-  std::printf("%s\n", rayvault::protocol::dump_json(json{{"body", rayvault::protocol::dump_json(body)}, {"query", query},
+  auto query = [&](const char* control_step) {
+    const auto get = rayvault::protocol::make_signed_envelope(run, job, control_step, hash, secret, now);
+    json fields = json::object();
+    rayvault::protocol::envelope_to_json(get, fields);
+    std::string text;
+    for (const auto& [k, v] : fields.items())
+      text += (text.empty() ? "" : "&") + k + "=" + rayvault::util::percent_encode(v.is_string() ? v.get<std::string>() : v.dump());
+    return text;
+  };
+  std::printf("%s\n", rayvault::protocol::dump_json(json{{"body", rayvault::protocol::dump_json(body)},
+                                                         {"query", query("JOB_STATUS")},
+                                                         {"artifacts_query", query("JOB_ARTIFACTS")},
                                                          {"inputs_hash", hash}}).c_str());
   return 0;
 }

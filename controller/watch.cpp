@@ -10,7 +10,7 @@
 namespace rayvault::controller {
 
 namespace {
-constexpr std::size_t kMaxPerRound = 1000;  // what a worker takes in one watch
+constexpr std::size_t kMaxPerRound = 256;  // what a worker takes in one watch
 constexpr long long kMaxRoundMs = 25000;
 }  // namespace
 
@@ -30,6 +30,7 @@ struct JobWatch::Node {
   int submitting = 0;
   std::size_t offset = 0;  // where the next round starts when there are more jobs than one round takes
   WorkerClient* client = nullptr;  // the round in flight's, so that stopping can cut it
+  bool done = false;               // run() has returned
   std::condition_variable cv;
   std::thread thread;
 };
@@ -37,14 +38,18 @@ struct JobWatch::Node {
 JobWatch::JobWatch(const Cluster& cluster) : cluster_(cluster) {}
 
 JobWatch::~JobWatch() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-    for (auto& [id, n] : nodes_) {
+  // A round in flight is cut; one about to open its connection may miss the cut, so it is cut
+  // again until its thread has returned.
+  std::unique_lock lock(mu_);
+  stopping_ = true;
+  for (auto& [id, n] : nodes_) {
+    while (!n->done) {
       if (n->client) n->client->disconnect();
       n->cv.notify_all();
+      n->cv.wait_for(lock, std::chrono::milliseconds(50), [&n = n] { return n->done; });
     }
   }
+  lock.unlock();
   for (auto& [id, n] : nodes_)
     if (n->thread.joinable()) n->thread.join();
 }
@@ -54,7 +59,12 @@ JobWatch::Node& JobWatch::node_for(const state::NodeEntry& entry) {
   if (!n) {
     n = std::make_unique<Node>();
     n->entry = &entry;
-    n->thread = std::thread([this, node = n.get()] { run(*node); });
+    n->thread = std::thread([this, node = n.get()] {
+      run(*node);
+      std::lock_guard lock(mu_);
+      node->done = true;
+      node->cv.notify_all();
+    });
   }
   return *n;
 }
@@ -110,8 +120,11 @@ void JobWatch::run(Node& n) {
     n.cv.wait(lock, [&] { return stopping_ || !n.jobs.empty(); });
     if (stopping_) return;
     // The jobs of this round: all of them, or kMaxPerRound in turn.
+    // A job is named once however many follow it (two jobs of a batch that the worker answers
+    // as one, idempotently), and its answer goes to each of them.
     json list = json::array();
-    std::map<std::pair<std::string, std::string>, std::uint64_t> asked;
+    std::map<std::pair<std::string, std::string>, std::vector<std::uint64_t>> asked;
+    std::map<std::pair<std::string, std::string>, std::size_t> named;  // where in `list`
     std::vector<std::uint64_t> ids;
     for (const auto& [id, j] : n.jobs) ids.push_back(id);
     const bool over = ids.size() > kMaxPerRound;
@@ -120,13 +133,21 @@ void JobWatch::run(Node& n) {
     n.offset += ids.size();
     for (const auto id : ids) {
       const auto& j = n.jobs.at(id);
-      list.push_back({{"run_id", j.run_id}, {"job_id", j.job_id}, {"inputs_hash", j.inputs_hash}, {"status", j.known}});
-      asked[{j.run_id, j.job_id}] = id;
+      // Named with the status all its followers have seen; when they saw different ones, with
+      // none, so that the answer brings them all the job as it is.
+      const auto [at, first] = named.try_emplace({j.run_id, j.job_id}, list.size());
+      if (first)
+        list.push_back({{"run_id", j.run_id}, {"job_id", j.job_id}, {"inputs_hash", j.inputs_hash}, {"status", j.known}});
+      else if (list[at->second]["status"] != j.known)
+        list[at->second]["status"] = "";
+      asked[{j.run_id, j.job_id}].push_back(id);
     }
-    // Short while a submission may add a job the round would not name, or when jobs take turns;
-    // otherwise well under the silence limit, so that a node that stops answering is noticed.
-    const int wait_ms = static_cast<int>(n.submitting > 0 || over ? kSubmittingWait.count()
-                                                                  : std::clamp<long long>(silence_ms / 2, 1, kMaxRoundMs));
+    // Short while a submission may add a job the round would not name, when jobs take turns, or
+    // before the first cursor (without one, only the named jobs would end the wait); otherwise
+    // well under the silence limit, so that a node that stops answering is noticed.
+    const bool short_round = n.submitting > 0 || over || !cursor;
+    const int wait_ms = static_cast<int>(short_round ? kSubmittingWait.count()
+                                                     : std::clamp<long long>(silence_ms / 2, 1, kMaxRoundMs));
     n.client = &client;
     lock.unlock();
     auto answer = client.watch_jobs(list, cursor, wait_ms);
@@ -156,17 +177,19 @@ void JobWatch::run(Node& n) {
       if (!item.is_object()) continue;
       const auto a = asked.find({item.value("run_id", ""), item.value("job_id", "")});
       if (a == asked.end()) continue;
-      const auto it = n.jobs.find(a->second);
-      if (it == n.jobs.end()) continue;
-      auto& j = it->second;
-      if (const auto rec = item.find("job"); rec != item.end() && rec->is_object()) {
-        j.record = *rec;
-        j.known = protocol::string_field(*rec, "status");
-      } else {
-        j.gone = true;
-        j.error = item.value("detail", "the worker cannot read the job");
+      for (const auto id : a->second) {
+        const auto it = n.jobs.find(id);
+        if (it == n.jobs.end()) continue;
+        auto& j = it->second;
+        if (const auto rec = item.find("job"); rec != item.end() && rec->is_object()) {
+          j.record = *rec;
+          j.known = protocol::string_field(*rec, "status");
+        } else {
+          j.gone = true;
+          j.error = item.value("detail", "the worker cannot read the job");
+        }
+        ++j.news;
       }
-      ++j.news;
     }
     n.cv.notify_all();
   }

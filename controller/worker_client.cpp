@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <vector>
 
 #include "protocol/envelope.hpp"
 #include "protocol/legacy.hpp"
@@ -219,9 +220,15 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
   httplib::Headers headers;
   if (have > 0) headers.emplace("Range", "bytes=" + std::to_string(have) + "-");
 
+  // Hashed as the bytes arrive (a resumed file's first part before them): the file is not read
+  // again once it is whole.
   DownloadResult out;
+  util::Sha256Stream sha;
+  std::vector<char> buffer(1 << 20);
   std::ofstream file;
+  file.rdbuf()->pubsetbuf(buffer.data(), static_cast<std::streamsize>(buffer.size()));
   int status = 0;
+  bool unreadable_part = false;
   std::string error_body;
   auto r = impl_->http.Get(
       path, headers,
@@ -229,6 +236,20 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
         status = resp.status;
         if (status == 206) {
           out.resumed = true;
+          std::ifstream earlier(part, std::ios::binary);
+          std::vector<char> chunk(1 << 18);
+          std::uintmax_t left = have;
+          while (left > 0 && earlier) {
+            earlier.read(chunk.data(), static_cast<std::streamsize>(std::min<std::uintmax_t>(left, chunk.size())));
+            const auto got = static_cast<std::uintmax_t>(earlier.gcount());
+            if (got == 0) break;
+            sha.update(chunk.data(), static_cast<std::size_t>(got));
+            left -= got;
+          }
+          if (left > 0) {
+            unreadable_part = true;
+            return false;
+          }
           file.open(part, std::ios::binary | std::ios::app);
         } else if (status == 200) {
           file.open(part, std::ios::binary | std::ios::trunc);
@@ -239,6 +260,7 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
       },
       [&](const char* data, std::size_t n) {
         if (status == 200 || status == 206) {
+          sha.update(data, n);
           file.write(data, static_cast<std::streamsize>(n));
           return static_cast<bool>(file);
         }
@@ -246,6 +268,7 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
         return true;
       });
   file.close();
+  if (unreadable_part) return Error(ErrorKind::io, "cannot read the partial download of " + name);
   if (!r) return impl_->transport_error(r);
   if (status == 416 && have > 0) {
     // The partial file is already whole (or longer than the artifact): start over.
@@ -255,10 +278,9 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
   if (status != 200 && status != 206)
     return Error(kind_for_status(status), "download of " + name + " answered " + std::to_string(status) + ": " +
                                               detail_of(error_body));
+  if (!file) return Error(ErrorKind::io, "cannot write " + name);
   out.size_bytes = std::filesystem::file_size(part, ec);
-  auto sha = util::sha256_file_hex(part);
-  if (!sha) return sha.error();
-  out.sha256 = *sha;
+  out.sha256 = sha.finish_hex();
   return out;
 }
 

@@ -9,7 +9,7 @@
 # The health figure needs root (it makes a test tailnet); elsewhere it says why it was skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tools/install_deps.sh wrk gnuplot-nox
+bash tools/install_deps.sh wrk gnuplot-nox curl
 preset=dev
 if [ "${CI:-}" = "true" ] || [ "${RAYVAULT_WERROR:-}" = "1" ]; then preset=ci; fi
 cmake --preset "$preset" ${RAYVAULT_CMAKE_ARGS:-} >/dev/null

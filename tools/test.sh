@@ -6,10 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${RAYVAULT_SKIP_WINDOWS:-}" = "1" ]; then
-  bash tools/install_deps.sh --with-slurm wrk gnuplot-nox
+  bash tools/install_deps.sh --with-slurm wrk gnuplot-nox curl
   export RAYVAULT_CMAKE_ARGS="-DRAYVAULT_WINE_BUILD="
 else
-  bash tools/install_deps.sh --with-wine --with-slurm wrk gnuplot-nox
+  bash tools/install_deps.sh --with-wine --with-slurm wrk gnuplot-nox curl
   if [ "${CI:-}" = "true" ]; then export RAYVAULT_WERROR=1; fi
   bash tools/windows/cross_build.sh
   export RAYVAULT_CMAKE_ARGS="-DRAYVAULT_WINE_BUILD=$PWD/build-win"

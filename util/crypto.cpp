@@ -1,9 +1,13 @@
-// libsodium-backed hashing; sodium_init is called once on first use.
+// libsodium-backed hashing (sodium_init is called once on first use); SHA-256 streams through
+// OpenSSL's EVP where RAYVAULT_OPENSSL_SHA256 says the build links it.
 #include "util/crypto.hpp"
 
 #include "util/files.hpp"
 
 #include <sodium.h>
+#if defined(RAYVAULT_OPENSSL_SHA256)
+#include <openssl/evp.h>
+#endif
 
 #include <algorithm>
 #include <array>
@@ -42,23 +46,57 @@ std::string sha256_hex(std::string_view data) {
   return to_hex(digest.data(), digest.size());
 }
 
+#if defined(RAYVAULT_OPENSSL_SHA256)
+struct Sha256Stream::Impl {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  Impl() {
+    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) throw std::runtime_error("OpenSSL SHA-256 unavailable");
+  }
+  ~Impl() { EVP_MD_CTX_free(ctx); }
+  void update(const void* data, std::size_t n) { EVP_DigestUpdate(ctx, data, n); }
+  std::string finish() {
+    std::array<unsigned char, 32> digest{};
+    unsigned int len = 0;
+    EVP_DigestFinal_ex(ctx, digest.data(), &len);
+    EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+    return to_hex(digest.data(), len);
+  }
+};
+#else
+struct Sha256Stream::Impl {
+  crypto_hash_sha256_state st;
+  Impl() {
+    ensure_sodium();
+    crypto_hash_sha256_init(&st);
+  }
+  void update(const void* data, std::size_t n) {
+    crypto_hash_sha256_update(&st, static_cast<const unsigned char*>(data), static_cast<unsigned long long>(n));
+  }
+  std::string finish() {
+    std::array<unsigned char, crypto_hash_sha256_BYTES> digest{};
+    crypto_hash_sha256_final(&st, digest.data());
+    crypto_hash_sha256_init(&st);
+    return to_hex(digest.data(), digest.size());
+  }
+};
+#endif
+
+Sha256Stream::Sha256Stream() : impl_(std::make_unique<Impl>()) {}
+Sha256Stream::~Sha256Stream() = default;
+void Sha256Stream::update(const void* data, std::size_t n) { impl_->update(data, n); }
+std::string Sha256Stream::finish_hex() { return impl_->finish(); }
+
 Result<std::string> sha256_file_hex(const std::filesystem::path& path) {
-  ensure_sodium();
   std::ifstream in(path, std::ios::binary);
   if (!in) return Error(ErrorKind::io, "cannot read file: " + u8(path.filename()));
-  crypto_hash_sha256_state st;
-  crypto_hash_sha256_init(&st);
-  std::vector<char> buf(1 << 16);
+  Sha256Stream sha;
+  std::vector<char> buf(1 << 18);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const auto got = in.gcount();
-    if (got > 0) crypto_hash_sha256_update(&st, reinterpret_cast<const unsigned char*>(buf.data()),
-                                           static_cast<unsigned long long>(got));
+    if (const auto got = in.gcount(); got > 0) sha.update(buf.data(), static_cast<std::size_t>(got));
   }
   if (in.bad()) return Error(ErrorKind::io, "read failed: " + u8(path.filename()));
-  std::array<unsigned char, crypto_hash_sha256_BYTES> digest{};
-  crypto_hash_sha256_final(&st, digest.data());
-  return to_hex(digest.data(), digest.size());
+  return sha.finish_hex();
 }
 
 namespace {

@@ -1,8 +1,10 @@
-// Hashing primitives (SHA-256, HMAC-SHA256, constant-time compare) over libsodium.
+// Hashing primitives (SHA-256, HMAC-SHA256, constant-time compare) over libsodium; SHA-256 of
+// files and streams over OpenSSL's libcrypto where the build has it (the CPU's SHA instructions).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -15,6 +17,22 @@ std::string sha256_hex(std::string_view data);
 
 // Lowercase hex SHA-256 of a file's bytes, read in chunks; an error if it cannot be read.
 Result<std::string> sha256_file_hex(const std::filesystem::path& path);
+
+// SHA-256 over bytes given a block at a time (a download hashed as it arrives).
+class Sha256Stream {
+ public:
+  Sha256Stream();
+  ~Sha256Stream();
+  Sha256Stream(const Sha256Stream&) = delete;
+  Sha256Stream& operator=(const Sha256Stream&) = delete;
+  void update(const void* data, std::size_t n);
+  // Lowercase hex of what was given; the stream starts again empty.
+  std::string finish_hex();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // Lowercase hex SHA-1 of a file's bytes (FIPS 180-4). Not for security: the TTS cache key names
 // a voice-cloning reference file by it, as the Python nodes do.

@@ -242,6 +242,7 @@ Result<Admitted> Engine::submit(const Submission& s) {
     enqueue_locked(stored.record.job_id, stored.record.step_name, stored.priority);
   }
   queue_cv_.notify_all();  // CPU and GPU slots wait on one condition
+  notify();                // a job is added (or queued again): watches of this worker learn of it
   return Admitted{stored, !created};
 }
 

@@ -46,7 +46,7 @@ constexpr const char* kWorkerVersion = RAYVAULT_VERSION;
 // How far past the body limit a declared body is still read (and thrown away) to answer 413.
 constexpr std::uint64_t kDiscardBytes = 16u << 20;
 constexpr int kMaxPriority = 1000;  // the priority a job may ask for, either way
-constexpr std::size_t kMaxWatchedJobs = 1000;  // jobs one watch may name (the job cache holds 1024)
+constexpr std::size_t kMaxWatchedJobs = 256;  // jobs one watch may name (a batch has at most 256 in flight)
 
 // What a handler answers: a status and a JSON or text body, or a byte range of a file.
 struct Reply {
@@ -189,6 +189,7 @@ struct WorkerServer::Impl {
     std::optional<Watched> job;
     std::shared_ptr<const std::vector<Watched>> watch;
     std::optional<std::uint64_t> since;
+    std::uint64_t seen = 0;  // the change counter before the jobs were read: moved since, answer now
   };
   bool ready(const Watched& w) {
     const auto found = engine.lookup_view(w.run_id, w.job_id);
@@ -382,6 +383,7 @@ struct WorkerServer::Impl {
   // GET /job/{id}. With wait_ms, a job that is not terminal yet is held: `hold` receives how long
   // (the caller suspends the connection) and the answer comes when it is asked again.
   Reply get_job(const Request& req, Hold* hold) {
+    const std::uint64_t seen = engine.change_count();
     auto found = authorize_job_read(req, protocol::steps::kJobStatus);
     if (!found) return error_reply(found.error());
     const state::JobView& view = **found;
@@ -396,6 +398,7 @@ struct WorkerServer::Impl {
       if (wait_ms > 0 && !protocol::is_terminal_status(job->record.status)) {
         hold->wait = std::chrono::milliseconds(wait_ms);
         hold->job = Watched{job->record.run_id, job->record.job_id, "", job->record.inputs_hash};
+        hold->seen = seen;
         return {};
       }
     }
@@ -448,11 +451,13 @@ struct WorkerServer::Impl {
       list->push_back(std::move(w));
     }
     bool news = false;
-    Reply answer = watch_answer(*list, &news);
-    if (!news && hold && wait_ms > 0 && !(since && *since != engine.change_count())) {
+    std::uint64_t cursor = 0;
+    Reply answer = watch_answer(*list, &news, &cursor);
+    if (!news && hold && wait_ms > 0 && !(since && *since != cursor)) {
       hold->wait = std::chrono::milliseconds(wait_ms);
       hold->watch = std::move(list);
       hold->since = since;
+      hold->seen = cursor;
       return {};
     }
     return answer;
@@ -460,9 +465,10 @@ struct WorkerServer::Impl {
 
   // The answer to a watch of `jobs` as they stand: {"cursor", "jobs", "ok", "unchanged"}, keys
   // sorted as dump_json writes them. *news: a job is listed (changed or unreadable).
-  Reply watch_answer(const std::vector<Watched>& jobs, bool* news = nullptr) {
+  Reply watch_answer(const std::vector<Watched>& jobs, bool* news = nullptr, std::uint64_t* cursor_out = nullptr) {
     // Read before the jobs: a change after this point moves the counter past the cursor answered.
     const std::uint64_t cursor = engine.change_count();
+    if (cursor_out) *cursor_out = cursor;
     std::size_t unchanged = 0;
     std::string listed;
     auto text = [](const std::string& v) { return protocol::dump_json(json(v)); };
@@ -718,8 +724,10 @@ struct WorkerServer::Impl {
     const std::string peer = info ? platform::address_text(info->client_addr) : std::string();
     {
       std::lock_guard lock(polls_mu);
+      // A job changed after the handler read it: the waiter may already have looked, so this
+      // poll is answered now instead of waiting for the next change.
       if (stopping || static_cast<int>(polls.size()) >= config.max_long_polls ||
-          polls_per_peer[peer] >= config.max_long_polls_per_peer)
+          polls_per_peer[peer] >= config.max_long_polls_per_peer || engine.change_count() != hold.seen)
         return false;
       ++polls_per_peer[peer];
       const auto deadline = std::chrono::steady_clock::now() + hold.wait;

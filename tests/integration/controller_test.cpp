@@ -156,6 +156,21 @@ TEST_CASE("integration: FFMPEG_PROBE and FRAME_SAMPLING through the controller")
       if (d["name"] == "frame_000002.jpg") resumed = d.value("resumed", false);
     CHECK(resumed);
   }
+  SUBCASE("a partial file whose bytes are wrong is found out when the rest arrives and the next sync starts over") {
+    const fs::path frame = fdir / "frame_000002.jpg";
+    const std::string bytes = *util::read_file(frame);
+    fs::remove(frame);
+    fs::path part = frame;
+    part += ".part";
+    REQUIRE(util::write_file_atomic(part, std::string(bytes.size() / 2, 'x')).ok());
+    auto s = run_controller(t.path, {"sync-artifacts", "--run-id", "run1", "--job-id", "frames1"});
+    CHECK(s.exit_code == 2);
+    CHECK_FALSE(fs::exists(frame));
+    CHECK_FALSE(fs::exists(part));
+    s = run_controller(t.path, {"sync-artifacts", "--run-id", "run1", "--job-id", "frames1"});
+    CHECK(s.exit_code == 0);
+    CHECK(*util::read_file(frame) == bytes);
+  }
   SUBCASE("an artifact that does not match its SHA-256 is an error and is not kept") {
     // Corrupt the worker's copy after the fact: the listed hash no longer matches its bytes.
     const fs::path on_worker = w.root() / "jobs/frames1/artifacts/frame_000001.jpg";

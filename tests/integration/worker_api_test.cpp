@@ -446,8 +446,8 @@ TEST_CASE("integration: POST /jobs/watch answers the jobs that changed and holds
     CHECK(watch(json::object()).status == 400);
     CHECK(watch({{"jobs", json::array({json{{"run_id", "run"}}})}}).detail() == "payload.jobs[0] needs run_id and job_id");
     json many = json::array();
-    for (int i = 0; i < 1001; ++i) many.push_back(a);
-    CHECK(watch({{"jobs", many}}).detail() == "payload.jobs must list 1 to 1000 jobs");
+    for (int i = 0; i < 257; ++i) many.push_back(a);
+    CHECK(watch({{"jobs", many}}).detail() == "payload.jobs must list 1 to 256 jobs");
     CHECK(watch({{"jobs", {a}}, {"wait_ms", "400"}}).status == 400);
     CHECK(watch({{"jobs", {a}}, {"wait_ms", -1}}).status == 400);
     CHECK(watch({{"jobs", {a}}, {"since", -1}}).detail() == "since must be a cursor the worker answered");

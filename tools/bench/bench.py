@@ -436,6 +436,184 @@ def bench_batch(cfg, work, results):
     results["batch"] = rows
 
 
+# --- following many running jobs ------------------------------------------------------------------
+
+def connections_to(port):
+    """Established TCP connections to a loopback port, counted at the client's end."""
+    out = subprocess.run(["ss", "-Htn", "state", "established", "( dport = :%d )" % port], capture_output=True, text=True)
+    return len([l for l in out.stdout.splitlines() if l.strip()])
+
+
+def access_lines(log_path, prefix):
+    with open(log_path, "rb") as f:
+        return sum(1 for line in f if line.startswith(prefix.encode()))
+
+
+def record_times(record):
+    starts, ends = [], []
+    with open(record) as f:
+        for line in f:
+            kind, ns = line.split()
+            (starts if kind == "start" else ends).append(int(ns) / 1e9)
+    return sorted(starts), sorted(ends)
+
+
+def bench_follow(cfg, work, results):
+    """The controller following N running jobs on one worker (submit --batch): its CPU and its
+    connections to the worker while every job runs and none changes, and the watch rounds."""
+    n, hold = cfg["follow_jobs"], cfg["follow_job_seconds"]
+    media = make_video(os.path.join(work, "small.mp4"), 2, "320x240")
+    record = os.path.join(work, "follow-record.log")
+    path = slow_ffprobe(os.path.join(work, "follow-bin"), hold, record)
+    w = Worker(work, "follow-worker", ["--slots", str(n)], {"PATH": path})
+    try:
+        cwd = os.path.join(work, "follow-controller")
+        write_nodes(cwd, [("w1", w)])
+        batch = os.path.join(cwd, "batch.jsonl")
+        with open(batch, "w") as f:
+            for i in range(n):
+                f.write(json.dumps({"job_id": "f%03d" % i, "step_name": "FFMPEG_PROBE",
+                                    "payload": {"media_path": media, "n": i}}) + "\n")
+        env = dict(os.environ, RAYVAULT_CLUSTER_SECRET=SECRET)
+        samples = []  # (time, controller cpu seconds, connections)
+        t0 = time.time()
+        proc = subprocess.Popen([CONTROLLER, "submit", "--run-id", "follow", "--batch", batch, "--no-local-fallback"],
+                                env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        while proc.poll() is None:
+            try:
+                samples.append((time.time(), cpu_seconds(proc.pid), connections_to(w.port)))
+            except (OSError, IndexError):
+                pass
+            time.sleep(0.1)
+        out = proc.stdout.read()
+        elapsed = time.time() - t0
+        if proc.returncode != 0:
+            raise CannotMeasure("the batch failed (%d): %s" % (proc.returncode, out[-400:]))
+        starts, ends = record_times(record)
+        if len(starts) < n or not ends:
+            raise CannotMeasure("the stand-in recorded %d starts of %d" % (len(starts), n))
+        # Every job running and none ended yet: from the last start (plus a second for the
+        # submissions' connections to close) to the first end.
+        lo, hi = starts[n - 1] + 1.0, ends[0] - 0.2
+        window = [s for s in samples if lo <= s[0] <= hi]
+        if hi - lo < 0.5 or len(window) < 3:
+            raise CannotMeasure("no time with all %d jobs running (%.2f s)" % (n, hi - lo))
+        span = window[-1][0] - window[0][0]
+        cpu = window[-1][1] - window[0][1]
+        w.stop()
+        log_path = os.path.join(work, "follow-worker.log")
+        rounds = access_lines(log_path, "POST /jobs/watch ")
+        with open(log_path, "rb") as f:
+            status_polls = sum(1 for line in f if re.match(rb"GET /job/[^/ ]+ \d+$", line.strip()))
+        results["follow"] = {
+            "jobs": n, "job_seconds": hold, "steady_s": span, "controller_cpu_s": cpu,
+            "controller_cpu_pct": 100.0 * cpu / span if span > 0 else 0.0,
+            "connections_max": max(s[2] for s in window), "connections_median": statistics.median(s[2] for s in window),
+            "watch_rounds": rounds, "status_polls": status_polls, "batch_s": elapsed,
+            "batch_cpu_s": samples[-1][1] if samples else 0.0}
+        log("follow %d jobs: %.1f s steady, controller CPU %.3f s (%.2f %%), connections max %d, %d watch rounds, %d status polls"
+            % (n, span, cpu, results["follow"]["controller_cpu_pct"], results["follow"]["connections_max"], rounds, status_polls))
+    finally:
+        w.stop()
+
+
+# --- sync-artifacts of a large artifact ------------------------------------------------------------
+
+def big_pose_runner(bindir, size):
+    """nvidia-smi answering for one GPU, and a pose runner that writes a `size`-byte pose.npz: a job
+    with one large artifact (the GPU and the model are not here)."""
+    os.makedirs(bindir, exist_ok=True)
+    smi = os.path.join(bindir, "nvidia-smi")
+    with open(smi, "w") as f:
+        f.write("#!/bin/sh\ncase \"$1\" in\n  --query-gpu=index,*) echo '0, NVIDIA GeForce RTX 4090, 24564, 550.54.14' ;;\n"
+                "  *) echo 'NVIDIA GeForce RTX 4090, 24564' ;;\nesac\n")
+    runner = os.path.join(bindir, "big-pose-runner")
+    with open(runner, "w") as f:
+        f.write("#!/bin/sh\nwhile [ $# -gt 0 ]; do [ \"$1\" = --output-dir ] && out=$2; shift; done\n"
+                "head -c %d /dev/urandom > \"$out/pose.npz\"\necho '{}' > \"$out/meta.json\"\n"
+                "echo \"{\\\"ok\\\": true, \\\"npz_path\\\": \\\"$out/pose.npz\\\", \\\"meta_path\\\": \\\"$out/meta.json\\\", \\\"previews\\\": []}\"\n" % size)
+    for p in (smi, runner):
+        os.chmod(p, 0o755)
+    return bindir + ":" + os.environ.get("PATH", "/usr/bin:/bin"), runner
+
+
+def run_measured(cmd, env=None, cwd=None, kill_when=None):
+    """Runs cmd; (seconds, peak RSS in MiB, exit code). kill_when(): SIGKILL it once true."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while kill_when is not None and p.poll() is None:
+        if kill_when():
+            p.kill()
+            break
+        time.sleep(0.01)
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return time.monotonic() - t0, usage.ru_maxrss / 1024.0, p.returncode
+
+
+def loopback_bytes():
+    """Bytes the loopback interface has carried (what a sync moves over it, with the rest of the
+    machine's loopback traffic: measured on a quiet machine)."""
+    with open("/proc/net/dev") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name.strip() == "lo":
+                return int(rest.split()[0])
+    return 0
+
+
+def bench_sync(cfg, work, results):
+    size = cfg["sync_bytes"]
+    media = make_video(os.path.join(work, "small.mp4"), 2, "320x240")
+    path, runner = big_pose_runner(os.path.join(work, "pose-bin"), size)
+    w = Worker(work, "sync-worker", ["--slots", "1"], {"PATH": path, "POSE_RUNNER": runner})
+    try:
+        payload = {"video_path": media, "max_seconds": 1}
+        rec, _ = run_job(w.port, "sync", "big", "POSE_ESTIMATE", payload)
+        if rec["status"] != "succeeded":
+            raise CannotMeasure("the pose job failed: %s %s" % (rec.get("error_code"), rec.get("error_message")))
+        s = signed("sync", "big", "POSE_ESTIMATE", payload)
+        cwd = os.path.join(work, "sync-controller")
+        write_nodes(cwd, [("w1", w)])
+        env = dict(os.environ, RAYVAULT_CLUSTER_SECRET=SECRET)
+        target = os.path.join(cwd, "state", "cluster", "receipts", "sync", "big", "artifacts", "pose.npz")
+        cmd = [CONTROLLER, "sync-artifacts", "--run-id", "sync", "--job-id", "big", "--node-id", "w1",
+               "--inputs-hash", s["inputs_hash"]]
+        url = "http://127.0.0.1:%d/job/big/artifacts/pose.npz?%s" % (w.port, s["artifacts_query"])
+        curl_s, sync_s, rss = [], [], []
+        for _ in range(cfg["sync_reps"]):
+            fetched = os.path.join(work, "curl.npz")
+            curl_s.append(timed(["curl", "-sf", "-o", fetched, url]))
+            if os.path.getsize(fetched) != size:
+                raise CannotMeasure("curl fetched %d bytes of %d" % (os.path.getsize(fetched), size))
+            os.remove(fetched)
+            if os.path.exists(target):
+                os.remove(target)
+            dt, peak, code = run_measured(cmd, env=env, cwd=cwd)
+            if code != 0 or not os.path.exists(target) or os.path.getsize(target) != size:
+                raise CannotMeasure("sync-artifacts failed (%d)" % code)
+            sync_s.append(dt)
+            rss.append(peak)
+        # An interrupted sync: killed once half the bytes are in, then run again.
+        os.remove(target)
+        part = target + ".part"
+        _, _, _ = run_measured(cmd, env=env, cwd=cwd,
+                               kill_when=lambda: os.path.exists(part) and os.path.getsize(part) >= size // 2)
+        had = os.path.getsize(part) if os.path.exists(part) else 0
+        before = loopback_bytes()
+        resumed_s, _, code = run_measured(cmd, env=env, cwd=cwd)
+        moved = loopback_bytes() - before
+        if code != 0 or os.path.getsize(target) != size:
+            raise CannotMeasure("the resumed sync failed (%d)" % code)
+        c, t = summary(curl_s), summary(sync_s)
+        results["sync"] = {"bytes": size, "curl_s": c, "sync_s": t, "ratio": c["median"] / t["median"],
+                           "peak_rss_mib": summary(rss), "resume_had": had, "resume_moved": moved, "resume_s": resumed_s}
+        log("sync %d MiB: curl %.2f s, sync-artifacts %.2f s (%.2f of curl), peak RSS %.1f MiB; resumed after %d MiB, moved %.1f MiB"
+            % (size >> 20, c["median"], t["median"], c["median"] / t["median"], max(rss), had >> 20, moved / 1048576.0))
+    finally:
+        w.stop()
+
+
 # --- health over 16 nodes, 4 of them unreachable (test tailnet) ----------------------------------
 
 def bench_health16(cfg, work, results):
@@ -546,12 +724,16 @@ def verdict(ok):
     return "met" if ok else "**missed**"
 
 
-def report(cfg, results, made, command, measured_at=None):
+def report(cfg, results, made, command, measured_at=None, later=None):
     L = ["# Benchmarks", "",
          "Measured by `%s` on %s, %s. Every figure is a median of several runs with its spread"
          " (min-max) in parentheses, against a baseline measured in the same run; the machine is shared"
          " and noisy, so the ratios matter more than the absolute numbers." % (
              command, machine(), measured_at or time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())), ""]
+    for name, how in sorted((later or {}).items()):
+        L += ["Part `%s` measured again on %s by `%s`." % (name, how["measured_at"], how["command"])]
+    if later:
+        L.append("")
     if "http" in results:
         h = results["http"]
         L += ["## Signed requests against a plain server of the same HTTP library", "",
@@ -657,6 +839,41 @@ def report(cfg, results, made, command, measured_at=None):
             L.append("| %d | %d | %.2f s | %.2f s | %.2f | %s |" % (r["workers"], r["slots"], r["makespan_s"], r["ideal_s"], r["ratio"],
                                                                   verdict(r["ratio"] <= 1.2) if r["workers"] == 3 else ""))
         L += [""] + ["![%s](%s)" % (m, m) for m in made if m.startswith("bench_batch")] + [""]
+    if "follow" in results:
+        f = results["follow"]
+        L += ["## The controller following %d running jobs" % f["jobs"], "",
+              "`submit --batch` of %d FFMPEG_PROBE jobs to one loopback worker with a slot for each, every job held %g s"
+              " by a stand-in ffprobe. Sampled every 100 ms while every job runs and none has ended (%.1f s): the"
+              " controller's CPU time and its established connections to the worker; from the worker's access"
+              " log over the whole batch, the watch rounds (`POST /jobs/watch`) and single-job status polls"
+              " (`GET /job/{id}`). Target: at most one connection per worker per poll round, no busy polling." % (
+                  f["jobs"], f["job_seconds"], f["steady_s"]), "",
+              "| controller CPU while following | connections (median, max) | watch rounds | status polls | target |",
+              "|---|---|---|---|---|",
+              "| %.3f s in %.1f s (%.2f %% of a core) | %g, %d | %d for %d jobs | %d | %s |" % (
+                  f["controller_cpu_s"], f["steady_s"], f["controller_cpu_pct"], f["connections_median"],
+                  f["connections_max"], f["watch_rounds"], f["jobs"], f["status_polls"],
+                  verdict(f["connections_max"] <= 2 and f["status_polls"] == 0 and f["controller_cpu_pct"] < 5)), "",
+              "One held watch a worker answers for all of its jobs; a round ends when a job changes, so rounds"
+              " follow the jobs' own changes (start, end) and the batch's submissions, and none runs while"
+              " nothing changes. The second connection at times is the batch's periodic `/health` probe.", ""]
+    if "sync" in results:
+        y = results["sync"]
+        L += ["## `sync-artifacts` of a %d MiB artifact" % (y["bytes"] >> 20), "",
+              "A POSE_ESTIMATE job whose stand-in runner (the GPU and the model are not here) wrote a %d MiB `pose.npz`"
+              " of random bytes on a loopback worker; `rayvault-controller sync-artifacts` brings it home (record, log,"
+              " the artifact with its SHA-256 checked, receipt) against `curl` fetching the same bytes from the same"
+              " worker, %d runs each. Peak RSS is the controller's maximum resident set (wait4). The resumed sync:"
+              " a sync killed once half the file was in, then run again; bytes moved counted by the loopback"
+              " interface. Targets: at least 0.9 x curl's speed, peak RSS at most 32 MiB, a resumed sync moves only"
+              " the rest." % (y["bytes"] >> 20, y["sync_s"]["n"]), "",
+              "| curl | sync-artifacts | speed vs curl | controller peak RSS | resumed: had, moved | target |",
+              "|---|---|---|---|---|---|",
+              "| %s | %s | %.2f | %s | %.0f MiB, %.1f MiB | %s |" % (
+                  fmt(y["curl_s"], " s", 2), fmt(y["sync_s"], " s", 2), y["ratio"], fmt(y["peak_rss_mib"], " MiB"),
+                  y["resume_had"] / 1048576.0, y["resume_moved"] / 1048576.0,
+                  verdict(y["ratio"] >= 0.9 and y["peak_rss_mib"]["max"] <= 32 and
+                          y["resume_moved"] <= y["bytes"] - y["resume_had"] + (1 << 20))), ""]
     return "\n".join(L) + "\n"
 
 
@@ -664,7 +881,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="every part for a second or so (CI)")
     ap.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
-    ap.add_argument("--only", default="", help="comma-separated parts: http,submit,start,frames,health16,batch")
+    ap.add_argument("--only", default="", help="comma-separated parts: http,submit,start,frames,health16,batch,follow,sync;"
+                    " the other parts' figures are kept from the last full run")
     ap.add_argument("--report-only", action="store_true",
                     help="measure nothing: write the report again from the JSON beside --out (its plots too)")
     args = ap.parse_args()
@@ -675,7 +893,8 @@ def main():
             if part in results:
                 results[part] = {name: {int(c): v for c, v in rows.items()} for name, rows in results[part].items()}
         made = plots(results, os.path.dirname(os.path.abspath(args.out)))
-        text = report(saved["config"], results, made, saved.get("command", "bash tools/bench.sh"), saved.get("measured_at"))
+        text = report(saved["config"], results, made, saved.get("command", "bash tools/bench.sh"), saved.get("measured_at"),
+                      saved.get("later", {}))
         if saved["failed"]:
             text += "\n## Not measured\n\n" + "\n".join("- " + f for f in saved["failed"]) + "\n"
         with open(args.out, "w") as f:
@@ -687,17 +906,19 @@ def main():
     if args.smoke:
         cfg = {"concurrency": [1, 16], "wrk_seconds": 1, "reps": 1, "submit_runs": 3, "start_runs": 2, "idle_seconds": 0.5,
                "video": (20, "640x360"), "frame_reps": 1, "batch_workers": [3], "batch_jobs": 12, "batch_slots": 2,
-               "batch_job_seconds": 0.1, "node_timeout": 1, "health_reps": 1, "cache": cache}
+               "batch_job_seconds": 0.1, "node_timeout": 1, "health_reps": 1, "follow_jobs": 20,
+               "follow_job_seconds": 3, "sync_bytes": 32 << 20, "sync_reps": 1, "cache": cache}
     else:
         cfg = {"concurrency": [1, 16, 64, 256], "wrk_seconds": 5, "reps": 3, "submit_runs": 30, "start_runs": 7,
                "idle_seconds": 3, "video": (600, "1920x1080"), "frame_reps": 3, "batch_workers": [1, 2, 3], "batch_jobs": 200,
-               "batch_slots": 2, "batch_job_seconds": 0.25, "node_timeout": 2, "health_reps": 3, "cache": cache}
+               "batch_slots": 2, "batch_job_seconds": 0.25, "node_timeout": 2, "health_reps": 3, "follow_jobs": 200,
+               "follow_job_seconds": 20, "sync_bytes": 1 << 30, "sync_reps": 3, "cache": cache}
     for binary in (WORKER, CONTROLLER, BENCH):
         if not os.path.exists(binary):
             print("bench: %s is not built (run tools/bench.sh)" % binary, file=sys.stderr)
             return 2
     parts = [("http", bench_http), ("submit", bench_submit), ("start", bench_start), ("frames", bench_frames),
-             ("health16", bench_health16), ("batch", bench_batch)]
+             ("health16", bench_health16), ("batch", bench_batch), ("follow", bench_follow), ("sync", bench_sync)]
     only = set(filter(None, args.only.split(",")))
     work = tempfile.mkdtemp(prefix="rayvault-bench.")
     results, failed = {}, []
@@ -715,16 +936,33 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
     out = args.out if not args.smoke else os.path.join(tempfile.mkdtemp(prefix="rayvault-bench-smoke."), "benchmarks.md")
     outdir = os.path.dirname(os.path.abspath(out))
-    made = plots(results, outdir) if not args.smoke else []
     command = "bash tools/bench.sh" + (" --smoke" if args.smoke else "") + (" --only " + args.only if args.only else "")
-    text = report(cfg, results, made, command)
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    saved_path = os.path.splitext(out)[0] + ".json"
+    later = {}
+    if only and not args.smoke and os.path.exists(saved_path):
+        # Some parts measured again: the others keep the figures of the run that measured them.
+        saved = json.load(open(saved_path))
+        merged = dict(saved["results"])
+        merged.update(results)
+        results = merged
+        later = dict(saved.get("later", {}))
+        for name in only:
+            later[name] = {"command": command, "measured_at": now}
+        failed = [f for f in saved["failed"] if f.split(":")[0] not in only] + failed
+        command, now = saved.get("command", "bash tools/bench.sh"), saved.get("measured_at", now)
+        cfg = dict(saved["config"], **{k: v for k, v in cfg.items() if k not in saved["config"]})
+        if "http" in results:
+            results["http"] = {name: {int(c): v for c, v in rows.items()} for name, rows in results["http"].items()}
+    made = plots(results, outdir) if not args.smoke else []
+    text = report(cfg, results, made, command, now, later)
     if failed:
         text += "\n## Not measured\n\n" + "\n".join("- " + f for f in failed) + "\n"
     with open(out, "w") as f:
         f.write(text)
-    with open(os.path.splitext(out)[0] + ".json", "w") as f:
+    with open(saved_path, "w") as f:
         json.dump({"config": cfg, "results": results, "failed": failed, "command": command,
-                   "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, f, indent=1, default=str)
+                   "measured_at": now, "later": later}, f, indent=1, default=str)
     log("wrote " + out)
     return 1 if failed else 0
 
