@@ -4,8 +4,12 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
+#include <mutex>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include "protocol/envelope.hpp"
@@ -38,6 +42,82 @@ std::string detail_of(const std::string& body) {
   }
   return body.substr(0, 200);
 }
+
+// Where downloaded bytes go: a thread of its own hashes them and appends them to the file a block
+// at a time, so that receiving overlaps hashing and writing (one thread doing all three moved a
+// large artifact at about half curl's speed). Memory: two blocks, however large the file.
+class BlockSink {
+ public:
+  static constexpr std::size_t kBlock = 1u << 20;
+  explicit BlockSink(util::Sha256Stream& sha) : sha_(sha) {}
+  ~BlockSink() { (void)close(); }
+  BlockSink(const BlockSink&) = delete;
+  BlockSink& operator=(const BlockSink&) = delete;
+
+  bool open(const std::filesystem::path& path, std::ios::openmode mode) {
+    file_.open(path, std::ios::binary | mode);
+    if (!file_) return false;
+    thread_ = std::thread([this] { run(); });
+    return true;
+  }
+  bool add(const char* data, std::size_t n) {
+    fill_.append(data, n);
+    return fill_.size() < kBlock ? !failed() : hand_over();
+  }
+  // Writes what is left and stops the thread; false when a write failed.
+  bool close() {
+    if (thread_.joinable()) {
+      (void)hand_over();
+      {
+        std::lock_guard lock(mu_);
+        stop_ = true;
+      }
+      cv_.notify_all();
+      thread_.join();
+      file_.close();
+      if (file_.fail()) failed_ = true;
+    }
+    return !failed();
+  }
+
+ private:
+  bool failed() {
+    std::lock_guard lock(mu_);
+    return failed_;
+  }
+  bool hand_over() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [this] { return busy_.empty() || failed_; });
+    if (failed_) return false;
+    busy_.swap(fill_);
+    fill_.clear();
+    cv_.notify_all();
+    return true;
+  }
+  void run() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return !busy_.empty() || stop_; });
+      if (busy_.empty()) return;
+      lock.unlock();  // busy_ is this thread's until it is emptied
+      sha_.update(busy_.data(), busy_.size());
+      file_.write(busy_.data(), static_cast<std::streamsize>(busy_.size()));
+      const bool ok = static_cast<bool>(file_);
+      lock.lock();
+      failed_ = failed_ || !ok;
+      busy_.clear();
+      cv_.notify_all();
+    }
+  }
+
+  util::Sha256Stream& sha_;
+  std::ofstream file_;
+  std::string fill_, busy_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false, failed_ = false;
+  std::thread thread_;
+};
 
 }  // namespace
 
@@ -224,9 +304,7 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
   // again once it is whole.
   DownloadResult out;
   util::Sha256Stream sha;
-  std::vector<char> buffer(1 << 20);
-  std::ofstream file;
-  file.rdbuf()->pubsetbuf(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+  BlockSink file(sha);
   int status = 0;
   bool unreadable_part = false;
   std::string error_body;
@@ -250,25 +328,19 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
             unreadable_part = true;
             return false;
           }
-          file.open(part, std::ios::binary | std::ios::app);
-        } else if (status == 200) {
-          file.open(part, std::ios::binary | std::ios::trunc);
-        } else {
-          return true;  // read the error body
+          return file.open(part, std::ios::app);
         }
-        return static_cast<bool>(file);
+        if (status == 200) return file.open(part, std::ios::trunc);
+        return true;  // read the error body
       },
       [&](const char* data, std::size_t n) {
-        if (status == 200 || status == 206) {
-          sha.update(data, n);
-          file.write(data, static_cast<std::streamsize>(n));
-          return static_cast<bool>(file);
-        }
+        if (status == 200 || status == 206) return file.add(data, n);
         if (error_body.size() < 4096) error_body.append(data, n);
         return true;
       });
-  file.close();
+  const bool written = file.close();
   if (unreadable_part) return Error(ErrorKind::io, "cannot read the partial download of " + name);
+  if (!written) return Error(ErrorKind::io, "cannot write " + name);
   if (!r) return impl_->transport_error(r);
   if (status == 416 && have > 0) {
     // The partial file is already whole (or longer than the artifact): start over.
@@ -278,7 +350,6 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
   if (status != 200 && status != 206)
     return Error(kind_for_status(status), "download of " + name + " answered " + std::to_string(status) + ": " +
                                               detail_of(error_body));
-  if (!file) return Error(ErrorKind::io, "cannot write " + name);
   out.size_bytes = std::filesystem::file_size(part, ec);
   out.sha256 = sha.finish_hex();
   return out;

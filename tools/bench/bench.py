@@ -477,15 +477,18 @@ def bench_follow(cfg, work, results):
         env = dict(os.environ, RAYVAULT_CLUSTER_SECRET=SECRET)
         samples = []  # (time, controller cpu seconds, connections)
         t0 = time.time()
+        summary_file = open(os.path.join(cwd, "summary.json"), "w+")  # not a pipe: nobody reads it until the end
         proc = subprocess.Popen([CONTROLLER, "submit", "--run-id", "follow", "--batch", batch, "--no-local-fallback"],
-                                env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                env=env, cwd=cwd, stdout=summary_file, stderr=subprocess.DEVNULL)
         while proc.poll() is None:
             try:
                 samples.append((time.time(), cpu_seconds(proc.pid), connections_to(w.port)))
             except (OSError, IndexError):
                 pass
             time.sleep(0.1)
-        out = proc.stdout.read()
+        summary_file.seek(0)
+        out = summary_file.read()
+        summary_file.close()
         elapsed = time.time() - t0
         if proc.returncode != 0:
             raise CannotMeasure("the batch failed (%d): %s" % (proc.returncode, out[-400:]))
