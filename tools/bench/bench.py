@@ -777,13 +777,16 @@ def report(cfg, results, made, command, measured_at=None, later=None):
               "| %s | %s | %.1f ms | %s |" % (fmt(s["direct_ms"], " ms"), fmt(s["submit_ms"], " ms"), s["overhead_ms"],
                                             verdict(s["overhead_ms"] <= 10)), ""]
         if s["overhead_ms"] > 10:
-            L += ["Where the overhead goes: a `submit` is a process of its own that reads `nodes.json` and its ledger,"
-                  " probes the node (`/health` and `/caps`, a round trip each), signs and sends the job, follows it with"
-                  " a long poll, downloads and SHA-256-checks its artifact and writes the receipt and the ledger row"
-                  " (SQLite); the worker starts the job in a slot with a staging folder of its own and writes its"
-                  " state to SQLite three times (queued, running, ended). None of it is large; together they are"
-                  " the figure above. Not yet done: keeping a node's caps between runs, so a submit to a known node"
-                  " skips the probes.", ""]
+            L += ["Where the overhead goes (perf and strace of a submit): a `submit` is a process of its own, and"
+                  " starting one takes about 9 ms before it does anything (`rayvault-controller --help`, measured with"
+                  " `perf stat`): most of its CPU time in user space is libcrypto initialising itself for the system's"
+                  " cpp-httplib, which Debian builds with OpenSSL. The rest is a millisecond or so each: reading"
+                  " `nodes.json` and the ledger, the `/health` probe, the signed POST, the long poll's answer once the"
+                  " job ends, the artifact and the log with the SHA-256 check, the receipt and the ledger rows; on"
+                  " the worker, the job's start (a slot, a staging folder, SQLite) and the spawn of ffprobe. A sync of"
+                  " the ledger at every commit cost 3-7 ms more and is gone (WAL with synchronous=NORMAL: safe when the"
+                  " controller is killed, not when the machine loses power). Below 10 ms needs a controller that"
+                  " outlives one submit; `submit --batch` is that for many jobs (the batch figure below).", ""]
     if "start" in results:
         st = results["start"]
         L += ["## Worker memory and start", "",
