@@ -6,6 +6,7 @@
 
 #include <sodium.h>
 #if defined(RAYVAULT_OPENSSL_SHA256)
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #endif
 
@@ -37,12 +38,42 @@ std::string to_hex(const unsigned char* bytes, std::size_t n) {
   return out;
 }
 
+#if defined(RAYVAULT_OPENSSL_SHA256)
+// SHA-256 fetched once (OpenSSL 3 looks an algorithm up again at every init given EVP_sha256()).
+const EVP_MD* sha256_md() {
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  if (md) return md;
+#endif
+  return EVP_sha256();
+}
+
+// SHA-256 of a + b through a context kept by the thread (no allocation a call): the hot path of
+// every signed request (inputs_hash, HMAC).
+void sha256_parts(unsigned char out[32], std::string_view a, std::string_view b) {
+  thread_local struct Ctx {
+    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+    ~Ctx() { EVP_MD_CTX_free(ctx); }
+  } holder;
+  unsigned int len = 0;
+  if (!holder.ctx || EVP_DigestInit_ex(holder.ctx, sha256_md(), nullptr) != 1 ||
+      EVP_DigestUpdate(holder.ctx, a.data(), a.size()) != 1 || EVP_DigestUpdate(holder.ctx, b.data(), b.size()) != 1 ||
+      EVP_DigestFinal_ex(holder.ctx, out, &len) != 1 || len != 32)
+    throw std::runtime_error("OpenSSL SHA-256 failed");
+}
+#endif
+
 }  // namespace
 
 std::string sha256_hex(std::string_view data) {
+#if defined(RAYVAULT_OPENSSL_SHA256)
+  std::array<unsigned char, 32> digest{};
+  sha256_parts(digest.data(), data, {});
+#else
   ensure_sodium();
   std::array<unsigned char, crypto_hash_sha256_BYTES> digest{};
   crypto_hash_sha256(digest.data(), reinterpret_cast<const unsigned char*>(data.data()), data.size());
+#endif
   return to_hex(digest.data(), digest.size());
 }
 
@@ -50,7 +81,7 @@ std::string sha256_hex(std::string_view data) {
 struct Sha256Stream::Impl {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
   Impl() {
-    if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) != 1) throw std::runtime_error("OpenSSL SHA-256 unavailable");
+    if (!ctx || EVP_DigestInit_ex(ctx, sha256_md(), nullptr) != 1) throw std::runtime_error("OpenSSL SHA-256 unavailable");
   }
   ~Impl() { EVP_MD_CTX_free(ctx); }
   void update(const void* data, std::size_t n) { EVP_DigestUpdate(ctx, data, n); }
@@ -58,7 +89,7 @@ struct Sha256Stream::Impl {
     std::array<unsigned char, 32> digest{};
     unsigned int len = 0;
     EVP_DigestFinal_ex(ctx, digest.data(), &len);
-    EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+    EVP_DigestInit_ex(ctx, sha256_md(), nullptr);
     return to_hex(digest.data(), len);
   }
 };
@@ -197,6 +228,24 @@ std::string base64(std::string_view bytes) {
 }
 
 std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
+#if defined(RAYVAULT_OPENSSL_SHA256)
+  // RFC 2104 over the SHA-256 above: H((K ^ opad) || H((K ^ ipad) || message)), K the key padded
+  // to the 64-byte block (hashed first when longer). The key's derived bytes are wiped after.
+  std::array<unsigned char, 64> block{};
+  if (key.size() > block.size()) sha256_parts(block.data(), key, {});
+  else std::copy(key.begin(), key.end(), block.begin());
+  std::array<unsigned char, 64> pad{};
+  std::array<unsigned char, 32> inner{}, mac{};
+  for (std::size_t i = 0; i < pad.size(); ++i) pad[i] = static_cast<unsigned char>(block[i] ^ 0x36);
+  sha256_parts(inner.data(), {reinterpret_cast<const char*>(pad.data()), pad.size()}, message);
+  for (std::size_t i = 0; i < pad.size(); ++i) pad[i] = static_cast<unsigned char>(block[i] ^ 0x5c);
+  sha256_parts(mac.data(), {reinterpret_cast<const char*>(pad.data()), pad.size()},
+               {reinterpret_cast<const char*>(inner.data()), inner.size()});
+  OPENSSL_cleanse(block.data(), block.size());
+  OPENSSL_cleanse(pad.data(), pad.size());
+  OPENSSL_cleanse(inner.data(), inner.size());
+  return to_hex(mac.data(), mac.size());
+#else
   ensure_sodium();
   crypto_auth_hmacsha256_state st;
   crypto_auth_hmacsha256_init(&st, reinterpret_cast<const unsigned char*>(key.data()), key.size());
@@ -205,6 +254,7 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view message) {
   std::array<unsigned char, crypto_auth_hmacsha256_BYTES> mac{};
   crypto_auth_hmacsha256_final(&st, mac.data());
   return to_hex(mac.data(), mac.size());
+#endif
 }
 
 bool hex_equal_constant_time(std::string_view a, std::string_view b) {

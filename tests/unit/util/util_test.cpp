@@ -90,6 +90,21 @@ TEST_CASE("util::crypto") {
           "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
     CHECK(util::hmac_sha256_hex("Jefe", "") != util::hmac_sha256_hex("Jeff", ""));
   }
+  // RFC 4231 test case 7: a long key and a message of several blocks.
+  CHECK(util::hmac_sha256_hex(std::string(131, '\xaa'),
+                              "This is a test using a larger than block-size key and a larger than block-size data. The "
+                              "key needs to be hashed before being used by the HMAC algorithm.") ==
+        "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2");
+  // A stream given in uneven blocks hashes as the whole, and starts again once finished.
+  {
+    std::string text;
+    for (int i = 0; i < 5000; ++i) text += std::to_string(i * 7919) + ",";
+    util::Sha256Stream stream;
+    for (std::size_t at = 0; at < text.size(); at += 1 + at % 97) stream.update(text.data() + at, std::min<std::size_t>(1 + at % 97, text.size() - at));
+    CHECK(stream.finish_hex() == util::sha256_hex(text));
+    stream.update("abc", 3);
+    CHECK(stream.finish_hex() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  }
   CHECK(util::base64("") == "");
   CHECK(util::base64("f") == "Zg==");
   CHECK(util::base64("fo") == "Zm8=");
