@@ -308,7 +308,7 @@ struct WorkerServer::Impl {
     json payload = json::object();
     if (const auto p = body->find("payload"); p != body->end() && !p->is_null()) {
       if (!p->is_object()) return detail(400, "payload must be an object");
-      payload = *p;
+      payload = std::move(*p);  // taken, not copied: the body's other fields are read by name below
     }
     // Bind the payload to the token: implicitly through inputs_hash, else through payload_hmac.
     const std::string claimed = protocol::normalize_hash(env.inputs_hash);
@@ -334,7 +334,7 @@ struct WorkerServer::Impl {
                                std::to_string(kMaxPriority));
       priority = p->get<int>();
     }
-    Submission submission{env.run_id, env.job_id, env.step_name, claimed, payload, forced};
+    Submission submission{env.run_id, env.job_id, env.step_name, claimed, std::move(payload), forced};
     submission.priority = priority;
     if (const auto known = engine.known_submission(submission)) return submit_answer(*known, true);
     auto admitted = engine.submit(submission);
