@@ -465,6 +465,13 @@ std::string path_with_standin(const fs::path& dir, const std::string& tool, cons
   return dir.string() + ":" + (path ? path : "/usr/bin:/bin");
 }
 
+std::string path_with_holding_standin(const fs::path& dir, const std::string& tool, const fs::path& hold) {
+  fs::create_directories(dir);
+  return path_with_standin(dir, tool,
+                           "n=0; while [ -e '" + hold.string() + "' ] && [ $n -lt 1200 ]; do sleep 0.05; n=$((n+1)); done\n"
+                           "exec /usr/bin/" + tool + " \"$@\"");
+}
+
 std::string sha256_of(const fs::path& file) {
   auto r = util::sha256_file_hex(file);
   return r ? *r : std::string();

@@ -165,4 +165,8 @@ long health_ms(int port);
 std::string path_with_standin(const fs::path& dir, const std::string& tool, const std::string& script,
                               bool answers_version = true);
 
+// path_with_standin for `tool` (in /usr/bin) that holds each call while the file `hold` exists (up
+// to 60 s), then runs the real tool: jobs that stay running until a test lets them go.
+std::string path_with_holding_standin(const fs::path& dir, const std::string& tool, const fs::path& hold);
+
 }  // namespace rayvault::test

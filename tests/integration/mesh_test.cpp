@@ -726,14 +726,7 @@ TEST_CASE("mesh: a batch follows 40 running jobs on a worker over one connection
   const fs::path hold = t.path / "hold";
   REQUIRE(util::write_file_atomic(hold, "").ok());
   Tailnet net(t.path, 1);
-  // ffprobe that holds every probe while `hold` exists (up to 90 s); its -version answers at once.
-  fs::create_directories(t.path / "bin");
-  const std::string path = path_with_standin(
-      t.path / "bin", "ffprobe",
-      "if [ \"$1\" != -version ]; then\n"
-      "  n=0; while [ -e '" + hold.string() + "' ] && [ $n -lt 900 ]; do sleep 0.1; n=$((n+1)); done\n"
-      "fi\n"
-      "exec /usr/bin/ffprobe \"$@\"");
+  const std::string path = path_with_holding_standin(t.path / "bin", "ffprobe", hold);
   net.start(1, {"--slots", "40"}, "s3cret", "", {{"PATH", path}});
   net.write_nodes(t.path, {1});
   std::string text;

@@ -370,13 +370,7 @@ TEST_CASE("integration: POST /jobs/watch answers the jobs that changed and holds
   const auto video = make_video(t.path, 1);
   const fs::path hold = t.path / "hold";
   REQUIRE(util::write_file_atomic(hold, "").ok());
-  // ffprobe that holds every probe while `hold` exists (its -version answers at once).
-  const std::string path_env = path_with_standin(
-      t.path / "bin", "ffprobe",
-      "if [ \"$1\" != -version ]; then\n"
-      "  n=0; while [ -e '" + hold.string() + "' ] && [ $n -lt 600 ]; do sleep 0.05; n=$((n+1)); done\n"
-      "fi\n"
-      "exec /usr/bin/ffprobe \"$@\"");
+  const std::string path_env = path_with_holding_standin(t.path / "bin", "ffprobe", hold);
   WorkerProcess w(t.path, "w1", WorkerOptions{"s3cret", "", {"--slots", "1"}, {{"PATH", path_env}}});
   const json p1{{"media_path", video.string()}}, p2{{"media_path", video.string()}, {"note", "second"}};
   const std::string h1 = protocol::inputs_hash(p1), h2 = protocol::inputs_hash(p2);
