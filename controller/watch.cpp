@@ -3,8 +3,10 @@
 
 #include <algorithm>
 #include <optional>
+#include <tuple>
 #include <vector>
 
+#include "protocol/envelope.hpp"
 #include "protocol/job_record.hpp"
 
 namespace rayvault::controller {
@@ -123,8 +125,9 @@ void JobWatch::run(Node& n) {
     // A job is named once however many follow it (two jobs of a batch that the worker answers
     // as one, idempotently), and its answer goes to each of them.
     json list = json::array();
-    std::map<std::pair<std::string, std::string>, std::vector<std::uint64_t>> asked;
-    std::map<std::pair<std::string, std::string>, std::size_t> named;  // where in `list`
+    using Key = std::tuple<std::string, std::string, std::string>;  // run, job, inputs_hash
+    std::map<Key, std::vector<std::uint64_t>> asked;
+    std::map<Key, std::size_t> named;  // where in `list`
     std::vector<std::uint64_t> ids;
     for (const auto& [id, j] : n.jobs) ids.push_back(id);
     const bool over = ids.size() > kMaxPerRound;
@@ -135,12 +138,13 @@ void JobWatch::run(Node& n) {
       const auto& j = n.jobs.at(id);
       // Named with the status all its followers have seen; when they saw different ones, with
       // none, so that the answer brings them all the job as it is.
-      const auto [at, first] = named.try_emplace({j.run_id, j.job_id}, list.size());
+      const Key key{j.run_id, j.job_id, protocol::normalize_hash(j.inputs_hash)};
+      const auto [at, first] = named.try_emplace(key, list.size());
       if (first)
         list.push_back({{"run_id", j.run_id}, {"job_id", j.job_id}, {"inputs_hash", j.inputs_hash}, {"status", j.known}});
       else if (list[at->second]["status"] != j.known)
         list[at->second]["status"] = "";
-      asked[{j.run_id, j.job_id}].push_back(id);
+      asked[key].push_back(id);
     }
     // Short while a submission may add a job the round would not name, when jobs take turns, or
     // before the first cursor (without one, only the named jobs would end the wait); otherwise
@@ -175,7 +179,8 @@ void JobWatch::run(Node& n) {
     }
     for (const auto& item : answer->value("jobs", json::array())) {
       if (!item.is_object()) continue;
-      const auto a = asked.find({item.value("run_id", ""), item.value("job_id", "")});
+      const auto a = asked.find({item.value("run_id", ""), item.value("job_id", ""),
+                                 protocol::normalize_hash(item.value("inputs_hash", ""))});
       if (a == asked.end()) continue;
       for (const auto id : a->second) {
         const auto it = n.jobs.find(id);

@@ -304,9 +304,23 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
   // again once it is whole.
   DownloadResult out;
   util::Sha256Stream sha;
+  // The partial file's bytes are hashed before asking: a slow read of a large one while the
+  // worker's answer waits unread would outlast the worker's idle timeout.
+  if (have > 0) {
+    std::ifstream earlier(part, std::ios::binary);
+    std::vector<char> chunk(1 << 18);
+    std::uintmax_t left = have;
+    while (left > 0 && earlier) {
+      earlier.read(chunk.data(), static_cast<std::streamsize>(std::min<std::uintmax_t>(left, chunk.size())));
+      const auto got = static_cast<std::uintmax_t>(earlier.gcount());
+      if (got == 0) break;
+      sha.update(chunk.data(), static_cast<std::size_t>(got));
+      left -= got;
+    }
+    if (left > 0) return Error(ErrorKind::io, "cannot read the partial download of " + name);
+  }
   BlockSink file(sha);
   int status = 0;
-  bool unreadable_part = false;
   std::string error_body;
   auto r = impl_->http.Get(
       path, headers,
@@ -314,23 +328,12 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
         status = resp.status;
         if (status == 206) {
           out.resumed = true;
-          std::ifstream earlier(part, std::ios::binary);
-          std::vector<char> chunk(1 << 18);
-          std::uintmax_t left = have;
-          while (left > 0 && earlier) {
-            earlier.read(chunk.data(), static_cast<std::streamsize>(std::min<std::uintmax_t>(left, chunk.size())));
-            const auto got = static_cast<std::uintmax_t>(earlier.gcount());
-            if (got == 0) break;
-            sha.update(chunk.data(), static_cast<std::size_t>(got));
-            left -= got;
-          }
-          if (left > 0) {
-            unreadable_part = true;
-            return false;
-          }
           return file.open(part, std::ios::app);
         }
-        if (status == 200) return file.open(part, std::ios::trunc);
+        if (status == 200) {
+          (void)sha.finish_hex();  // the whole file comes: what was hashed of the partial one goes
+          return file.open(part, std::ios::trunc);
+        }
         return true;  // read the error body
       },
       [&](const char* data, std::size_t n) {
@@ -339,12 +342,11 @@ Result<DownloadResult> WorkerClient::download_artifact(const std::string& run_id
         return true;
       });
   const bool written = file.close();
-  if (unreadable_part) return Error(ErrorKind::io, "cannot read the partial download of " + name);
   if (!written) return Error(ErrorKind::io, "cannot write " + name);
   if (!r) return impl_->transport_error(r);
   if (status == 416 && have > 0) {
     // The partial file is already whole (or longer than the artifact): start over.
-    std::filesystem::remove(part, ec);
+    if (!std::filesystem::remove(part, ec) || ec) return Error(ErrorKind::io, "cannot remove the partial download of " + name);
     return download_artifact(run_id, job_id, inputs_hash, name, part);
   }
   if (status != 200 && status != 206)

@@ -79,17 +79,20 @@ std::string sha256_hex(std::string_view data) {
 
 #if defined(RAYVAULT_OPENSSL_SHA256)
 struct Sha256Stream::Impl {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  Impl() {
-    if (!ctx || EVP_DigestInit_ex(ctx, sha256_md(), nullptr) != 1) throw std::runtime_error("OpenSSL SHA-256 unavailable");
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx{EVP_MD_CTX_new(), EVP_MD_CTX_free};
+  Impl() { start(); }
+  void start() {
+    if (!ctx || EVP_DigestInit_ex(ctx.get(), sha256_md(), nullptr) != 1) throw std::runtime_error("OpenSSL SHA-256 unavailable");
   }
-  ~Impl() { EVP_MD_CTX_free(ctx); }
-  void update(const void* data, std::size_t n) { EVP_DigestUpdate(ctx, data, n); }
+  void update(const void* data, std::size_t n) {
+    if (EVP_DigestUpdate(ctx.get(), data, n) != 1) throw std::runtime_error("OpenSSL SHA-256 failed");
+  }
   std::string finish() {
     std::array<unsigned char, 32> digest{};
     unsigned int len = 0;
-    EVP_DigestFinal_ex(ctx, digest.data(), &len);
-    EVP_DigestInit_ex(ctx, sha256_md(), nullptr);
+    if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &len) != 1 || len != digest.size())
+      throw std::runtime_error("OpenSSL SHA-256 failed");
+    start();
     return to_hex(digest.data(), len);
   }
 };

@@ -474,14 +474,16 @@ struct WorkerServer::Impl {
     auto text = [](const std::string& v) { return protocol::dump_json(json(v)); };
     for (const Watched& w : jobs) {
       const auto found = engine.lookup_view(w.run_id, w.job_id);
+      // Each item names the job as asked (run, job and inputs_hash), keys sorted.
+      const std::string hash = "\"inputs_hash\":" + text(w.inputs_hash) + ",";
       const std::string ids = "\"job_id\":" + text(w.job_id) + ",\"run_id\":" + text(w.run_id) + "}";
       std::string item;
       if (!found) {
-        item = "{\"detail\":" + text("job_id not found: " + w.job_id) + ",\"error\":\"not_found\"," + ids;
+        item = "{\"detail\":" + text("job_id not found: " + w.job_id) + ",\"error\":\"not_found\"," + hash + ids;
       } else if (!found->run_matches || found->view->job.record.inputs_hash != w.inputs_hash) {
-        item = "{\"detail\":\"job envelope mismatch\",\"error\":\"forbidden\"," + ids;
+        item = "{\"detail\":\"job envelope mismatch\",\"error\":\"forbidden\"," + hash + ids;
       } else if (w.known.empty() || found->view->job.record.status != w.known) {
-        item = "{\"job\":" + found->view->record_text + "," + ids;
+        item = "{" + hash + "\"job\":" + found->view->record_text + "," + ids;
       } else {
         ++unchanged;
         continue;

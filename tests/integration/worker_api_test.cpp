@@ -400,6 +400,7 @@ TEST_CASE("integration: POST /jobs/watch answers the jobs that changed and holds
     CHECK(doc["jobs"][0]["detail"] == "job_id not found: nope");
     CHECK(doc["jobs"][1]["job_id"] == "b");
     CHECK(doc["jobs"][1]["error"] == "forbidden");  // b's inputs_hash is h2
+    CHECK(doc["jobs"][1]["inputs_hash"] == h1);  // named as asked
     CHECK(doc["unchanged"] == 1);
   }
   SUBCASE("nothing new: held until the wait ends") {

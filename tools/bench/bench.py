@@ -597,20 +597,34 @@ def bench_sync(cfg, work, results):
                 raise CannotMeasure("sync-artifacts failed (%d)" % code)
             sync_s.append(dt)
             rss.append(peak)
-        # An interrupted sync: killed once half the bytes are in, then run again.
+        # An interrupted sync: killed once half the bytes are in, then run again. A small file may
+        # be whole before the kill lands: then its second half is cut off instead (said so).
         os.remove(target)
         part = target + ".part"
-        _, _, _ = run_measured(cmd, env=env, cwd=cwd,
-                               kill_when=lambda: os.path.exists(part) and os.path.getsize(part) >= size // 2)
+
+        def half_in():
+            try:
+                return os.path.getsize(part) >= size // 2
+            except OSError:
+                return False
+        run_measured(cmd, env=env, cwd=cwd, kill_when=half_in)
+        interrupted = "killed"
+        if os.path.exists(target):
+            os.rename(target, part)
+            os.truncate(part, size // 2)
+            interrupted = "cut"
         had = os.path.getsize(part) if os.path.exists(part) else 0
+        if had == 0:
+            raise CannotMeasure("the interrupted sync left no partial file")
         before = loopback_bytes()
         resumed_s, _, code = run_measured(cmd, env=env, cwd=cwd)
         moved = loopback_bytes() - before
-        if code != 0 or os.path.getsize(target) != size:
+        if code != 0 or not os.path.exists(target) or os.path.getsize(target) != size:
             raise CannotMeasure("the resumed sync failed (%d)" % code)
         c, t = summary(curl_s), summary(sync_s)
         results["sync"] = {"bytes": size, "curl_s": c, "sync_s": t, "ratio": c["median"] / t["median"],
-                           "peak_rss_mib": summary(rss), "resume_had": had, "resume_moved": moved, "resume_s": resumed_s}
+                           "peak_rss_mib": summary(rss), "resume_had": had, "resume_moved": moved, "resume_s": resumed_s,
+                           "interrupted": interrupted}
         log("sync %d MiB: curl %.2f s, sync-artifacts %.2f s (%.2f of curl), peak RSS %.1f MiB; resumed after %d MiB, moved %.1f MiB"
             % (size >> 20, c["median"], t["median"], c["median"] / t["median"], max(rss), had >> 20, moved / 1048576.0))
     finally:
@@ -870,9 +884,11 @@ def report(cfg, results, made, command, measured_at=None, later=None):
               " of random bytes on a loopback worker; `rayvault-controller sync-artifacts` brings it home (record, log,"
               " the artifact with its SHA-256 checked, receipt) against `curl` fetching the same bytes from the same"
               " worker, %d runs each. Peak RSS is the controller's maximum resident set (wait4). The resumed sync:"
-              " a sync killed once half the file was in, then run again; bytes moved counted by the loopback"
-              " interface. Targets: at least 0.9 x curl's speed, peak RSS at most 32 MiB, a resumed sync moves only"
-              " the rest." % (y["bytes"] >> 20, y["sync_s"]["n"]), "",
+              " a sync %s, then run again; bytes moved counted by the loopback interface. Targets: at least 0.9 x"
+              " curl's speed, peak RSS at most 32 MiB, a resumed sync moves only the rest." % (
+                  y["bytes"] >> 20, y["sync_s"]["n"],
+                  "killed once half the file was in" if y.get("interrupted", "killed") == "killed"
+                  else "whose file was cut to half after it ended (it was whole before a kill landed)"), "",
               "| curl | sync-artifacts | speed vs curl | controller peak RSS | resumed: had, moved | target |",
               "|---|---|---|---|---|---|",
               "| %s | %s | %.2f | %s | %.0f MiB, %.1f MiB | %s |" % (
@@ -949,12 +965,14 @@ def main():
     if only and not args.smoke and os.path.exists(saved_path):
         # Some parts measured again: the others keep the figures of the run that measured them.
         saved = json.load(open(saved_path))
-        merged = dict(saved["results"])
+        merged = {k: v for k, v in saved["results"].items() if k not in only}  # a part that failed now shows nothing old
         merged.update(results)
-        results = merged
         later = dict(saved.get("later", {}))
-        for name in only:
+        for name in results:
             later[name] = {"command": command, "measured_at": now}
+        for name in only - set(results):
+            later.pop(name, None)
+        results = merged
         failed = [f for f in saved["failed"] if f.split(":")[0] not in only] + failed
         command, now = saved.get("command", "bash tools/bench.sh"), saved.get("measured_at", now)
         cfg = dict(saved["config"], **{k: v for k, v in cfg.items() if k not in saved["config"]})
