@@ -155,6 +155,8 @@ void JobWatch::run(Node& n) {
     n.client = &client;
     lock.unlock();
     auto answer = client.watch_jobs(list, cursor, wait_ms);
+    // A worker's answer is read field by field, whatever its shape (this thread must not throw).
+    if (answer && !answer->is_object()) answer = Error(ErrorKind::unavailable, "the worker's watch answer is not a JSON object");
     lock.lock();
     n.client = nullptr;
     if (stopping_) return;
@@ -177,10 +179,11 @@ void JobWatch::run(Node& n) {
         it->second.error.clear();
       }
     }
-    for (const auto& item : answer->value("jobs", json::array())) {
+    const auto listed = answer->find("jobs");
+    for (const auto& item : listed != answer->end() && listed->is_array() ? *listed : json::array()) {
       if (!item.is_object()) continue;
-      const auto a = asked.find({item.value("run_id", ""), item.value("job_id", ""),
-                                 protocol::normalize_hash(item.value("inputs_hash", ""))});
+      const auto a = asked.find({protocol::string_field(item, "run_id"), protocol::string_field(item, "job_id"),
+                                 protocol::normalize_hash(protocol::string_field(item, "inputs_hash"))});
       if (a == asked.end()) continue;
       for (const auto id : a->second) {
         const auto it = n.jobs.find(id);
@@ -191,7 +194,8 @@ void JobWatch::run(Node& n) {
           j.known = protocol::string_field(*rec, "status");
         } else {
           j.gone = true;
-          j.error = item.value("detail", "the worker cannot read the job");
+          const std::string detail = protocol::string_field(item, "detail");
+          j.error = detail.empty() ? "the worker cannot read the job" : detail;
         }
         ++j.news;
       }
