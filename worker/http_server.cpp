@@ -411,8 +411,8 @@ struct WorkerServer::Impl {
   // envelope bound to its payload (inputs_hash is the payload's hash):
   //   {"jobs": [{"run_id", "job_id", "inputs_hash", "status"}...], "wait_ms"?, "since"?}
   // `status` is the one the caller knows ("" or absent: any counts as news). The answer lists the
-  // jobs whose status is not the one given ({"run_id", "job_id", "job": RECORD}) and those that
-  // cannot be read ({"run_id", "job_id", "error": "not_found" | "forbidden", "detail"}); with none
+  // jobs whose status is not the one given ({"run_id", "job_id", "inputs_hash", "job": RECORD}) and
+  // those that cannot be read (the same ids, "error": "not_found" | "forbidden", "detail"); with none
   // and wait_ms, it is held until one of them changes, or (with `since`) until the worker's change
   // counter is no longer `since`, or the wait ends. `cursor` is that counter as the answer was made:
   // the caller's next `since`, so that a job it adds in between is not missed.
