@@ -197,6 +197,11 @@ struct WorkerServer::Impl {
     const std::string& status = found->view->job.record.status;
     return w.known.empty() ? protocol::is_terminal_status(status) : status != w.known;
   }
+  // True when what a held request waits for has happened, the worker's change counter being `changes`.
+  bool done(const Hold& h, std::uint64_t changes) {
+    return (h.since && *h.since != changes) || (h.job && ready(*h.job)) ||
+           (h.watch && std::any_of(h.watch->begin(), h.watch->end(), [&](const Watched& w) { return ready(w); }));
+  }
 
   // Long polls: suspended connections, resumed by the waiter thread.
   struct LongPoll {
@@ -726,11 +731,12 @@ struct WorkerServer::Impl {
     const std::string peer = info ? platform::address_text(info->client_addr) : std::string();
     {
       std::lock_guard lock(polls_mu);
-      // A job changed after the handler read it: the waiter may already have looked, so this
-      // poll is answered now instead of waiting for the next change.
       if (stopping || static_cast<int>(polls.size()) >= config.max_long_polls ||
-          polls_per_peer[peer] >= config.max_long_polls_per_peer || engine.change_count() != hold.seen)
+          polls_per_peer[peer] >= config.max_long_polls_per_peer)
         return false;
+      // A job changed after the handler read it, and the waiter may have looked before this poll
+      // was listed: when the change is what it waits for, it is answered now.
+      if (const auto changes = engine.change_count(); changes != hold.seen && done(hold, changes)) return false;
       ++polls_per_peer[peer];
       const auto deadline = std::chrono::steady_clock::now() + hold.wait;
       polls.push_back({c, std::move(hold), peer, deadline});
@@ -748,10 +754,7 @@ struct WorkerServer::Impl {
     const std::uint64_t changes = engine.change_count();
     std::erase_if(polls, [&](const LongPoll& p) {
       bool go = all || now >= p.deadline;
-      if (!go && check_jobs) {
-        go = (p.hold.since && *p.hold.since != changes) || (p.hold.job && ready(*p.hold.job)) ||
-             (p.hold.watch && std::any_of(p.hold.watch->begin(), p.hold.watch->end(), [&](const Watched& w) { return ready(w); }));
-      }
+      if (!go && check_jobs) go = done(p.hold, changes);
       if (!go) return false;
       if (--polls_per_peer[p.peer] <= 0) polls_per_peer.erase(p.peer);
       MHD_resume_connection(p.connection);
