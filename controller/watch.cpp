@@ -126,8 +126,11 @@ void JobWatch::run(Node& n) {
     // as one, idempotently), and its answer goes to each of them.
     json list = json::array();
     using Key = std::tuple<std::string, std::string, std::string>;  // run, job, inputs_hash
-    std::map<Key, std::vector<std::uint64_t>> asked;
-    std::map<Key, std::size_t> named;  // where in `list`
+    struct Named {
+      std::size_t at;                      // where in `list`
+      std::vector<std::uint64_t> followers;
+    };
+    std::map<Key, Named> asked;
     std::vector<std::uint64_t> ids;
     for (const auto& [id, j] : n.jobs) ids.push_back(id);
     const bool over = ids.size() > kMaxPerRound;
@@ -139,12 +142,12 @@ void JobWatch::run(Node& n) {
       // Named with the status all its followers have seen; when they saw different ones, with
       // none, so that the answer brings them all the job as it is.
       const Key key{j.run_id, j.job_id, protocol::normalize_hash(j.inputs_hash)};
-      const auto [at, first] = named.try_emplace(key, list.size());
+      const auto [it, first] = asked.try_emplace(key, Named{list.size(), {}});
       if (first)
         list.push_back({{"run_id", j.run_id}, {"job_id", j.job_id}, {"inputs_hash", j.inputs_hash}, {"status", j.known}});
-      else if (list[at->second]["status"] != j.known)
-        list[at->second]["status"] = "";
-      asked[key].push_back(id);
+      else if (list[it->second.at]["status"] != j.known)
+        list[it->second.at]["status"] = "";
+      it->second.followers.push_back(id);
     }
     // Short while a submission may add a job the round would not name, when jobs take turns, or
     // before the first cursor (without one, only the named jobs would end the wait); otherwise
@@ -185,7 +188,7 @@ void JobWatch::run(Node& n) {
       const auto a = asked.find({protocol::string_field(item, "run_id"), protocol::string_field(item, "job_id"),
                                  protocol::normalize_hash(protocol::string_field(item, "inputs_hash"))});
       if (a == asked.end()) continue;
-      for (const auto id : a->second) {
+      for (const auto id : a->second.followers) {
         const auto it = n.jobs.find(id);
         if (it == n.jobs.end()) continue;
         auto& j = it->second;

@@ -139,13 +139,18 @@ TEST_CASE("integration: FFMPEG_PROBE and FRAME_SAMPLING through the controller")
     for (std::size_t p = 0; (p = log.find("\"event\":\"job_started\"", p)) != std::string::npos; ++p) ++starts;
     CHECK(starts == 2);
   }
-  SUBCASE("sync-artifacts resumes a partial file with Range, from the ledger alone") {
-    const fs::path frame = fdir / "frame_000002.jpg";
+  // frame_000002.jpg's synced copy replaced by a partial download of half its size: its first
+  // half, or (good == false) as many wrong bytes.
+  const fs::path frame = fdir / "frame_000002.jpg";
+  const fs::path part = fs::path(frame).concat(".part");
+  auto cut_to_partial = [&](bool good) {
     const std::string bytes = *util::read_file(frame);
     fs::remove(frame);
-    fs::path part = frame;
-    part += ".part";
-    REQUIRE(util::write_file_atomic(part, bytes.substr(0, bytes.size() / 2)).ok());
+    REQUIRE(util::write_file_atomic(part, good ? bytes.substr(0, bytes.size() / 2) : std::string(bytes.size() / 2, 'x')).ok());
+    return bytes;
+  };
+  SUBCASE("sync-artifacts resumes a partial file with Range, from the ledger alone") {
+    const std::string bytes = cut_to_partial(true);
     const auto s = run_controller(t.path, {"sync-artifacts", "--run-id", "run1", "--job-id", "frames1"});
     CHECK(s.exit_code == 0);
     CHECK(s.doc["ok"] == true);
@@ -157,12 +162,7 @@ TEST_CASE("integration: FFMPEG_PROBE and FRAME_SAMPLING through the controller")
     CHECK(resumed);
   }
   SUBCASE("a partial file whose bytes are wrong is found out when the rest arrives and the next sync starts over") {
-    const fs::path frame = fdir / "frame_000002.jpg";
-    const std::string bytes = *util::read_file(frame);
-    fs::remove(frame);
-    fs::path part = frame;
-    part += ".part";
-    REQUIRE(util::write_file_atomic(part, std::string(bytes.size() / 2, 'x')).ok());
+    const std::string bytes = cut_to_partial(false);
     auto s = run_controller(t.path, {"sync-artifacts", "--run-id", "run1", "--job-id", "frames1"});
     CHECK(s.exit_code == 2);
     CHECK_FALSE(fs::exists(frame));

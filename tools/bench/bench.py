@@ -444,11 +444,6 @@ def connections_to(port):
     return len([l for l in out.stdout.splitlines() if l.strip()])
 
 
-def access_lines(log_path, prefix):
-    with open(log_path, "rb") as f:
-        return sum(1 for line in f if line.startswith(prefix.encode()))
-
-
 def record_times(record):
     starts, ends = [], []
     with open(record) as f:
@@ -505,9 +500,11 @@ def bench_follow(cfg, work, results):
         cpu = window[-1][1] - window[0][1]
         w.stop()
         log_path = os.path.join(work, "follow-worker.log")
-        rounds = access_lines(log_path, "POST /jobs/watch ")
-        with open(log_path, "rb") as f:
-            status_polls = sum(1 for line in f if re.match(rb"GET /job/[^/ ]+ \d+$", line.strip()))
+        rounds = status_polls = 0
+        with open(log_path, "rb") as f:  # one pass over the access log
+            for line in f:
+                rounds += line.startswith(b"POST /jobs/watch ")
+                status_polls += bool(re.match(rb"GET /job/[^/ ]+ \d+$", line.strip()))
         results["follow"] = {
             "jobs": n, "job_seconds": hold, "steady_s": span, "controller_cpu_s": cpu,
             "controller_cpu_pct": 100.0 * cpu / span if span > 0 else 0.0,
