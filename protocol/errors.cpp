@@ -13,6 +13,7 @@ int http_status(ErrorKind kind) {
     case ErrorKind::too_large: return 413;
     case ErrorKind::range: return 416;
     case ErrorKind::unavailable: return 503;
+    case ErrorKind::storage_full: return 507;
     case ErrorKind::config:
     case ErrorKind::io:
     case ErrorKind::internal: return 500;
@@ -30,7 +31,8 @@ int exit_code(ErrorKind kind) {
     case ErrorKind::too_large:
     case ErrorKind::range: return 2;
     case ErrorKind::config: return 3;
-    case ErrorKind::io: return 4;
+    case ErrorKind::io:
+    case ErrorKind::storage_full: return 4;
     case ErrorKind::unavailable: return 5;
     case ErrorKind::internal: return 1;
   }
@@ -40,7 +42,7 @@ int exit_code(ErrorKind kind) {
 bool is_node_fault(std::string_view code) {
   return code == codes::kWorkerRestarted || code == codes::kStorageFailed || code == codes::kInvalidInput || code == codes::kFfmpegMissing ||
          code == codes::kOpenclawMissing || code == codes::kUiSessionRequired || code == codes::kStepUnsupported ||
-         code == codes::kGpuRequired || code == codes::kPoseRunnerMissing || code == codes::kTtsProviderUnavailable ||
+         code == codes::kGpuRequired || code == codes::kBlobMissing || code == codes::kPoseRunnerMissing || code == codes::kTtsProviderUnavailable ||
          code == codes::kUnhandledException || code == codes::kSlurmMissing || code == codes::kSlurmUnavailable ||
          code == codes::kSlurmSubmitFailed || code == codes::kSlurmJobLost || code == codes::kSlurmNodeFail ||
          code == codes::kSlurmPreempted || code == codes::kSlurmCancelled;

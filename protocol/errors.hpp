@@ -22,6 +22,8 @@ inline constexpr std::string_view kWorkerRestarted = "WORKER_RESTARTED";
 inline constexpr std::string_view kTimeout = "TIMEOUT";
 inline constexpr std::string_view kStorageFailed = "STORAGE_FAILED";  // the worker could not write (disk full)
 inline constexpr std::string_view kGpuRequired = "GPU_REQUIRED";
+// A job names a blob (a staged input file) the worker does not hold (extension "blobs").
+inline constexpr std::string_view kBlobMissing = "BLOB_MISSING";
 inline constexpr std::string_view kPoseRunnerMissing = "POSE_RUNNER_MISSING";
 // TTS: the provider cannot run on this node (not installed, not configured, no key: a node fault);
 // it ran and failed (a tool's error, an HTTP error after retries); the service kept answering 429.

@@ -19,6 +19,7 @@ enum class ErrorKind {
   unavailable,     // a peer, tool or resource cannot be reached now (HTTP 503)
   config,          // bad configuration file, flags or environment (exit 3)
   io,              // a local file or database operation failed (HTTP 500)
+  storage_full,    // no room for what is sent, even after making room (HTTP 507, exit 4)
   internal,        // a state that should not happen (HTTP 500)
 };
 

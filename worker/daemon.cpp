@@ -11,6 +11,7 @@
 #include "util/files.hpp"
 #include "util/strings.hpp"
 #include "worker/bind_policy.hpp"
+#include "worker/blob_store.hpp"
 #include "worker/caps.hpp"
 #include "worker/engine.hpp"
 #include "worker/http_server.hpp"
@@ -172,6 +173,13 @@ int run_daemon(DaemonOptions o) {
   auto slurm_config = slurm_settings(o);
   if (!slurm_config) return fail(slurm_config.error());
   ec.slurm = *slurm_config;
+  if (!(o.blob_quota_gb >= 0) || o.blob_quota_gb > 1e6) return fail(Error(ErrorKind::config, "--blob-quota-gb must be 0 or more"));
+  BlobStoreConfig bc;
+  bc.dir = o.root / "blobs";
+  bc.quota_bytes = static_cast<std::uint64_t>(o.blob_quota_gb * 1024 * 1024 * 1024);
+  auto blobs = BlobStore::open(bc);
+  if (!blobs) return fail(blobs.error());
+  ec.blobs = std::move(blobs).value();
   auto engine = Engine::open(ec, make_default_steps());
   if (!engine) return fail(engine.error());
 

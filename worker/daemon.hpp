@@ -24,6 +24,7 @@ struct DaemonOptions {
   int jobs_per_gpu = 1;               // POSE_ESTIMATE jobs a GPU runs at once
   int tts_cache_mb = 2048;            // the TTS chunk cache's size
   int tts_parallel = 2;               // TTS chunks of one job rendered at once
+  double blob_quota_gb = 50;          // staged input files kept (<root>/blobs); 0: bounded by the disk only
   std::filesystem::path env_file;     // KEY=VALUE settings for steps; default <root>/worker.env
   std::vector<std::string> tags;      // advertised in caps; controllers match requirements.tags
   std::filesystem::path ready_file;  // written as JSON {host, port, pid, worker_id} once listening

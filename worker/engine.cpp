@@ -6,12 +6,14 @@
 #include <cmath>
 #include <cstdio>
 
+#include "protocol/blobs.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/ids.hpp"
 #include "protocol/steps.hpp"
 #include "util/crypto.hpp"
 #include "util/files.hpp"
 #include "util/strings.hpp"
+#include "worker/blob_store.hpp"
 
 namespace rayvault::worker {
 namespace {
@@ -70,6 +72,13 @@ void Engine::start() {
         if (config_.slurm) slurm_resume_locked(*job);
         else orphaned.push_back(std::move(*job));
       } else {
+        // A queued job's blobs are kept for it again (one that went is found when the job runs).
+        if (job && config_.blobs) {
+          std::vector<std::string> digests;
+          if (auto refs = protocol::find_blob_refs(job->payload))
+            for (const auto& ref : *refs) digests.push_back(ref.digest);
+          if (!digests.empty()) (void)config_.blobs->pin(id, digests);
+        }
         enqueue_locked(id, job ? job->record.step_name : std::string(), job ? job->priority : 0);
       }
     }
@@ -202,12 +211,38 @@ Result<Admitted> Engine::submit(const Submission& s) {
   job.priority = s.priority;
   job.artifact_dir = util::u8(dir / "artifacts");
 
+  // Staged inputs: each blob the payload names must be here, and stays while the job needs it.
+  // Held under a key of this submission until the job is queued (its own key from then on).
+  auto refs = protocol::find_blob_refs(s.payload);
+  if (!refs) return refs.error();
+  std::vector<std::string> digests;
+  for (const auto& ref : *refs) digests.push_back(ref.digest);
+  std::string held_for;
+  if (!digests.empty()) {
+    if (!config_.blobs)
+      return Error(ErrorKind::invalid_input, "payload names blobs, and this node keeps no blob store",
+                   std::string(protocol::codes::kInvalidInput));
+    held_for = "submission:" + std::to_string(++submissions_);
+    if (auto st = config_.blobs->pin(held_for, digests); !st) return st.error();
+  }
+  struct Unpin {
+    BlobStore* store;
+    const std::string& key;
+    ~Unpin() {
+      if (store && !key.empty()) store->unpin(key);
+    }
+  } unpin{config_.blobs.get(), held_for};
+
   auto admitted = store_->admit(job);
   if (!admitted) return admitted.error();
   auto& [stored, how] = admitted.value();
   overlay(stored);
   const bool created = how == state::Admission::created;
+  auto pin_job = [&] {
+    if (!digests.empty()) (void)config_.blobs->pin(stored.record.job_id, digests);  // held: cannot fail
+  };
   if (created) {
+    pin_job();
     log(r.job_id, LogLevel::info, "job_queued", "queued " + r.step_name + " for run " + r.run_id);
   } else if ((s.force && protocol::is_terminal_status(stored.record.status)) ||
              stored.record.status == protocol::status::kCancelled ||
@@ -232,7 +267,11 @@ Result<Admitted> Engine::submit(const Submission& s) {
     er.metrics = json::object();
     stored.priority = s.priority;
     stored.launch = json::object();  // a new run: a new Slurm job
-    if (auto st = store_->update(stored); !st) return st.error();
+    pin_job();
+    if (auto st = store_->update(stored); !st) {
+      if (config_.blobs) config_.blobs->unpin(stored.record.job_id);
+      return st.error();
+    }
     log(er.job_id, LogLevel::info, "job_requeued", er.message);
   } else {
     return Admitted{stored, true};  // the existing job is the answer
@@ -474,8 +513,12 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel,
 
   Result<StepOutput> outcome = Error(ErrorKind::internal, "not run");
   const auto step_it = steps_.find(r.step_name);
+  const fs::path inputs = job_dir / ".inputs";
+  auto payload = resolve_inputs(job.payload, inputs);
   if (!dir) {
     outcome = dir.error();
+  } else if (!payload) {
+    outcome = payload.error();
   } else if (step_it == steps_.end()) {
     outcome = Error(ErrorKind::unavailable, r.step_name + " is not supported by this worker build",
                     std::string(protocol::codes::kStepUnsupported));
@@ -493,7 +536,7 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel,
         timeout = std::chrono::seconds(static_cast<long long>(std::ceil(asked)));
     }
     std::atomic<std::size_t> lines{0};  // steps may log from several threads (TTS chunks)
-    StepContext ctx{r.run_id, job_id, r.step_name, job.payload, staging, *dir, workspace_root(), timeout, &cancel,
+    StepContext ctx{r.run_id, job_id, r.step_name, *payload, staging, *dir, workspace_root(), timeout, &cancel,
                     [&](LogLevel level, std::string_view event, std::string_view message) {
                       const std::size_t n = ++lines;
                       if (n == kMaxLogLinesPerJob) log(job_id, LogLevel::warning, "log_truncated", "log line limit reached");
@@ -509,6 +552,8 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel,
                       std::string(protocol::codes::kUnhandledException));
     }
   }
+
+  fs::remove_all(inputs, ec);
 
   // Cancelled on request while it ran: whatever the step made stays unpublished.
   std::string cancel_reason;
@@ -621,11 +666,41 @@ Result<json> Engine::publish_artifacts(const fs::path& staging, const fs::path& 
   return artifacts;
 }
 
+Result<json> Engine::resolve_inputs(const json& payload, const fs::path& inputs) const {
+  auto refs = protocol::find_blob_refs(payload);
+  if (!refs) return Error(refs.error().kind, refs.error().message, std::string(protocol::codes::kInvalidInput));
+  if (refs->empty()) return payload;
+  std::error_code ec;
+  fs::remove_all(inputs, ec);
+  json out = payload;
+  for (std::size_t i = 0; i < refs->size(); ++i) {
+    const auto& ref = (*refs)[i];
+    const fs::path blob = config_.blobs ? config_.blobs->path_of(ref.digest) : fs::path();
+    if (blob.empty())
+      return Error(ErrorKind::unavailable, "payload." + ref.field + " names blob " + ref.digest + ", which this worker does not hold",
+                   std::string(protocol::codes::kBlobMissing));
+    // One folder a reference: two of them may share a file name.
+    const fs::path dest = inputs / std::to_string(i) / util::path_from_utf8(ref.name);
+    fs::create_directories(dest.parent_path(), ec);
+    if (!ec) fs::create_hard_link(blob, dest, ec);
+    if (ec) {  // a file system without hard links: a copy
+      ec.clear();
+      fs::copy_file(blob, dest, fs::copy_options::overwrite_existing, ec);
+    }
+    if (ec)
+      return Error(ErrorKind::io, "cannot give the step blob " + ref.digest + ": " + ec.message(),
+                   std::string(protocol::codes::kStorageFailed));
+    out[ref.field] = util::u8(dest);
+  }
+  return out;
+}
+
 void Engine::finish(state::StoredJob& job) {
   // The log and the receipt are written before the terminal state is stored, so a client that
   // sees the job terminal can fetch both. A job whose receipt cannot be written (a full disk)
   // fails with STORAGE_FAILED, a node fault: the controller runs it elsewhere.
   auto& r = job.record;
+  if (config_.blobs) config_.blobs->unpin(r.job_id);
   const Status log = util::write_file_atomic(util::path_from_utf8(r.log_path), state::render_log(r.job_id, store_->logs(r.job_id)));
   const Status receipt = util::write_file_atomic(util::path_from_utf8(r.receipt_path), protocol::dump_json(receipt_of(job), 2));
   if ((!log || !receipt) && r.error_code != protocol::codes::kWorkerRestarted) {

@@ -22,6 +22,8 @@
 
 namespace rayvault::worker {
 
+class BlobStore;
+
 struct EngineConfig {
   fs::path root;                 // jobs/, workspace/ and worker.db live here
   std::string worker_id;
@@ -34,6 +36,9 @@ struct EngineConfig {
   // The Slurm launch mode: the steps it names run as Slurm batch jobs (engine_slurm.cpp), the
   // others in the slots here. Null: every step runs here.
   std::shared_ptr<const slurm::Config> slurm;
+  // Staged input files (extension "blobs"): a payload field {"blob", "name"} is given to the step
+  // as the path of this store's copy. Null: such payloads are refused.
+  std::shared_ptr<BlobStore> blobs;
 };
 
 struct Submission {
@@ -124,6 +129,10 @@ class Engine {
   // or higher. Caller holds mu_.
   void enqueue_locked(const std::string& job_id, const std::string& step_name, int priority);
   void finish(state::StoredJob& job);
+  // The payload the step is given: each blob reference replaced by the path of a link to the
+  // blob, named as the reference says, in `inputs` (created). Error (BLOB_MISSING) for a blob
+  // that is not held.
+  Result<json> resolve_inputs(const json& payload, const fs::path& inputs) const;
   // Sets a job's fields for its end as cancelled.
   void mark_cancelled(state::StoredJob& job, const std::string& reason);
   void log(const std::string& job_id, LogLevel level, std::string_view event, std::string_view message);
@@ -176,6 +185,7 @@ class Engine {
   std::map<std::string, std::string> cancel_reasons_;  // running jobs asked to stop, and why
   bool stopping_ = false;
   std::uint64_t changes_ = 0;
+  std::atomic<std::uint64_t> submissions_{0};  // names the blob pins of submissions being admitted
   std::mutex claim_mu_;  // a job's check and claim of its artifact folder are one step
   std::mutex unsaved_mu_;
   std::map<std::string, state::StoredJob> unsaved_;

@@ -299,10 +299,13 @@ void Engine::slurm_submit(const std::string& job_id) {
     fs::remove_all(dir, ec);
     for (const fs::path& folder : {dir.parent_path(), dir, dir / "staging"})
       if (auto st = private_folder(folder); !st) return fail(st.error());
+    // Staged inputs go with the job into the shared folder, where the Slurm node can read them.
+    auto payload = resolve_inputs(job.payload, dir / "inputs");
+    if (!payload) return fail(payload.error());
     const json spec{{"run_id", r.run_id},
                     {"job_id", r.job_id},
                     {"step_name", r.step_name},
-                    {"payload", job.payload},
+                    {"payload", *payload},
                     {"timeout_sec", res.time_limit_min * 60},
                     {"output_dir", util::u8(*artifacts)},
                     {"workspace_root", util::u8(workspace_root())},

@@ -26,6 +26,7 @@
 #include <utility>
 
 #include "platform/net.hpp"
+#include "protocol/blobs.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/job_record.hpp"
@@ -33,6 +34,7 @@
 #include "util/crypto.hpp"
 #include "util/files.hpp"
 #include "util/strings.hpp"
+#include "worker/blob_store.hpp"
 #include "worker/caps.hpp"
 #include "worker/engine.hpp"
 
@@ -112,7 +114,7 @@ RangeAnswer parse_range(const std::string& header, std::uint64_t size) {
 }  // namespace
 
 std::vector<std::string> worker_protocol_features() {
-  return {"wire_v1", "hmac_rotation", "payload_hmac", "run_aliases", "wait_ms", "artifact_download", "range", "force", "cancel", "priority", "load", "watch"};
+  return {"wire_v1", "hmac_rotation", "payload_hmac", "run_aliases", "wait_ms", "artifact_download", "range", "force", "cancel", "priority", "load", "watch", "blobs"};
 }
 
 // The access log: one "METHOD /path STATUS" line a request on stderr (the path only: query strings
@@ -285,7 +287,45 @@ struct WorkerServer::Impl {
                                           {"gpu_slots", l.gpu_slots},
                                           {"gpu_running", l.gpu_running},
                                           {"gpu_queued", l.gpu_queued}}},
-                                {"caps", caps.get()}});
+                                {"caps", caps_now()}});
+  }
+
+  // The detected capabilities, and the blob store as it is now (its room changes with each upload).
+  json caps_now() {
+    json c = caps.get();
+    if (const auto& blobs = engine.config().blobs; blobs && c.is_object()) c["blob_store"] = blobs->describe();
+    return c;
+  }
+
+  // The envelope of a blob request: every field from the query string, bound to the digest in the
+  // path (its inputs_hash). Error as the contract answers a bad envelope.
+  Status authorize_blob(const Request& req, const std::string& digest, std::string_view step) const {
+    auto p = [&req](const char* key) { return util::trim(req.param(key)); };
+    const protocol::Envelope env{p("run_id"), p("job_id"), p("step_name"), p("inputs_hash"), p("timestamp"), p("auth_token")};
+    if (auto ok = protocol::verify_envelope(env, policy(only(step))); !ok) return ok.error();
+    if (protocol::normalize_hash(env.inputs_hash) != digest)
+      return Error(ErrorKind::unauthorized, "the envelope is not bound to this blob (inputs_hash must be its digest)");
+    return ok_status();
+  }
+
+  // GET /blobs/{sha256} (extension "blobs", a BLOB_STAT envelope in the query): what this worker
+  // holds of the blob, so that a controller sends only what is missing.
+  //   {"ok": true, "sha256", "held": true, "size"} | {"ok": true, "sha256", "held": false,
+  //    "partial": bytes kept of an interrupted upload, "uploading": an upload is under way}
+  Reply get_blob(const Request& req, const std::string& digest) {
+    const auto& blobs = engine.config().blobs;
+    if (!blobs) return detail(404, "this worker keeps no blob store");
+    if (!is_blob_digest(digest)) return detail(400, "a blob is named by its SHA-256: 64 lowercase hex digits");
+    if (auto ok = authorize_blob(req, digest, protocol::kBlobStat); !ok) return error_reply(ok.error());
+    const BlobState st = blobs->stat(digest);
+    json out{{"ok", true}, {"sha256", digest}, {"held", st.held}};
+    if (st.held) {
+      out["size"] = st.size;
+    } else {
+      out["partial"] = st.partial;
+      out["uploading"] = st.uploading;
+    }
+    return json_reply(200, out);
   }
 
   Reply post_caps(const Request& req) {
@@ -295,7 +335,7 @@ struct WorkerServer::Impl {
     if (auto ok = protocol::verify_envelope(protocol::envelope_from_json(*body), policy(only(protocol::steps::kRegisterCaps)));
         !ok)
       return error_reply(ok.error());
-    const json c = caps.get();
+    const json c = caps_now();
     json out{{"ok", true}, {"version", kWorkerVersion}, {"worker_id", engine.config().worker_id}, {"capabilities", c}};
     for (const char* key : {"os", "cpu", "ram_gb", "gpu_model", "vram_gb", "python_version", "ffmpeg_version",
                             "davinci_available"})
@@ -576,6 +616,7 @@ struct WorkerServer::Impl {
     if (req.path == "/caps") return post ? post_caps(req) : wrong_method();
     if (req.path == "/job") return post ? post_job(req) : wrong_method();
     if (req.path == "/jobs/watch") return post ? post_watch(req, hold) : wrong_method();
+    if (req.path.rfind("/blobs/", 0) == 0) return get ? get_blob(req, req.path.substr(7)) : wrong_method();  // PUT: on_request
     constexpr std::string_view kJobPrefix = "/job/";
     if (req.path.rfind(kJobPrefix, 0) != 0) return detail(404, "Not Found");
     const std::string rest = req.path.substr(kJobPrefix.size());
@@ -603,6 +644,10 @@ struct WorkerServer::Impl {
     bool over_budget = false;  // the bodies being received in all would pass max_buffered_bytes
     bool held = false;         // suspended once as a long poll; answer now when called again
     std::shared_ptr<const std::vector<Watched>> watch;  // held: a watch's jobs
+    // PUT /blobs/{sha256}: the body goes to the blob store as it arrives, never to `body`.
+    bool blob_put = false;
+    std::unique_ptr<BlobUpload> upload;  // null once it failed (the error below) or ended
+    std::optional<Error> upload_error;
     std::atomic<std::size_t>* buffered = nullptr;  // the server's count of body bytes held
     ~Pending() {
       if (buffered) *buffered -= body.size();
@@ -669,6 +714,7 @@ struct WorkerServer::Impl {
           },
           &lengths);
       if (lengths > 1) return refuse(c, req, 400, "more than one Content-Length header");
+      if (req.method == "PUT" && req.path.rfind("/blobs/", 0) == 0) return begin_blob_put(c, req, *pending);
       if (const std::string length = req.header(MHD_HTTP_HEADER_CONTENT_LENGTH); !length.empty()) {
         std::uint64_t n = 0;
         const auto [p, ec] = std::from_chars(length.data(), length.data() + length.size(), n);
@@ -684,6 +730,7 @@ struct WorkerServer::Impl {
       }
       return MHD_YES;
     }
+    if (pending->blob_put) return blob_put_data(c, req, *pending, upload, upload_size);
     if (*upload_size > 0) {
       if (pending->too_large || pending->body.size() + *upload_size > config.max_body_bytes) {
         pending->too_large = true;
@@ -723,6 +770,69 @@ struct WorkerServer::Impl {
     }
     if (hold.wait.count() > 0) reply = route(req, nullptr);  // no budget left: answer now
     return queue(c, req, reply);
+  }
+
+  // PUT /blobs/{sha256}?offset=N&size=S (extension "blobs", a BLOB_PUT envelope in the query bound
+  // to the digest): bytes [offset, size) of the blob, Content-Length size - offset. Checked as the
+  // head arrives, before any byte of the body is read; a refusal closes the connection. offset is
+  // 0 or the size of the part an interrupted upload left (GET /blobs/{sha256} says which).
+  MHD_Result begin_blob_put(MHD_Connection* c, const Request& req, Pending& pending) {
+    const auto& blobs = engine.config().blobs;
+    if (!blobs) return refuse(c, req, 404, "this worker keeps no blob store");
+    const std::string digest = req.path.substr(7);
+    if (!is_blob_digest(digest)) return refuse(c, req, 400, "a blob is named by its SHA-256: 64 lowercase hex digits");
+    if (auto ok = authorize_blob(req, digest, protocol::kBlobPut); !ok)
+      return queue(c, req, error_reply(ok.error()));
+    auto number = [](const std::string& text, std::uint64_t& out) {
+      const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+      return !text.empty() && ec == std::errc() && p == text.data() + text.size();
+    };
+    std::uint64_t offset = 0, size = 0, length = 0;
+    if (!number(req.param("size"), size)) return refuse(c, req, 400, "size (the blob's whole size in bytes) is required");
+    if (req.has_param("offset") && !number(req.param("offset"), offset))
+      return refuse(c, req, 400, "offset must be a whole number of bytes");
+    if (offset > size) return refuse(c, req, 400, "offset is past the blob's size");
+    if (!number(req.header(MHD_HTTP_HEADER_CONTENT_LENGTH), length) || length != size - offset)
+      return refuse(c, req, 400, "Content-Length must be size - offset (" + std::to_string(size - offset) + ")");
+    if (const BlobState st = blobs->stat(digest); st.held)
+      return queue(c, req, json_reply(200, json{{"ok", true}, {"sha256", digest}, {"held", true}, {"size", st.size}, {"stored", false}}));
+    auto up = blobs->begin_upload(digest, offset, size);
+    if (!up) {
+      Reply r = error_reply(up.error());
+      if (up.error().kind == ErrorKind::conflict) {
+        const BlobState st = blobs->stat(digest);
+        r = json_reply(409, json{{"detail", up.error().message}, {"partial", st.partial}, {"uploading", st.uploading}});
+      }
+      if (up.error().kind == ErrorKind::unavailable || up.error().kind == ErrorKind::conflict) r.headers.emplace_back("Retry-After", "1");
+      return queue(c, req, r);
+    }
+    pending.blob_put = true;
+    pending.upload = std::move(up).value();
+    return MHD_YES;
+  }
+
+  // The body of a blob upload, a chunk at a time, then its answer: 201 once verified and stored.
+  MHD_Result blob_put_data(MHD_Connection* c, const Request& req, Pending& pending, const char* data, std::size_t* size) {
+    if (*size > 0) {
+      if (pending.upload) {
+        if (auto st = pending.upload->write(data, *size); !st) {
+          pending.upload_error = st.error();
+          pending.upload.reset();
+        }
+      }
+      *size = 0;  // after a failure the rest is read and dropped, so the client sees the answer
+      return MHD_YES;
+    }
+    if (pending.upload_error) return queue(c, req, error_reply(*pending.upload_error));
+    if (!pending.upload) return queue(c, req, detail(500, "internal error"));
+    const std::uint64_t bytes = pending.upload->expected();
+    const auto st = pending.upload->finish();
+    pending.upload.reset();
+    if (!st) return queue(c, req, error_reply(st.error()));
+    const std::string digest = req.path.substr(7);
+    return queue(c, req, json_reply(201, json{{"ok", true}, {"sha256", digest}, {"held", true},
+                                              {"size", engine.config().blobs->stat(digest).size}, {"stored", true},
+                                              {"received", bytes}}));
   }
 
   // Suspends a long poll unless its peer (or the worker) has used up its budget of held polls.

@@ -43,6 +43,9 @@ int main(int argc, char** argv) {
       ->envname("RAYVAULT_TTS_PARALLEL")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--tts-cache-mb", o.tts_cache_mb, "size of the TTS chunk cache (least recently used chunks go)")
       ->envname("RAYVAULT_TTS_CACHE_MB")->check(CLI::Range(0, 1 << 20))->capture_default_str();
+  app.add_option("--blob-quota-gb", o.blob_quota_gb,
+                 "room for staged input files (<root>/blobs); least recently used ones go past it; 0: the disk's room")
+      ->capture_default_str();
   app.add_option("--jobs-per-gpu", o.jobs_per_gpu, "GPU jobs (POSE_ESTIMATE) each GPU runs at once")
       ->envname("RAYVAULT_JOBS_PER_GPU")->check(CLI::Range(1, 16))->capture_default_str();
   app.add_option("--tags", o.tags, "what this node is for (e.g. gpu,studio): jobs that ask for a tag go to nodes with it")

@@ -1,0 +1,83 @@
+// Blob references in payloads.
+#include "protocol/blobs.hpp"
+
+#include <algorithm>
+#include <map>
+
+#include "protocol/steps.hpp"
+#include "util/strings.hpp"
+
+namespace rayvault::protocol {
+namespace {
+
+bool reserved_char(unsigned char c) {
+  return c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '<' || c == '>' || c == ':' || c == '"' ||
+         c == '|' || c == '?' || c == '*';
+}
+
+bool is_digest(std::string_view text) {
+  return text.size() == 64 &&
+         std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+bool device_name(std::string_view name) {
+  const std::string stem = util::ascii_upper(name.substr(0, name.find('.')));
+  if (stem == "CON" || stem == "PRN" || stem == "AUX" || stem == "NUL") return true;
+  return stem.size() == 4 && (stem.rfind("COM", 0) == 0 || stem.rfind("LPT", 0) == 0) && stem[3] >= '0' && stem[3] <= '9';
+}
+
+}  // namespace
+
+json blob_ref_json(const std::string& digest, const std::string& name) { return json{{"blob", digest}, {"name", name}}; }
+
+bool is_blob_ref(const json& value) { return value.is_object() && value.contains("blob"); }
+
+bool is_blob_file_name(std::string_view name) {
+  if (name.empty() || name.size() > 255 || name == "." || name == "..") return false;
+  if (name.back() == '.' || name.back() == ' ') return false;
+  if (std::any_of(name.begin(), name.end(), [](char c) { return reserved_char(static_cast<unsigned char>(c)); })) return false;
+  return !device_name(name);
+}
+
+std::string blob_file_name_for(std::string_view name) {
+  std::string out;
+  for (const char c : name.substr(0, 200)) out.push_back(reserved_char(static_cast<unsigned char>(c)) ? '_' : c);
+  while (!out.empty() && (out.back() == '.' || out.back() == ' ')) out.pop_back();
+  if (out.empty() || out == "." || out == "..") out = "input";
+  if (device_name(out)) out = "_" + out;
+  return out;
+}
+
+Result<std::vector<BlobRef>> find_blob_refs(const json& payload) {
+  std::vector<BlobRef> refs;
+  if (!payload.is_object()) return refs;
+  for (const auto& [field, value] : payload.items()) {
+    if (!is_blob_ref(value)) continue;
+    const std::string where = "payload." + field;
+    for (const auto& [k, v] : value.items())
+      if (k != "blob" && k != "name") return Error(ErrorKind::invalid_input, where + " names a blob and may hold only blob and name");
+    const json& d = value["blob"];
+    if (!d.is_string() || !is_digest(d.get_ref<const std::string&>()))
+      return Error(ErrorKind::invalid_input, where + ".blob must be a SHA-256 digest (64 lowercase hex digits)");
+    const auto n = value.find("name");
+    if (n == value.end() || !n->is_string() || !is_blob_file_name(n->get_ref<const std::string&>()))
+      return Error(ErrorKind::invalid_input, where + ".name must be a plain file name (no path separators or reserved characters)");
+    refs.push_back({field, d.get<std::string>(), n->get<std::string>()});
+  }
+  return refs;
+}
+
+const std::vector<std::string>& step_input_fields(std::string_view step) {
+  static const std::map<std::string, std::vector<std::string>, std::less<>> fields{
+      {std::string(steps::kFfmpegProbe), {"media_path"}},
+      {std::string(steps::kFrameSampling), {"video_path"}},
+      {std::string(steps::kAudioPostcheck), {"video_path", "audio_path", "render_config"}},
+      {std::string(steps::kPoseEstimate), {"video_path"}},
+      {std::string(steps::kTtsRenderChunks), {"reference_audio"}},
+  };
+  static const std::vector<std::string> none;
+  const auto it = fields.find(steps::normalize(step));
+  return it == fields.end() ? none : it->second;
+}
+
+}  // namespace rayvault::protocol

@@ -1,0 +1,344 @@
+// The blob store: content-addressed input files, quota and least-recently-used eviction.
+#include "worker/blob_store.hpp"
+
+#include <algorithm>
+#include <fstream>
+#include <vector>
+
+#include "protocol/errors.hpp"
+#include "util/crypto.hpp"
+#include "util/files.hpp"
+
+namespace rayvault::worker {
+
+namespace {
+constexpr std::size_t kWriteBlock = 1u << 20;  // bytes gathered before each write to disk
+constexpr std::string_view kPartSuffix = ".part";
+}  // namespace
+
+bool is_blob_digest(std::string_view text) {
+  return text.size() == 64 && std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+struct BlobUpload::Impl {
+  std::ofstream out;
+  util::Sha256Stream hash;
+  std::string buffer;
+};
+
+BlobUpload::BlobUpload(BlobStore& store, std::string digest, std::uint64_t offset, std::uint64_t size)
+    : store_(store), digest_(std::move(digest)), offset_(offset), size_(size), impl_(std::make_unique<Impl>()) {}
+
+BlobUpload::~BlobUpload() {
+  if (!done_) abandon(true);
+}
+
+Status BlobUpload::flush() {
+  if (impl_->buffer.empty()) return ok_status();
+  impl_->out.write(impl_->buffer.data(), static_cast<std::streamsize>(impl_->buffer.size()));
+  impl_->buffer.clear();
+  if (!impl_->out) return Error(ErrorKind::io, "cannot write the blob's upload file (disk full?)");
+  store_.upload_progress(digest_, offset_ + received_);
+  return ok_status();
+}
+
+void BlobUpload::abandon(bool keep) {
+  done_ = true;
+  bool kept = keep && flush().ok();
+  impl_->out.close();
+  kept = kept && !impl_->out.fail();
+  std::error_code ec;
+  const fs::path part = store_.partial_path(digest_);
+  if (!kept) fs::remove(part, ec);
+  store_.upload_ended(digest_, kept ? offset_ + received_ : 0, kept);
+}
+
+Status BlobUpload::write(const char* data, std::size_t n) {
+  if (done_) return Error(ErrorKind::internal, "the upload has ended");
+  if (n > size_ - offset_ - received_) {
+    abandon(false);
+    return Error(ErrorKind::invalid_input, "more bytes than the blob's declared size (" + std::to_string(size_) + ")");
+  }
+  impl_->hash.update(data, n);
+  received_ += n;
+  impl_->buffer.append(data, n);
+  if (impl_->buffer.size() >= kWriteBlock) {
+    if (auto st = flush(); !st) {
+      abandon(false);
+      return st;
+    }
+  }
+  return ok_status();
+}
+
+Status BlobUpload::finish() {
+  if (done_) return Error(ErrorKind::internal, "the upload has ended");
+  if (offset_ + received_ != size_) {
+    abandon(true);
+    return Error(ErrorKind::invalid_input, "the upload ended after " + std::to_string(offset_ + received_) + " of " +
+                                               std::to_string(size_) + " bytes");
+  }
+  if (auto st = flush(); !st) {
+    abandon(false);
+    return st;
+  }
+  impl_->out.close();
+  if (impl_->out.fail()) {
+    abandon(false);
+    return Error(ErrorKind::io, "cannot write the blob's upload file (disk full?)");
+  }
+  const std::string got = impl_->hash.finish_hex();
+  if (got != digest_) {
+    abandon(false);
+    return Error(ErrorKind::invalid_input, "the bytes do not match the digest: they hash to " + got + ", not " + digest_ +
+                                               "; nothing was kept");
+  }
+  const fs::path part = store_.partial_path(digest_), final_path = store_.blob_path(digest_);
+  std::error_code ec;
+  fs::create_directories(final_path.parent_path(), ec);
+  fs::rename(part, final_path, ec);
+  if (ec) {
+    abandon(false);
+    return Error(ErrorKind::io, "cannot move the blob into place: " + ec.message());
+  }
+  done_ = true;
+  store_.upload_finished(digest_, size_);
+  return ok_status();
+}
+
+BlobStore::BlobStore(BlobStoreConfig config) : config_(std::move(config)) {}
+BlobStore::~BlobStore() = default;
+
+fs::path BlobStore::blob_path(const std::string& digest) const { return config_.dir / digest.substr(0, 2) / digest; }
+fs::path BlobStore::partial_path(const std::string& digest) const {
+  return config_.dir / ".incoming" / (digest + std::string(kPartSuffix));
+}
+
+Result<std::unique_ptr<BlobStore>> BlobStore::open(BlobStoreConfig config) {
+  std::error_code ec;
+  fs::create_directories(config.dir / ".incoming", ec);
+  if (ec) return Error(ErrorKind::io, "cannot create the blob store " + util::u8(config.dir) + ": " + ec.message());
+  std::unique_ptr<BlobStore> store(new BlobStore(std::move(config)));
+  const fs::path& dir = store->config_.dir;
+  // Held blobs: <aa>/<digest>, a regular file whose folder matches its name. Anything else is
+  // left alone (and not counted).
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string prefix = util::u8(it->path().filename());
+    if (prefix.size() != 2 || !it->is_directory(ec)) continue;
+    for (auto f = fs::directory_iterator(it->path(), ec); !ec && f != fs::directory_iterator(); f.increment(ec)) {
+      const std::string name = util::u8(f->path().filename());
+      std::error_code fe;
+      if (!is_blob_digest(name) || name.compare(0, 2, prefix) != 0 || !f->is_regular_file(fe)) continue;
+      const auto size = fs::file_size(f->path(), fe);
+      const auto when = fs::last_write_time(f->path(), fe);
+      if (!fe) store->held_[name] = Held{size, when};
+    }
+    ec.clear();
+  }
+  ec.clear();
+  for (auto it = fs::directory_iterator(dir / ".incoming", ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = util::u8(it->path().filename());
+    std::error_code fe;
+    if (name.size() != 64 + kPartSuffix.size() || !name.ends_with(kPartSuffix) || !it->is_regular_file(fe)) continue;
+    const std::string digest = name.substr(0, 64);
+    if (!is_blob_digest(digest)) continue;
+    if (store->held_.count(digest)) {  // renamed into place before a crash took the rest
+      fs::remove(it->path(), fe);
+      continue;
+    }
+    const auto size = fs::file_size(it->path(), fe);
+    const auto when = fs::last_write_time(it->path(), fe);
+    if (!fe) store->partial_[digest] = Partial{size, when, 0};
+  }
+  if (ec) return Error(ErrorKind::io, "cannot read the blob store " + util::u8(dir) + ": " + ec.message());
+  return store;
+}
+
+BlobState BlobStore::stat(const std::string& digest) {
+  std::lock_guard lock(mu_);
+  BlobState s;
+  if (const auto h = held_.find(digest); h != held_.end()) {
+    s.held = true;
+    s.size = h->second.size;
+  } else if (const auto p = partial_.find(digest); p != partial_.end()) {
+    s.partial = p->second.size;
+    s.uploading = p->second.declared > 0;
+  }
+  return s;
+}
+
+std::uint64_t BlobStore::used_locked() const {
+  std::uint64_t used = 0;
+  for (const auto& [d, h] : held_) used += h.size;
+  for (const auto& [d, p] : partial_) used += std::max(p.size, p.declared);
+  return used;
+}
+
+Status BlobStore::make_room_locked(std::uint64_t needed, const std::string& digest) {
+  std::error_code ec;
+  auto free_disk = [&] {
+    const auto space = fs::space(config_.dir, ec);
+    return ec ? UINTMAX_MAX : space.available;
+  };
+  auto fits = [&] {
+    const bool quota_ok = config_.quota_bytes == 0 || used_locked() + needed <= config_.quota_bytes;
+    const std::uint64_t disk = free_disk();
+    return quota_ok && disk >= config_.disk_reserve_bytes && disk - config_.disk_reserve_bytes >= needed;
+  };
+  if (config_.quota_bytes > 0 && needed > config_.quota_bytes)
+    return Error(ErrorKind::storage_full, "the blob is larger than this worker's blob quota (" +
+                                              std::to_string(config_.quota_bytes) + " bytes)");
+  // Candidates, oldest use first: blobs no job pins, then interrupted uploads untouched for long.
+  const auto stale_before = fs::file_time_type::clock::now() - config_.stale_partial_after;
+  while (!fits()) {
+    auto victim = held_.end();
+    for (auto it = held_.begin(); it != held_.end(); ++it) {
+      if (pin_counts_.count(it->first)) continue;
+      if (victim == held_.end() || it->second.last_use < victim->second.last_use) victim = it;
+    }
+    if (victim != held_.end()) {
+      std::error_code rm;
+      fs::remove(blob_path(victim->first), rm);
+      if (rm) return Error(ErrorKind::io, "cannot remove blob " + victim->first + " to make room: " + rm.message());
+      held_.erase(victim);
+      continue;
+    }
+    auto stale = partial_.end();
+    for (auto it = partial_.begin(); it != partial_.end(); ++it) {
+      if (it->second.declared > 0 || it->first == digest || it->second.last_write > stale_before) continue;
+      if (stale == partial_.end() || it->second.last_write < stale->second.last_write) stale = it;
+    }
+    if (stale == partial_.end()) {
+      std::uint64_t pinned = 0;
+      for (const auto& [d, n] : pin_counts_)
+        if (const auto h = held_.find(d); h != held_.end()) pinned += h->second.size;
+      return Error(ErrorKind::storage_full,
+                   "no room for " + std::to_string(needed) + " more bytes: the blob store holds " +
+                       std::to_string(used_locked()) + " bytes (quota " +
+                       (config_.quota_bytes ? std::to_string(config_.quota_bytes) : std::string("none")) + ", " +
+                       std::to_string(pinned) + " of them needed by queued or running jobs) and the disk has " +
+                       std::to_string(free_disk()) + " bytes free (" + std::to_string(config_.disk_reserve_bytes) +
+                       " kept free)");
+    }
+    std::error_code rm;
+    fs::remove(partial_path(stale->first), rm);
+    partial_.erase(stale);
+  }
+  return ok_status();
+}
+
+Result<std::unique_ptr<BlobUpload>> BlobStore::begin_upload(const std::string& digest, std::uint64_t offset, std::uint64_t size) {
+  if (!is_blob_digest(digest)) return Error(ErrorKind::invalid_input, "a blob is named by its SHA-256: 64 lowercase hex digits");
+  if (offset > size) return Error(ErrorKind::invalid_input, "offset is past the blob's size");
+  std::lock_guard lock(mu_);
+  if (held_.count(digest)) return Error(ErrorKind::conflict, "blob " + digest + " is held already");
+  const auto p = partial_.find(digest);
+  const std::uint64_t have = p == partial_.end() ? 0 : p->second.size;
+  if (p != partial_.end() && p->second.declared > 0)
+    return Error(ErrorKind::conflict, "an upload of blob " + digest + " is under way; ask again when it has ended");
+  if (offset != 0 && offset != have)
+    return Error(ErrorKind::conflict, "this worker holds " + std::to_string(have) + " bytes of blob " + digest +
+                                          ": resume from offset " + std::to_string(have) + " (or 0 to start over)");
+  if (uploads_ >= config_.max_uploads)
+    return Error(ErrorKind::unavailable, "the worker has " + std::to_string(uploads_) + " uploads under way; try again");
+  // What this upload adds to the store: its whole size, less what its partial file already counts.
+  if (auto st = make_room_locked(size > have ? size - have : 0, digest); !st) return st.error();
+
+  std::unique_ptr<BlobUpload> up(new BlobUpload(*this, digest, offset, size));
+  const fs::path part = partial_path(digest);
+  if (offset > 0) {
+    // Resumed: the bytes kept are hashed first, so the digest covers the whole blob.
+    std::ifstream in(part, std::ios::binary);
+    std::vector<char> block(kWriteBlock);
+    std::uint64_t left = offset;
+    while (in && left > 0) {
+      in.read(block.data(), static_cast<std::streamsize>(std::min<std::uint64_t>(block.size(), left)));
+      const auto got = static_cast<std::uint64_t>(in.gcount());
+      up->impl_->hash.update(block.data(), got);
+      left -= got;
+    }
+    if (left > 0) return Error(ErrorKind::io, "cannot read the kept part of blob " + digest);
+    up->impl_->out.open(part, std::ios::binary | std::ios::app);
+  } else {
+    up->impl_->out.open(part, std::ios::binary | std::ios::trunc);
+  }
+  if (!up->impl_->out) return Error(ErrorKind::io, "cannot open the upload file of blob " + digest);
+  auto& entry = partial_[digest];
+  entry.size = offset;
+  entry.declared = size;
+  entry.last_write = fs::file_time_type::clock::now();
+  ++uploads_;
+  return up;
+}
+
+void BlobStore::upload_ended(const std::string& digest, std::uint64_t partial_size, bool kept) {
+  std::lock_guard lock(mu_);
+  --uploads_;
+  if (!kept) {
+    partial_.erase(digest);
+    return;
+  }
+  auto& p = partial_[digest];
+  p.size = partial_size;
+  p.declared = 0;
+  p.last_write = fs::file_time_type::clock::now();
+}
+
+void BlobStore::upload_progress(const std::string& digest, std::uint64_t written) {
+  std::lock_guard lock(mu_);
+  if (const auto p = partial_.find(digest); p != partial_.end()) {
+    p->second.size = written;
+    p->second.last_write = fs::file_time_type::clock::now();
+  }
+}
+
+void BlobStore::upload_finished(const std::string& digest, std::uint64_t size) {
+  std::lock_guard lock(mu_);
+  --uploads_;
+  partial_.erase(digest);
+  held_[digest] = Held{size, fs::file_time_type::clock::now()};
+}
+
+Status BlobStore::pin(const std::string& job_id, const std::vector<std::string>& digests) {
+  std::lock_guard lock(mu_);
+  for (const auto& d : digests)
+    if (!held_.count(d))
+      return Error(ErrorKind::conflict,
+                   "blob " + d + " is not held by this worker: upload it first (PUT /blobs/" + d + ")",
+                   std::string(protocol::codes::kBlobMissing));
+  auto& mine = pins_[job_id];
+  const auto now = fs::file_time_type::clock::now();
+  for (const auto& d : digests) {
+    if (mine.insert(d).second) ++pin_counts_[d];
+    held_[d].last_use = now;
+    std::error_code ec;
+    fs::last_write_time(blob_path(d), now, ec);  // last use survives a restart
+  }
+  return ok_status();
+}
+
+void BlobStore::unpin(const std::string& job_id) {
+  std::lock_guard lock(mu_);
+  const auto it = pins_.find(job_id);
+  if (it == pins_.end()) return;
+  for (const auto& d : it->second)
+    if (--pin_counts_[d] <= 0) pin_counts_.erase(d);
+  pins_.erase(it);
+}
+
+fs::path BlobStore::path_of(const std::string& digest) {
+  std::lock_guard lock(mu_);
+  return held_.count(digest) ? blob_path(digest) : fs::path();
+}
+
+protocol::json BlobStore::describe() {
+  std::lock_guard lock(mu_);
+  std::error_code ec;
+  const auto space = fs::space(config_.dir, ec);
+  return protocol::json{{"quota_bytes", config_.quota_bytes},
+                        {"used_bytes", used_locked()},
+                        {"blobs", held_.size()},
+                        {"free_disk_bytes", ec ? 0 : space.available}};
+}
+
+}  // namespace rayvault::worker
