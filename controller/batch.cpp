@@ -62,6 +62,7 @@ Result<BatchJob> read_job(const json& j, std::size_t n, const BatchOptions& o) {
   job.spec.payload = j.value("payload", json());
   job.spec.requirements = j.value("requirements", json());
   job.spec.force = o.force;
+  job.spec.stage = !o.no_stage;
   if (const auto f = j.find("force"); f != j.end() && !f->is_null()) {
     if (!f->is_boolean()) return bad_entry(n, "force must be true or false");
     job.spec.force = job.spec.force || f->get<bool>();
@@ -267,7 +268,10 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
     std::error_code ec;
     const bool succeeded = entry && (entry->status == protocol::status::kSucceeded ||
                                      (entry->status == "completed" && entry->exit_code.value_or(0) == 0));
-    if (!req.force && succeeded && entry->inputs_hash == req.inputs_hash &&
+    // The ledger knows a staged job by the hash of its staged payload.
+    const bool same_inputs = entry && (entry->inputs_hash == req.inputs_hash ||
+                                       (req.staged && entry->inputs_hash == req.staged->inputs_hash));
+    if (!req.force && succeeded && same_inputs &&
         !entry->receipt_path.empty() && fs::exists(util::path_from_utf8(entry->receipt_path), ec)) {
       outcomes[i] = {true, true, true, false, false,
                      {{"run_id", req.run_id}, {"job_id", req.job_id}, {"step_name", req.step_name}, {"ok", true},
@@ -277,7 +281,7 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
     }
     // Left on a node by an earlier run (running, being sent, or ended there before its receipt was
     // written): followed there, where a resubmission answers the same job.
-    if (entry && entry->mode == "remote" && !entry->node_id.empty() && entry->inputs_hash == req.inputs_hash)
+    if (entry && entry->mode == "remote" && !entry->node_id.empty() && same_inputs)
       owners[i] = entry->node_id;
     queue.push_back(i);
   }

@@ -25,6 +25,7 @@ struct BatchOptions {
   bool no_local_fallback = false;
   std::optional<int> priority;   // for jobs that name none
   int max_per_worker = 0;        // jobs in flight on one worker; 0: its slots
+  bool no_stage = false;         // paths travel as given (controller/staging.hpp)
   double refresh_sec = 5.0;      // how often the workers are probed again
 };
 

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "controller/mesh.hpp"
+#include "controller/staging.hpp"
 #include "controller/sync.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/errors.hpp"
@@ -143,9 +144,18 @@ Attempt run_legacy(const Cluster& cluster, state::Ledger& ledger, const state::N
 // Runs the job on one node and follows it to a terminal state. `attempts` are the attempts before
 // this one; this one's row is added to what the receipt records when it is the final one.
 Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::NodeEntry& node, const json& caps,
-                   const JobRequest& req, const DispatchOptions& opts, const json& attempts) {
+                   const JobRequest& given, const DispatchOptions& opts, const json& attempts) {
   if (protocol::string_field(caps, "_compat_mode") == protocol::legacy::kCompatModeHmac)
-    return run_legacy(cluster, ledger, node, req, attempts);
+    return run_legacy(cluster, ledger, node, given, attempts);
+  // A worker that keeps blobs gets the input files themselves, and the job named by their bytes.
+  const bool stage = given.staged && has_protocol_feature(caps, "blobs");
+  JobRequest staged_req;
+  if (stage) {
+    staged_req = given;
+    staged_req.payload = given.staged->payload;
+    staged_req.inputs_hash = given.staged->inputs_hash;
+  }
+  const JobRequest& req = stage ? staged_req : given;
   const auto& cc = cluster.config().controller;
   auto client = cluster.client_for(node, cc.request_timeout_sec);
   const std::string submitted_at = util::now_utc();
@@ -166,8 +176,28 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   const bool watched = opts.watch && has_protocol_feature(caps, "watch");
   std::optional<JobWatch::Submitting> submitting;
   if (watched) submitting.emplace(opts.watch->submitting(node));
+  UploadReport uploaded;
+  auto upload = [&]() -> std::optional<Attempt> {
+    auto sent = upload_inputs(client, given.staged->files);
+    if (!sent) {
+      const bool reached = sent.error().kind != ErrorKind::unavailable;
+      return Attempt{false, reached ? "node_fault" : "unreachable", "staging the input files: " + sent.error().message, {}};
+    }
+    uploaded.bytes_sent += sent->bytes_sent;
+    uploaded.uploaded += sent->uploaded;
+    uploaded.held += sent->held;
+    return std::nullopt;
+  };
+  if (stage)
+    if (auto failed = upload()) return *failed;
   auto submitted = client.submit(req.run_id, req.job_id, req.step_name, req.inputs_hash, req.payload,
                                  req.force && has_protocol_feature(caps, "force"), priority);
+  // A blob that went between its upload and the job (the worker made room for others): once more.
+  if (stage && !submitted && submitted.error().kind == ErrorKind::conflict) {
+    if (auto failed = upload()) return *failed;
+    submitted = client.submit(req.run_id, req.job_id, req.step_name, req.inputs_hash, req.payload,
+                              req.force && has_protocol_feature(caps, "force"), priority);
+  }
   if (!submitted) {
     const bool refused = submitted.error().kind != ErrorKind::unavailable;
     return {false, refused ? "node_fault" : "unreachable", submitted.error().message, {}};
@@ -282,6 +312,9 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
            {"artifacts_downloaded", synced->downloaded},
            {"receipt_path", util::u8(synced->receipt_path)},
            {"attempts", rows}};
+  if (stage)
+    out["staged"] = {{"files", given.staged->files.size()}, {"uploaded", uploaded.uploaded}, {"held", uploaded.held},
+                     {"bytes_sent", uploaded.bytes_sent}};
   return {true, rec.status, {}, out};
 }
 
@@ -302,10 +335,16 @@ Result<std::pair<JobRequest, Requirements>> prepare_job(const JobSpec& spec) {
   if (req_doc.is_null() && step == protocol::steps::kPoseEstimate) req_doc = json{{"gpu_required", true}, {"min_vram_gb", 8}};
   auto requirements = parse_requirements(req_doc);
   if (!requirements) return requirements.error();
-  JobRequest req{*run_id, *job_id, step, protocol::normalize_hash(spec.inputs_hash), payload, spec.force};
+  JobRequest req{*run_id, *job_id, step, protocol::normalize_hash(spec.inputs_hash), payload, spec.force, {}};
+  const std::string given_hash = req.inputs_hash;
   if (req.inputs_hash.empty()) req.inputs_hash = protocol::inputs_hash(payload);
   if (req.inputs_hash.size() < 16 || !util::is_safe_component(req.inputs_hash))
     return Error(ErrorKind::invalid_input, "inputs_hash must be 16 to 128 letters, digits, '.', '_' or '-'");
+  if (spec.stage) {
+    auto inputs = find_job_inputs(step, payload, spec.input_fields, given_hash);
+    if (!inputs) return inputs.error();
+    if (!inputs->files.empty()) req.staged = std::move(inputs).value();
+  }
   return std::pair{std::move(req), std::move(requirements).value()};
 }
 

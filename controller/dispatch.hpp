@@ -49,6 +49,10 @@ struct JobSpec {
   json payload;       // null: {}
   json requirements;  // null: from the payload
   bool force = false;
+  // Input files (controller/staging.hpp): the step's input fields and these are found and hashed
+  // here, and staged to workers that keep blobs. stage false (--no-stage): paths travel as given.
+  std::vector<std::string> input_fields;
+  bool stage = true;
 };
 Result<std::pair<JobRequest, Requirements>> prepare_job(const JobSpec& spec);
 

@@ -2,17 +2,21 @@
 // state/cluster/local_cache/<step_lower>_<inputs_hash>.json.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "controller/cluster.hpp"
+#include "controller/staging.hpp"
 #include "state/ledger.hpp"
 
 namespace rayvault::controller {
 
 struct JobRequest {
   std::string run_id, job_id, step_name, inputs_hash;
-  json payload = json::object();
+  json payload = json::object();  // with its paths as given: what runs here and on workers without "blobs"
   bool force = false;
+  // The input files, and the payload naming them by digest, for workers that keep blobs.
+  std::optional<StagedInputs> staged;
 };
 
 // Runs the job locally (or answers the cached result unless force), writes the receipt folder and

@@ -12,10 +12,12 @@
 #include <thread>
 #include <vector>
 
+#include "protocol/blobs.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/legacy.hpp"
 #include "protocol/steps.hpp"
 #include "util/crypto.hpp"
+#include "util/files.hpp"
 #include "util/strings.hpp"
 
 namespace rayvault::controller {
@@ -30,6 +32,7 @@ ErrorKind kind_for_status(int status) {
     case 409: return ErrorKind::conflict;
     case 413: return ErrorKind::too_large;
     case 416: return ErrorKind::range;
+    case 507: return ErrorKind::storage_full;
     default: return ErrorKind::unavailable;
   }
 }
@@ -223,6 +226,43 @@ Result<json> WorkerClient::submit(const std::string& run_id, const std::string& 
   if (priority) body["priority"] = *priority;
   // canonical_json keeps big integers exact, as the worker will hash them.
   return impl_->post("/job", protocol::canonical_json(body));
+}
+
+namespace {
+// The envelope of a blob request: bound to the digest (its inputs_hash); the ids name no job.
+std::string blob_query(const std::string& query) { return query + "&job_id=blob"; }
+}  // namespace
+
+Result<json> WorkerClient::blob_state(const std::string& digest) {
+  return impl_->decode(impl_->http.Get("/blobs/" + digest + "?" +
+                                       blob_query(impl_->query("blobs", "blob", protocol::kBlobStat, digest))));
+}
+
+Result<json> WorkerClient::put_blob(const std::string& digest, const std::filesystem::path& file, std::uint64_t offset,
+                                    std::uint64_t size) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return Error(ErrorKind::io, "cannot read " + util::u8(file));
+  in.seekg(static_cast<std::streamoff>(offset));
+  const std::string path = "/blobs/" + digest + "?" +
+                           blob_query(impl_->query("blobs", "blob", protocol::kBlobPut, digest)) +
+                           "&offset=" + std::to_string(offset) + "&size=" + std::to_string(size);
+  // Read a block at a time as the socket takes it: memory stays flat however large the file.
+  std::vector<char> block(256u << 10);
+  bool short_read = false;
+  auto r = impl_->http.Put(
+      path, static_cast<std::size_t>(size - offset),
+      [&](std::size_t, std::size_t length, httplib::DataSink& sink) {
+        in.read(block.data(), static_cast<std::streamsize>(std::min(length, block.size())));
+        const auto got = static_cast<std::size_t>(in.gcount());
+        if (got == 0) {
+          short_read = true;
+          return false;
+        }
+        return sink.write(block.data(), got);
+      },
+      "application/octet-stream");
+  if (short_read) return Error(ErrorKind::invalid_input, util::u8(file) + " became shorter while it was being sent");
+  return impl_->decode(r);
 }
 
 Result<json> WorkerClient::cancel(const std::string& run_id, const std::string& job_id, const std::string& inputs_hash,

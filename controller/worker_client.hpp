@@ -80,6 +80,16 @@ class WorkerClient {
                                            const std::string& inputs_hash, const std::string& name,
                                            const std::filesystem::path& part);
 
+  // GET /blobs/{sha256} (workers that advertise "blobs"): {held, size} or {held: false, partial,
+  // uploading}.
+  Result<json> blob_state(const std::string& digest);
+
+  // PUT /blobs/{sha256}: bytes [offset, size) of `file`, read as they are sent. The answer {held,
+  // size, stored}; error (invalid_input) when the worker refuses the bytes (they do not hash to
+  // the digest), (conflict) when it holds another part than offset, (storage_full) for no room.
+  Result<json> put_blob(const std::string& digest, const std::filesystem::path& file, std::uint64_t offset,
+                        std::uint64_t size);
+
   // POST /job/{job_id}/cancel: the answer {ok, cancelled, job} (202: still stopping).
   Result<json> cancel(const std::string& run_id, const std::string& job_id, const std::string& inputs_hash,
                       const std::string& reason);

@@ -9,11 +9,12 @@
 #   tailnet.sh DIR check                  can this machine make one? (exit 0, else prints why, exit 77)
 #   tailnet.sh DIR up N                   makes the hosts (DIR is the tailnet's folder)
 #   tailnet.sh DIR start I [WORKER ARGS]  starts a worker on node I (root DIR/nodeI), waits until it answers
+#                                         (RAYVAULT_TAILNET_HIDE=FOLDER: the worker sees an empty tmpfs there)
 #   tailnet.sh DIR stop I | kill I        SIGTERM (a service stop) | SIGKILL (a power cut)
 #   tailnet.sh DIR freeze I | thaw I      SIGSTOP | SIGCONT: the worker answers nothing, then resumes
 #   tailnet.sh DIR hup I                  SIGHUP: the worker reads its secrets file again
 #   tailnet.sh DIR cut I | restore I      the node's link goes down (packets vanish) | comes back
-#   tailnet.sh DIR slow I KBIT            the node's link keeps to KBIT kbit/s (kernel tbf queue)
+#   tailnet.sh DIR slow I KBIT            the node's link keeps to KBIT kbit/s each way (kernel tbf queue)
 #   tailnet.sh DIR delay I MS [LOSS%]     netem latency and loss (kernels with sch_netem only; exit 4)
 #   tailnet.sh DIR clear I                removes slow/delay
 #   tailnet.sh DIR pid I | addr I         the worker's pid | the node's address
@@ -100,8 +101,16 @@ start() {
   alive "$i" && die "node $i already runs a worker (pid $(pid_of "$i"))"
   [[ -x $worker_bin ]] || die "no worker binary at $worker_bin (set RAYVAULT_WORKER_BIN)"
   rm -f "$dir/node$i.ready"
-  # `ip netns exec` becomes the worker, so $! is the worker's pid.
-  ip netns exec "$(ns_of "$i")" "$worker_bin" --host "$(addr_of "$i")" --port 8787 --root "$dir/node$i" \
+  # `ip netns exec` becomes the worker, so $! is the worker's pid. RAYVAULT_TAILNET_HIDE names a
+  # folder the worker must not see (another machine's files): its own mount namespace lays an
+  # empty tmpfs over it (unshare and sh exec in turn, so the pid stays the worker's).
+  local hide=()
+  if [[ -n ${RAYVAULT_TAILNET_HIDE:-} ]]; then
+    [[ -d $RAYVAULT_TAILNET_HIDE ]] || die "RAYVAULT_TAILNET_HIDE: no folder $RAYVAULT_TAILNET_HIDE"
+    hide=(unshare --mount --propagation private sh -c 'mount -t tmpfs -o size=64k,mode=0755 rvhidden "$0" && exec "$@"'
+          "$RAYVAULT_TAILNET_HIDE")
+  fi
+  ip netns exec "$(ns_of "$i")" "${hide[@]}" "$worker_bin" --host "$(addr_of "$i")" --port 8787 --root "$dir/node$i" \
     --worker-id "node$i" --ready-file "$dir/node$i.ready" "$@" >>"$dir/node$i.log" 2>&1 &
   echo $! >"$dir/node$i.pid"
   local deadline=$((SECONDS + 30))
@@ -174,13 +183,18 @@ case $cmd in
   slow)
     need_node "${1:-}"
     [[ ${2:-} =~ ^[0-9]+$ ]] || die "slow I KBIT"
-    ip netns exec "$(ns_of "$1")" tc qdisc replace dev eth0 root tbf rate "${2}kbit" burst 1600 latency 30s ;;
+    # Both ways: the node's sending side, and the controller host's side of its link.
+    ip netns exec "$(ns_of "$1")" tc qdisc replace dev eth0 root tbf rate "${2}kbit" burst 1600 latency 30s
+    ip netns exec "$(ctl)" tc qdisc replace dev "v$1" root tbf rate "${2}kbit" burst 1600 latency 30s ;;
   delay)
     need_node "${1:-}"
     [[ ${2:-} =~ ^[0-9]+$ ]] || die "delay I MS [LOSS%]"
     have_netem || { echo "tailnet: this kernel has no netem queue (sch_netem); use 'slow' instead" >&2; exit 4; }
     ip netns exec "$(ns_of "$1")" tc qdisc replace dev eth0 root netem delay "${2}ms" ${3:+loss "$3%"} ;;
-  clear) need_node "${1:-}"; ip netns exec "$(ns_of "$1")" tc qdisc del dev eth0 root 2>/dev/null || true ;;
+  clear)
+    need_node "${1:-}"
+    ip netns exec "$(ns_of "$1")" tc qdisc del dev eth0 root 2>/dev/null || true
+    ip netns exec "$(ctl)" tc qdisc del dev "v$1" root 2>/dev/null || true ;;
   pid) need_node "${1:-}"; pid_of "$1" ;;
   addr) need_node "${1:-}"; addr_of "$1" ;;
   exec) exec ip netns exec "$(ctl)" "$@" ;;

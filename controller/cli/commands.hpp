@@ -38,6 +38,8 @@ struct SubmitOptions {
   bool force = false;
   bool no_local_fallback = false;
   std::optional<int> priority;  // sent to workers that advertise "priority"
+  std::vector<std::string> inputs;  // --input FIELD=PATH: a file to stage, set as payload.FIELD
+  bool no_stage = false;             // --no-stage: paths travel as given, no file is sent
   std::string batch_file;       // --batch: many jobs at once (controller/batch.hpp)
   int max_per_worker = 0;
 };

@@ -52,6 +52,9 @@ int main(int argc, char** argv) {
   submit->add_option("--payload-file", s.payload_file, "a file holding the payload");
   submit->add_option("--requirements-json", s.requirements_json, "os_in, min_ram_gb, min_vram_gb, gpu_required, davinci_available");
   submit->add_option("--requirements-file", s.requirements_file);
+  submit->add_option("--input", s.inputs, "FIELD=PATH: payload.FIELD is this local file, sent to the worker (repeat for more)");
+  submit->add_flag("--no-stage", s.no_stage,
+                   "send paths as they are (files the worker itself can read) instead of sending the files");
   submit->add_option("--inputs-hash", s.inputs_hash, "use this inputs_hash instead of the payload's hash");
   submit->add_flag("--force", s.force, "run again: bypass the local cache and ask the worker to re-run a finished job");
   submit->add_flag("--no-local-fallback", s.no_local_fallback, "fail instead of running locally");

@@ -48,9 +48,10 @@ int run_submit(const GlobalOptions& g, const SubmitOptions& o) {
   // Without a secret no worker can be asked: say so instead of quietly running locally.
   if (auto st = cluster->require_secret(); !st) return print_error(st.error());
   if (!o.batch_file.empty()) {
-    if (!o.job_id.empty() || !o.step_name.empty() || !o.payload_json.empty() || !o.payload_file.empty())
+    if (!o.job_id.empty() || !o.step_name.empty() || !o.payload_json.empty() || !o.payload_file.empty() || !o.inputs.empty())
       return print_error(Error(ErrorKind::invalid_input, "--batch takes the jobs from its file: give no --job-id, --step-name or payload"));
     BatchOptions b{o.run_id, o.force, o.no_local_fallback, o.priority, o.max_per_worker};
+    b.no_stage = o.no_stage;
     return run_batch(*cluster, util::path_from_utf8(o.batch_file), b);
   }
   if (o.run_id.empty() || o.job_id.empty() || o.step_name.empty())
@@ -59,7 +60,20 @@ int run_submit(const GlobalOptions& g, const SubmitOptions& o) {
   if (!payload) return print_error(payload.error());
   auto req_doc = read_json_arg(o.requirements_json, o.requirements_file, "requirements");
   if (!req_doc) return print_error(req_doc.error());
-  auto prepared = prepare_job(JobSpec{o.run_id, o.job_id, o.step_name, o.inputs_hash, *payload, *req_doc, o.force});
+  // --input FIELD=PATH sets the field and marks it as a file to send.
+  json with_inputs = payload->is_null() ? json::object() : *payload;
+  std::vector<std::string> input_fields;
+  for (const auto& arg : o.inputs) {
+    const auto eq = arg.find('=');
+    const std::string field = util::trim(arg.substr(0, eq));
+    if (eq == std::string::npos || field.empty() || util::trim(arg.substr(eq + 1)).empty())
+      return print_error(Error(ErrorKind::invalid_input, "--input takes FIELD=PATH (for example video_path=final.mp4)"));
+    if (!with_inputs.is_object()) break;  // prepare_job says what is wrong with the payload
+    with_inputs[field] = arg.substr(eq + 1);
+    input_fields.push_back(field);
+  }
+  const JobSpec spec{o.run_id, o.job_id, o.step_name, o.inputs_hash, with_inputs, *req_doc, o.force, input_fields, !o.no_stage};
+  auto prepared = prepare_job(spec);
   if (!prepared) return print_error(prepared.error());
   auto& [req, requirements] = *prepared;
   for (const auto& w : requirements.warnings) std::fprintf(stderr, "rayvault-controller: warning: %s\n", w.c_str());

@@ -63,7 +63,8 @@ TEST_CASE("drop-in 1: a Python worker's succeeded job is ok without artifact byt
   TempDir t;
   PythonWorkerStandIn py("py-worker");
   write_nodes(t.path, {{"py", py.port()}});
-  const auto r = run_controller(t.path, submit_args("run1", "probe1", "FFMPEG_PROBE", {{"media_path", "/srv/media/a.mp4"}}));
+  // A path on the worker's own share: sent as it is.
+  const auto r = run_controller(t.path, submit_args("run1", "probe1", "FFMPEG_PROBE", {{"media_path", "/srv/media/a.mp4"}}, {"--no-stage"}));
   CHECK(r.exit_code == 0);
   CHECK(r.doc["ok"] == true);
   CHECK(r.doc["mode"] == "remote");
@@ -92,7 +93,8 @@ TEST_CASE("drop-in 2: a peer's nulls and a malformed artifact row") {
   TempDir t;
   PythonWorkerStandIn old("old-worker", "", PythonWorkerStandIn::Flavor::older_rayvault);
   write_nodes(t.path, {{"old", old.port()}});
-  const auto r = run_controller(t.path, submit_args("run1", "probe1", "FFMPEG_PROBE", {{"media_path", "/srv/media/a.mp4"}}));
+  // A path on the worker's own share: sent as it is.
+  const auto r = run_controller(t.path, submit_args("run1", "probe1", "FFMPEG_PROBE", {{"media_path", "/srv/media/a.mp4"}}, {"--no-stage"}));
   CHECK(r.exit_code == 2);  // an artifact could not be verified: reported, not a crash
   CHECK(r.doc["status"] == "succeeded");
   CHECK(r.doc["message"].get<std::string>().find("artifact(s) failed to download or verify") != std::string::npos);
@@ -349,7 +351,7 @@ TEST_CASE("drop-in 7: node faults move the job to the next node and then local")
   }
   SUBCASE("a path no node has: INVALID_INPUT everywhere, the local failure says CODE: message") {
     write_nodes(t.path, {{"full", full.port()}});
-    const auto r = run_controller(t.path, submit_args("r", "missing", "FFMPEG_PROBE", {{"media_path", "/no/such/file.mp4"}}));
+    const auto r = run_controller(t.path, submit_args("r", "missing", "FFMPEG_PROBE", {{"media_path", "/no/such/file.mp4"}}, {"--no-stage"}));
     CHECK(r.exit_code == 2);
     CHECK(r.doc["mode"] == "local");
     CHECK(r.doc["status"] == "failed");

@@ -294,7 +294,7 @@ TEST_CASE("hardening 13: the ledger knows a job from its submission on") {
   write_nodes(t.path, {{"py", py.port()}});
   platform::ProcessSpec spec;
   spec.argv = {RAYVAULT_CONTROLLER_BIN, "submit", "--run-id", "r", "--job-id", "j", "--step-name", "FFMPEG_PROBE",
-               "--payload-json", R"({"media_path":"/srv/a.mp4"})"};
+               "--payload-json", R"({"media_path":"/srv/a.mp4"})", "--no-stage"};
   spec.cwd = t.path;
   spec.env = {{"RAYVAULT_CLUSTER_SECRET", "s3cret"}};
   auto controller = platform::Child::spawn(spec, t.path / "controller.log");

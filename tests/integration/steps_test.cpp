@@ -12,6 +12,7 @@
 
 #include "platform/process.hpp"
 #include "platform/system_info.hpp"
+#include "protocol/blobs.hpp"
 #include "protocol/steps.hpp"
 #include "tests/integration/harness.hpp"
 #include "tests/integration/service_standins.hpp"
@@ -1142,7 +1143,10 @@ TEST_CASE("steps: cancel a queued job and a running one (its whole process tree)
                    [](const json& j) { return j["status"] == "running"; })["status"] == "running");
   }
   SUBCASE("hostile cancel requests") {
-    const std::string hash = protocol::inputs_hash(running_payload);
+    // The controller staged the video: the worker knows the job by the hash of the payload that
+    // names it by digest.
+    const json staged{{"media_path", protocol::blob_ref_json(sha256_of(video), video.filename().string())}};
+    const std::string hash = protocol::inputs_hash(staged);
     json body = job_body("r", "long", "JOB_CANCEL", json::object(), "s3cret", hash);
     body["message_type"] = "cancel_job";
     body.erase("payload");

@@ -1,0 +1,168 @@
+// Finding, hashing and uploading a job's input files.
+#include "controller/staging.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <tuple>
+
+#include "protocol/blobs.hpp"
+#include "protocol/envelope.hpp"
+#include "util/crypto.hpp"
+#include "util/files.hpp"
+#include "util/strings.hpp"
+
+namespace rayvault::controller {
+namespace {
+
+namespace fs = std::filesystem;
+using protocol::json;
+
+// "~" and "~/..." as the workers read a path (the user's home folder).
+fs::path expand_home(const std::string& text) {
+  if (text == "~" || text.rfind("~/", 0) == 0 || text.rfind("~\\", 0) == 0) {
+    const char* home = std::getenv("HOME");
+#if defined(_WIN32)
+    if (!home) home = std::getenv("USERPROFILE");
+#endif
+    if (home && *home) return util::path_from_utf8(std::string(home) + text.substr(1));
+  }
+  return util::path_from_utf8(text);
+}
+
+// Digests of files hashed by this process, by path, size and modification time: a batch names
+// the same render in many jobs, and checks each job before it runs.
+struct HashKey {
+  std::string path;
+  std::uintmax_t size;
+  fs::file_time_type mtime;
+  bool operator<(const HashKey& o) const { return std::tie(path, size, mtime) < std::tie(o.path, o.size, o.mtime); }
+};
+std::mutex g_hash_mu;
+std::map<HashKey, std::string> g_hashes;
+
+Result<std::string> digest_of(const fs::path& path, std::uintmax_t size, fs::file_time_type mtime) {
+  const HashKey key{util::u8(fs::absolute(path)), size, mtime};
+  {
+    std::lock_guard lock(g_hash_mu);
+    if (const auto it = g_hashes.find(key); it != g_hashes.end()) return it->second;
+  }
+  auto sha = util::sha256_file_hex(path);
+  if (!sha) return sha;
+  std::lock_guard lock(g_hash_mu);
+  g_hashes[key] = *sha;
+  return sha;
+}
+
+Result<StagedFile> input_file(const std::string& field, const std::string& text) {
+  const std::string where = "payload." + field;
+  if (util::trim(text).empty()) return Error(ErrorKind::invalid_input, where + " names no file");
+  const fs::path path = expand_home(util::trim(text));
+  std::error_code ec;
+  const auto st = fs::status(path, ec);
+  if (ec || !fs::exists(st))
+    return Error(ErrorKind::invalid_input, where + ": no such file on this machine: " + util::u8(path) +
+                                               " (to name a path on the worker itself, use --no-stage)");
+  if (fs::is_directory(st)) return Error(ErrorKind::invalid_input, where + " is a folder, not a file: " + util::u8(path));
+  if (!fs::is_regular_file(st))
+    return Error(ErrorKind::invalid_input, where + " is not a regular file (a device, pipe or socket): " + util::u8(path));
+  const auto size = fs::file_size(path, ec);
+  const auto mtime = fs::last_write_time(path, ec);
+  if (ec) return Error(ErrorKind::invalid_input, where + ": cannot read " + util::u8(path) + ": " + ec.message());
+  auto digest = digest_of(path, size, mtime);
+  if (!digest) return Error(ErrorKind::invalid_input, where + ": cannot read " + util::u8(path) + ": " + digest.error().message);
+  return StagedFile{field, path, *digest, size, protocol::blob_file_name_for(util::u8(path.filename()))};
+}
+
+}  // namespace
+
+Result<StagedInputs> find_job_inputs(std::string_view step, const json& payload, const std::vector<std::string>& extra,
+                                     const std::string& given_hash) {
+  StagedInputs out;
+  std::vector<std::string> fields;
+  for (const auto& f : protocol::step_input_fields(step)) {
+    const auto it = payload.find(f);
+    // A render_config given as an object, or an empty field, names no file.
+    if (it != payload.end() && it->is_string() && !util::trim(it->get_ref<const std::string&>()).empty()) fields.push_back(f);
+  }
+  for (const auto& f : extra) {
+    const auto it = payload.find(f);
+    if (it == payload.end() || !it->is_string())
+      return Error(ErrorKind::invalid_input, "--input " + f + ": payload." + f + " must be the path of a file");
+    if (std::find(fields.begin(), fields.end(), f) == fields.end()) fields.push_back(f);
+  }
+  if (fields.empty()) return out;
+  out.payload = payload;
+  for (const auto& f : fields) {
+    auto file = input_file(f, payload[f].get<std::string>());
+    if (!file) return file.error();
+    out.payload[f] = protocol::blob_ref_json(file->digest, file->name);
+    out.files.push_back(std::move(file).value());
+  }
+  out.inputs_hash = given_hash.empty() ? protocol::inputs_hash(out.payload) : given_hash;
+  return out;
+}
+
+Result<UploadReport> upload_inputs(WorkerClient& client, const std::vector<StagedFile>& files) {
+  UploadReport report;
+  std::map<std::string, bool> done;  // one blob named by two fields is sent once
+  for (const auto& f : files) {
+    if (done.count(f.digest)) continue;
+    done[f.digest] = true;
+    auto state = client.blob_state(f.digest);
+    if (!state) return state.error();
+    if (state->value("held", false) == true) {
+      ++report.held;
+      continue;
+    }
+    // Resume what an interrupted upload left; start over once when the worker refuses it (a
+    // partial file it kept across a crash may hold bytes that never were the file's).
+    std::uint64_t offset = 0;
+    if (const auto p = state->find("partial"); p != state->end() && p->is_number_unsigned()) offset = p->get<std::uint64_t>();
+    if (offset > f.size) offset = 0;
+    // A dropped upload holds the blob on the worker until it sees the connection go (its idle
+    // timeout, 15 s by default, when the link went down): wait that long at most.
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(40);
+    for (int attempt = 0;; ++attempt) {
+      std::error_code ec;
+      if (fs::file_size(f.path, ec) != f.size || ec)
+        return Error(ErrorKind::invalid_input, "payload." + f.field + ": " + util::u8(f.path) + " changed while the job was being sent");
+      auto sent = client.put_blob(f.digest, f.path, offset, f.size);
+      if (sent) {
+        report.bytes_sent += f.size - offset;
+        ++report.uploaded;
+        break;
+      }
+      if (sent.error().kind == ErrorKind::invalid_input && attempt == 0 && offset > 0) {
+        offset = 0;
+        continue;
+      }
+      if (sent.error().kind == ErrorKind::invalid_input)
+        return Error(ErrorKind::invalid_input, "payload." + f.field + ": the worker refused " + util::u8(f.path) + " (" +
+                                                   sent.error().message + "); was it changed while being sent?");
+      // Another upload of the same bytes (another job of a batch, or a dropped one the worker has
+      // not seen go yet) is under way, or the worker holds another part than it said: ask again.
+      // A refusal comes before the body is read, so it may reach us as a send cut short.
+      const bool retry = sent.error().kind == ErrorKind::conflict || sent.error().kind == ErrorKind::unavailable;
+      if (retry && std::chrono::steady_clock::now() < give_up) {
+        auto again = client.blob_state(f.digest);
+        if (!again) return again.error();
+        if (again->value("held", false) == true) {
+          ++report.held;
+          break;
+        }
+        const json& p = (*again)["partial"];
+        offset = p.is_number_unsigned() && p.get<std::uint64_t>() <= f.size ? p.get<std::uint64_t>() : 0;
+        if (again->value("uploading", false) == true) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        continue;
+      }
+      return sent.error();
+    }
+  }
+  return report;
+}
+
+}  // namespace rayvault::controller
