@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -39,9 +40,9 @@ Error bad_entry(std::size_t n, const std::string& what) {
 Result<BatchJob> read_job(const json& j, std::size_t n, const BatchOptions& o) {
   if (!j.is_object()) return bad_entry(n, "must be a JSON object");
   static const std::set<std::string> known{"job_id", "step_name", "run_id", "payload", "requirements",
-                                           "inputs_hash", "priority", "force"};
+                                           "inputs_hash", "priority", "force", "needs"};
   for (const auto& [key, v] : j.items())
-    if (!known.count(key)) return bad_entry(n, "unknown key '" + key + "' (known: job_id, step_name, run_id, payload, requirements, inputs_hash, priority, force)");
+    if (!known.count(key)) return bad_entry(n, "unknown key '" + key + "' (known: job_id, step_name, run_id, payload, requirements, inputs_hash, priority, force, needs)");
   auto text = [&](const char* key) -> Result<std::string> {
     const auto it = j.find(key);
     if (it == j.end() || it->is_null()) return std::string();
@@ -68,6 +69,27 @@ Result<BatchJob> read_job(const json& j, std::size_t n, const BatchOptions& o) {
     job.spec.force = job.spec.force || f->get<bool>();
   }
   job.priority = o.priority;
+  // Needs are names here; read_batch_file turns them into indices once every job is read.
+  if (const auto needs = j.find("needs"); needs != j.end() && !needs->is_null()) {
+    if (!needs->is_array()) return bad_entry(n, "needs must be a list of job ids of this batch");
+    for (const auto& id : *needs) {
+      if (!id.is_string() || util::trim(id.get_ref<const std::string&>()).empty())
+        return bad_entry(n, "needs must be a list of job ids of this batch");
+      job.need_ids.push_back(util::trim(id.get<std::string>()));
+    }
+  }
+  if (job.spec.payload.is_object()) {
+    for (const auto& [field, value] : job.spec.payload.items()) {
+      if (!value.is_object() || !value.contains("artifact")) continue;
+      const json& from = value["artifact"];
+      const auto name = value.find("name");
+      if (value.size() != 2 || !from.is_string() || util::trim(from.get_ref<const std::string&>()).empty() ||
+          name == value.end() || !name->is_string() || util::trim(name->get_ref<const std::string&>()).empty())
+        return bad_entry(n, "payload." + field + " takes an artifact as {\"artifact\": JOB_ID, \"name\": ARTIFACT_NAME}");
+      job.artifacts.push_back({field, util::trim(from.get<std::string>()), util::trim(name->get<std::string>())});
+      job.need_ids.push_back(job.artifacts.back().job_id);
+    }
+  }
   if (const auto p = j.find("priority"); p != j.end() && !p->is_null()) {
     if (!p->is_number_integer() || p->get<long long>() < -1000 || p->get<long long>() > 1000)
       return bad_entry(n, "priority must be an integer from -1000 to 1000");
@@ -238,6 +260,56 @@ Result<std::vector<BatchJob>> read_batch_file(const fs::path& file, const BatchO
       return bad_entry(i + 1, "run " + ready->first.run_id + " job " + ready->first.job_id + " is given twice");
     jobs.push_back(std::move(job).value());
   }
+  // Needs: each names one job of the batch, and they form no cycle (checked before anything runs).
+  std::map<std::string, std::vector<std::size_t>> by_id;
+  for (std::size_t i = 0; i < jobs.size(); ++i) by_id[util::trim(jobs[i].spec.job_id)].push_back(i);
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    for (const auto& id : jobs[i].need_ids) {
+      const auto it = by_id.find(id);
+      if (it == by_id.end()) return bad_entry(i + 1, "needs job " + id + ", which is not in the batch");
+      if (it->second.size() > 1) return bad_entry(i + 1, "needs job " + id + ", which names more than one job of the batch");
+      if (it->second[0] == i) return bad_entry(i + 1, "needs itself");
+      if (std::find(jobs[i].needs.begin(), jobs[i].needs.end(), it->second[0]) == jobs[i].needs.end())
+        jobs[i].needs.push_back(it->second[0]);
+    }
+    for (auto& a : jobs[i].artifacts) a.from = by_id[a.job_id][0];
+  }
+  // No cycle: every job can be ordered after its needs (jobs with none first, then those whose needs
+  // are all ordered). Jobs left over sit on a cycle or behind one; walking needs among them from
+  // any of them comes back to a job already met: that is the cycle named.
+  std::vector<std::size_t> waiting(jobs.size());
+  std::vector<std::vector<std::size_t>> needed_by(jobs.size());
+  std::deque<std::size_t> free;
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    waiting[i] = jobs[i].needs.size();
+    for (const std::size_t n : jobs[i].needs) needed_by[n].push_back(i);
+    if (waiting[i] == 0) free.push_back(i);
+  }
+  std::size_t ordered = 0;
+  for (; !free.empty(); ++ordered) {
+    const std::size_t i = free.front();
+    free.pop_front();
+    for (const std::size_t d : needed_by[i])
+      if (--waiting[d] == 0) free.push_back(d);
+  }
+  if (ordered < jobs.size()) {
+    std::size_t at = 0;
+    while (waiting[at] == 0) ++at;
+    std::vector<std::size_t> walk;
+    std::vector<bool> met(jobs.size(), false);
+    while (!met[at]) {
+      met[at] = true;
+      walk.push_back(at);
+      for (const std::size_t n : jobs[at].needs)
+        if (waiting[n] > 0) {
+          at = n;
+          break;
+        }
+    }
+    std::string cycle;
+    for (auto it = std::find(walk.begin(), walk.end(), at); it != walk.end(); ++it) cycle += jobs[*it].spec.job_id + " -> ";
+    return Error(ErrorKind::invalid_input, "the batch's needs form a cycle: " + cycle + jobs[at].spec.job_id);
+  }
   return jobs;
 }
 
@@ -259,42 +331,53 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
   std::vector<std::pair<JobRequest, Requirements>> ready;
   std::deque<std::size_t> queue;
   std::vector<std::string> owners(total);  // the node an earlier run left a job running on
-  for (std::size_t i = 0; i < total; ++i) {
-    auto prepared = prepare_job((*jobs)[i].spec);
-    ready.push_back(std::move(prepared).value());  // checked by read_batch_file
-    const JobRequest& req = ready.back().first;
-    // Already succeeded with the same inputs (an earlier run of this batch): skipped.
+  // Already succeeded with the same inputs (an earlier run of this batch): the outcome that skips
+  // it. Left on a node by an earlier run (running, being sent, or ended there before its receipt
+  // was written): *owner names that node, where a resubmission answers the same job.
+  auto earlier_run = [&](const JobRequest& req, std::string* owner) -> std::optional<Outcome> {
     const auto entry = ledger.find(req.run_id, req.job_id);
+    if (!entry) return std::nullopt;
     std::error_code ec;
-    const bool succeeded = entry && (entry->status == protocol::status::kSucceeded ||
-                                     (entry->status == "completed" && entry->exit_code.value_or(0) == 0));
+    const bool succeeded = entry->status == protocol::status::kSucceeded ||
+                           (entry->status == "completed" && entry->exit_code.value_or(0) == 0);
     // The ledger knows a staged job by the hash of its staged payload.
-    const bool same_inputs = entry && (entry->inputs_hash == req.inputs_hash ||
-                                       (req.staged && entry->inputs_hash == req.staged->inputs_hash));
-    if (!req.force && succeeded && same_inputs &&
-        !entry->receipt_path.empty() && fs::exists(util::path_from_utf8(entry->receipt_path), ec)) {
-      outcomes[i] = {true, true, true, false, false,
+    const bool same_inputs = entry->inputs_hash == req.inputs_hash || (req.staged && entry->inputs_hash == req.staged->inputs_hash);
+    if (!req.force && succeeded && same_inputs && !entry->receipt_path.empty() &&
+        fs::exists(util::path_from_utf8(entry->receipt_path), ec))
+      return Outcome{true, true, true, false, false,
                      {{"run_id", req.run_id}, {"job_id", req.job_id}, {"step_name", req.step_name}, {"ok", true},
                       {"status", entry->status}, {"mode", entry->mode}, {"node_id", entry->node_id}, {"skipped", true},
                       {"message", "succeeded in an earlier run of the batch"}, {"receipt_path", entry->receipt_path}}};
+    if (owner && entry->mode == "remote" && !entry->node_id.empty() && same_inputs) *owner = entry->node_id;
+    return std::nullopt;
+  };
+  // Jobs that need others wait until those have succeeded (then they are prepared again with the
+  // artifacts they take, and checked against earlier runs).
+  std::vector<std::size_t> waiting(total);
+  std::vector<std::vector<std::size_t>> needed_by(total);
+  std::size_t skipped = 0;
+  for (std::size_t i = 0; i < total; ++i) {
+    auto prepared = prepare_job((*jobs)[i].spec);
+    ready.push_back(std::move(prepared).value());  // checked by read_batch_file
+    waiting[i] = (*jobs)[i].needs.size();
+    for (const std::size_t n : (*jobs)[i].needs) needed_by[n].push_back(i);
+    if (waiting[i] > 0) continue;
+    if (auto done = earlier_run(ready.back().first, &owners[i])) {
+      outcomes[i] = std::move(*done);
+      ++skipped;
       continue;
     }
-    // Left on a node by an earlier run (running, being sent, or ended there before its receipt was
-    // written): followed there, where a resubmission answers the same job.
-    if (entry && entry->mode == "remote" && !entry->node_id.empty() && same_inputs)
-      owners[i] = entry->node_id;
     queue.push_back(i);
   }
   // Higher priority first; equal ones in file order.
   std::stable_sort(queue.begin(), queue.end(), [&](std::size_t a, std::size_t b) {
     return (*jobs)[a].priority.value_or(0) > (*jobs)[b].priority.value_or(0);
   });
-  const std::size_t skipped = total - queue.size();
 
   Board board(cluster, ledger, o.max_per_worker);
   board.refresh();
   const int threads = static_cast<int>(std::clamp<std::size_t>(
-      std::min<std::size_t>(queue.size(), static_cast<std::size_t>(board.capacity()) + 1), 1, kMaxThreads));
+      std::min<std::size_t>(total - skipped, static_cast<std::size_t>(board.capacity()) + 1), 1, kMaxThreads));
   JobWatch watch(cluster);
   std::mutex mu;  // outcomes, queue, counters, local_busy
   std::condition_variable work_cv, main_cv;
@@ -311,6 +394,61 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
     const json& r = oc.row;
     std::fprintf(stderr, "batch: [%zu/%zu] %s %s on %s (%s)\n", finished, total, r.value("job_id", "").c_str(),
                  r.value("status", "").c_str(), r.value("node_id", "").c_str(), r.value("message", "").c_str());
+  };
+
+  // A job has ended (caller holds mu): the jobs that need it go on, or, when it did not succeed,
+  // end without running, and so do the jobs that need those.
+  std::function<void(std::size_t)> settle = [&](std::size_t i) {
+    for (const std::size_t d : needed_by[i]) {
+      if (outcomes[d].done) continue;
+      if (outcomes[i].ok) {
+        if (--waiting[d] == 0) queue.push_back(d);
+        continue;
+      }
+      const auto& req = ready[d].first;
+      const std::string why = outcomes[i].row.value("message", std::string());
+      Outcome oc;
+      oc.done = true;
+      oc.row = {{"run_id", req.run_id}, {"job_id", req.job_id}, {"step_name", req.step_name}, {"ok", false},
+                {"status", "failed"}, {"error_code", "NEEDS_FAILED"},
+                {"message", "not run: it needs job " + ready[i].first.job_id + ", which did not succeed" +
+                                (why.empty() ? std::string() : " (" + why + ")")}};
+      outcomes[d] = std::move(oc);
+      ++finished;
+      ++failed;
+      report(outcomes[d]);
+      settle(d);
+    }
+    work_cv.notify_all();
+    main_cv.notify_all();
+  };
+  for (std::size_t i = 0; i < total; ++i)
+    if (outcomes[i].done) settle(i);  // skipped: they succeeded
+
+  // A job whose needs have succeeded, made ready to send: each artifact it takes is the synced
+  // copy named in its job's receipt, staged like any input file. Error when one is not there.
+  auto with_artifacts = [&](std::size_t i) -> Result<std::pair<JobRequest, Requirements>> {
+    const BatchJob& job = (*jobs)[i];
+    JobSpec spec = job.spec;
+    for (const auto& a : job.artifacts) {
+      std::string receipt_path;
+      {
+        std::lock_guard lock(mu);
+        receipt_path = outcomes[a.from].row.value("receipt_path", std::string());
+      }
+      auto text = util::read_file(util::path_from_utf8(receipt_path), 64u << 20);
+      auto receipt = text ? protocol::parse_json(*text) : Result<json>(text.error());
+      std::string local;
+      if (receipt && receipt->is_object())
+        for (const auto& row : receipt->value("downloaded_artifacts", json::array()))
+          if (row.is_object() && row.value("name", "") == a.name) local = row.value("local_path", "");
+      if (local.empty())
+        return Error(ErrorKind::invalid_input, "payload." + a.field + ": job " + a.job_id + " has no synced artifact named " +
+                                                   a.name + " on the controller");
+      spec.payload[a.field] = local;
+      spec.input_fields.push_back(a.field);
+    }
+    return prepare_job(spec);
   };
 
   // Each thread takes the first queued job that can go now (room on a worker that fits, or the
@@ -344,6 +482,36 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
         outcomes[i].running = true;
         outcomes[i].local = plan.kind == Board::Plan::local;
         lock.unlock();
+
+        // A job that needed others is prepared again now, with what they made.
+        std::optional<Outcome> early;
+        if (!(*jobs)[i].needs.empty()) {
+          auto chained = with_artifacts(i);
+          if (chained) {
+            early = earlier_run(chained->first, nullptr);
+            lock.lock();
+            ready[i] = std::move(chained).value();
+            lock.unlock();
+          } else {
+            const auto& r0 = ready[i].first;
+            early = Outcome{true, false, false, false, false,
+                            {{"run_id", r0.run_id}, {"job_id", r0.job_id}, {"step_name", r0.step_name}, {"ok", false},
+                             {"status", "failed"}, {"message", chained.error().message}}};
+          }
+        }
+        if (early) {
+          if (plan.kind == Board::Plan::go) board.release(plan.reserved);
+          lock.lock();
+          --running;
+          if (plan.kind == Board::Plan::local) local_busy = false;
+          ++finished;
+          if (!early->ok) ++failed;
+          if (early->skipped) ++skipped;
+          outcomes[i] = std::move(*early);
+          report(outcomes[i]);
+          settle(i);
+          continue;
+        }
 
         const auto& [req, requirements] = ready[i];
         bool reservation_unused = plan.kind == Board::Plan::go;
@@ -391,6 +559,7 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
                     {"node_id", out->value("node_id", json(""))}, {"exit_code", out->value("exit_code", json(0))},
                     {"error_code", out->value("error_code", json(""))}, {"message", out->value("message", json(""))},
                     {"attempts", attempts.size()},           {"receipt_path", out->value("receipt_path", json(""))}};
+          if (out->contains("staged")) oc.row["staged"] = (*out)["staged"];
         } else {
           oc.row = {{"run_id", req.run_id}, {"job_id", req.job_id}, {"step_name", req.step_name}, {"ok", false},
                     {"status", "failed"}, {"message", out.error().message}};
@@ -399,8 +568,7 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
         if (!oc.ok) ++failed;
         outcomes[i] = std::move(oc);
         report(outcomes[i]);
-        work_cv.notify_all();
-        main_cv.notify_all();
+        settle(i);
       }
     });
   }

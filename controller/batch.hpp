@@ -29,15 +29,29 @@ struct BatchOptions {
   double refresh_sec = 5.0;      // how often the workers are probed again
 };
 
+// A payload field that names an artifact of another job of the batch:
+// {"artifact": "<job_id>", "name": "<artifact name>"}. Once that job has succeeded, the field is
+// the path of the controller's synced copy, staged to the worker like any input file.
+struct ArtifactInput {
+  std::string field, job_id, name;
+  std::size_t from = 0;  // the job's index in the batch
+};
+
 struct BatchJob {
   JobSpec spec;
   std::optional<int> priority;
+  std::vector<std::string> need_ids;    // as written: `needs`, then the jobs of its artifacts
+  std::vector<std::size_t> needs;       // the same as indices into the batch
+  std::vector<ArtifactInput> artifacts;
 };
 
 // Reads a batch file: a JSON list of job objects, or one JSON object a line (blank lines and lines
 // starting with '#' skipped). A job: {job_id, step_name, run_id?, payload?, requirements?,
-// inputs_hash?, priority?, force?}. Error (invalid_input) naming the entry and what is wrong: not
-// JSON, not an object, an unknown key, a missing or unusable field, a (run_id, job_id) given twice.
+// inputs_hash?, priority?, force?, needs?}. `needs` lists job ids of the same batch that must
+// succeed first; a payload field {"artifact": JOB, "name": NAME} takes an artifact of JOB (which it
+// then needs too). Error (invalid_input) naming the entry and what is wrong: not JSON, not an
+// object, an unknown key, a missing or unusable field, a (run_id, job_id) given twice, a need that
+// names no job of the batch (or two), a job that needs itself, a cycle of needs (named).
 Result<std::vector<BatchJob>> read_batch_file(const std::filesystem::path& file, const BatchOptions& options);
 
 // Runs the batch and prints its summary; returns the exit code: 0 when every job succeeded (or had

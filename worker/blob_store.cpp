@@ -174,7 +174,7 @@ std::uint64_t BlobStore::used_locked() const {
   return used;
 }
 
-Status BlobStore::make_room_locked(std::uint64_t needed, const std::string& digest) {
+Status BlobStore::make_room_locked(std::uint64_t needed, const std::string& digest, bool new_bytes) {
   std::error_code ec;
   auto free_disk = [&] {
     const auto space = fs::space(config_.dir, ec);
@@ -182,6 +182,7 @@ Status BlobStore::make_room_locked(std::uint64_t needed, const std::string& dige
   };
   auto fits = [&] {
     const bool quota_ok = config_.quota_bytes == 0 || used_locked() + needed <= config_.quota_bytes;
+    if (!new_bytes) return quota_ok;
     const std::uint64_t disk = free_disk();
     return quota_ok && disk >= config_.disk_reserve_bytes && disk - config_.disk_reserve_bytes >= needed;
   };
@@ -297,6 +298,24 @@ void BlobStore::upload_finished(const std::string& digest, std::uint64_t size) {
   --uploads_;
   partial_.erase(digest);
   held_[digest] = Held{size, fs::file_time_type::clock::now()};
+}
+
+void BlobStore::adopt(const std::string& digest, const fs::path& file) {
+  if (!is_blob_digest(digest)) return;
+  std::lock_guard lock(mu_);
+  if (held_.count(digest)) return;
+  std::error_code ec;
+  const auto size = fs::file_size(file, ec);
+  if (ec || !make_room_locked(size, digest, false).ok()) return;
+  const fs::path dest = blob_path(digest);
+  fs::create_directories(dest.parent_path(), ec);
+  if (!ec) fs::create_hard_link(file, dest, ec);
+  if (ec) return;
+  held_[digest] = Held{size, fs::file_time_type::clock::now()};
+  if (const auto p = partial_.find(digest); p != partial_.end() && p->second.declared == 0) {
+    fs::remove(partial_path(digest), ec);
+    partial_.erase(p);
+  }
 }
 
 Status BlobStore::pin(const std::string& job_id, const std::vector<std::string>& digests) {

@@ -95,6 +95,11 @@ class BlobStore {
   // even after eviction), io.
   Result<std::unique_ptr<BlobUpload>> begin_upload(const std::string& digest, std::uint64_t offset, std::uint64_t size);
 
+  // Takes a file this worker made and hashed itself (a job's artifact) as the blob of that digest,
+  // through a hard link, so that a job chained after it here needs no upload. Nothing happens
+  // when it is held already, when the quota has no room, or where hard links are not possible.
+  void adopt(const std::string& digest, const fs::path& file);
+
   // Marks blobs as needed by a job (queued or running): they are not evicted until unpin. Each is
   // also used now (last use). Error (conflict, code BLOB_MISSING) naming the first not held; then
   // nothing is pinned.
@@ -124,8 +129,9 @@ class BlobStore {
   fs::path blob_path(const std::string& digest) const;
   fs::path partial_path(const std::string& digest) const;
   std::uint64_t used_locked() const;
-  // Frees `needed` bytes under the quota and on disk (evicting); error storage_full when it cannot.
-  Status make_room_locked(std::uint64_t needed, const std::string& digest);
+  // Frees `needed` bytes under the quota and (new_bytes: they take disk space) on disk, evicting;
+  // error storage_full when it cannot.
+  Status make_room_locked(std::uint64_t needed, const std::string& digest, bool new_bytes = true);
   // Called by BlobUpload as it ends.
   void upload_ended(const std::string& digest, std::uint64_t partial_size, bool kept);
   void upload_finished(const std::string& digest, std::uint64_t size);

@@ -580,6 +580,10 @@ void Engine::run_job(const std::string& job_id, const std::atomic<bool>& cancel,
     auto artifacts = publish_artifacts(staging, *dir, outcome->artifacts);
     if (artifacts) r.artifacts = std::move(artifacts).value();
     else outcome = artifacts.error();
+    // Artifacts are blobs too: a job chained after this one here needs no upload of them.
+    if (artifacts && config_.blobs)
+      for (const auto& a : r.artifacts)
+        config_.blobs->adopt(protocol::string_field(a, "sha256"), util::path_from_utf8(protocol::string_field(a, "path")));
   }
   fs::remove_all(staging, ec);
   if (dir) job.artifact_dir = util::u8(*dir);

@@ -576,7 +576,15 @@ struct WorkerServer::Impl {
     if (path.empty() || !fs::is_regular_file(path, ec)) return detail(404, "artifact not found: " + name);
     // What a job published is a plain file under the worker's root, reached by no link: a folder
     // or file swapped for a symlink, or a hard link to a file elsewhere, is not served.
-    if (!util::is_within(engine.config().root, folder) || fs::hard_link_count(path, ec) != 1 || ec)
+    // The one other link allowed is the worker's own blob store's (artifacts are blobs too).
+    const auto links = fs::hard_link_count(path, ec);
+    bool blob_link = false;
+    if (!ec && links != 1 && engine.config().blobs) {
+      const fs::path blob = engine.config().blobs->path_of(protocol::string_field(*entry, "sha256"));
+      std::error_code same;
+      blob_link = !blob.empty() && fs::equivalent(blob, path, same) && !same;
+    }
+    if (!util::is_within(engine.config().root, folder) || ec || (links != 1 && !blob_link))
       return detail(404, "artifact not found: " + name);
     for (fs::path p = path; p != folder && p.has_relative_path() && p != p.parent_path(); p = p.parent_path())
       if (fs::is_symlink(fs::symlink_status(p, ec))) return detail(404, "artifact not found: " + name);

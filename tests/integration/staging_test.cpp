@@ -448,3 +448,113 @@ TEST_CASE("staging: an upload cut halfway by a lost link or a killed controller 
 }
 
 }  // namespace rayvault::test
+
+namespace rayvault::test {
+
+TEST_CASE("staging: a batch refuses unknown needs and cycles before anything runs") {
+  TempDir t;
+  WorkerProcess w(t.path, "w1");
+  write_nodes(t.path, {{"w1", w.port()}});
+  const fs::path video = make_video(t.path, 1.0);
+  auto job = [&](const std::string& id, const json& extra) {
+    json j{{"job_id", id}, {"step_name", "FFMPEG_PROBE"}, {"payload", {{"media_path", video.string()}, {"note", id}}}};
+    if (extra.is_object()) j.update(extra);
+    return j;
+  };
+  struct Case {
+    json jobs;
+    std::string says;
+  };
+  const std::vector<Case> cases{
+      {json::array({job("a", {}), job("b", {{"needs", {"nobody"}}})}), "batch job 2: needs job nobody, which is not in the batch"},
+      {json::array({job("a", {{"needs", {"a"}}})}), "batch job 1: needs itself"},
+      {json::array({job("a", {{"needs", {"c"}}}), job("b", {{"needs", {"a"}}}), job("c", {{"needs", {"b"}}}), job("d", {})}),
+       "the batch's needs form a cycle: a -> c -> b -> a"},
+      {json::array({job("a", {}), job("b", json::parse(R"({"payload": {"media_path": {"artifact": "x", "name": "y"}}})"))}),
+       "batch job 2: needs job x, which is not in the batch"},
+      {json::array({job("a", {}), job("b", json::parse(R"({"payload": {"media_path": {"artifact": "a"}}})"))}),
+       "payload.media_path takes an artifact as"},
+      {json::array({job("a", {{"needs", "b"}}), job("b", {})}), "needs must be a list of job ids of this batch"},
+  };
+  for (const auto& c : cases) {
+    REQUIRE(util::write_file_atomic(t.path / "batch.json", c.jobs.dump()).ok());
+    const auto r = run_controller(t.path, {"submit", "--batch", (t.path / "batch.json").string(), "--run-id", "b"});
+    CHECK_MESSAGE(r.exit_code == 2, (r.out + r.err));
+    CHECK_MESSAGE((r.out + r.err).find(c.says) != std::string::npos, (r.out + r.err));
+  }
+  // Nothing was sent: no job, no blob.
+  const auto deadline = std::chrono::steady_clock::now() + 1s;
+  while (std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);  // the access log's flush period
+  CHECK(count_lines(w.output(), "POST /job") == 0);
+  CHECK(count_lines(w.output(), "/blobs/") == 0);
+}
+
+TEST_CASE("staging: a chained batch runs in dependency order across two workers and a failed need stops what follows") {
+  if (!Tailnet::usable()) return;
+  TempDir t;
+  const fs::path ctl = t.path / "ctl";
+  fs::create_directories(ctl);
+  Tailnet net(t.path / "net", 2);
+  net.start(1, {"--tags", "voice"}, "s3cret", "", {{"RAYVAULT_TAILNET_HIDE", ctl.string()}});
+  net.start(2, {"--tags", "qa"}, "s3cret", "", {{"RAYVAULT_TAILNET_HIDE", ctl.string()}});
+  net.write_nodes(ctl, {1, 2});
+  const fs::path video = make_video(ctl, 1.0);
+  REQUIRE(util::write_file_atomic(ctl / "not-a-video.mp4", "this is text, not a video").ok());
+  const json intro{{"artifact", "tts"}, {"name", "intro.wav"}};
+  // Listed with the jobs that wait first: the order comes from their needs.
+  const json jobs = json::array({
+      {{"job_id", "check"}, {"step_name", "AUDIO_POSTCHECK"}, {"payload", {{"audio_path", intro}}},
+       {"requirements", {{"tags", {"qa"}}}}},
+      {{"job_id", "check-here"}, {"step_name", "AUDIO_POSTCHECK"}, {"payload", {{"audio_path", intro}, {"note", "same node"}}},
+       {"requirements", {{"tags", {"voice"}}}}},
+      {{"job_id", "after-bad"}, {"step_name", "FFMPEG_PROBE"}, {"needs", {"bad"}},
+       {"payload", {{"media_path", video.string()}}}},
+      {{"job_id", "after-after-bad"}, {"step_name", "FFMPEG_PROBE"}, {"needs", {"after-bad"}},
+       {"payload", {{"media_path", video.string()}, {"note", "two down"}}}},
+      {{"job_id", "tts"}, {"step_name", "TTS_RENDER_CHUNKS"},
+       {"payload", {{"chunks", {{{"chunk_id", "intro"}, {"text", "Hello from the studio."}}}}}},
+       {"requirements", {{"tags", {"voice"}}}}},
+      {{"job_id", "bad"}, {"step_name", "FFMPEG_PROBE"}, {"payload", {{"media_path", (ctl / "not-a-video.mp4").string()}}}},
+  });
+  REQUIRE(util::write_file_atomic(ctl / "chain.json", jobs.dump(2)).ok());
+  const auto r = net.controller(ctl, {"submit", "--batch", (ctl / "chain.json").string(), "--run-id", "chain", "--no-local-fallback"});
+  CHECK(r.exit_code == 2);  // `bad` and what needs it failed
+  std::map<std::string, json> rows;
+  for (const auto& row : r.doc["jobs"]) rows[row["job_id"].get<std::string>()] = row;
+  REQUIRE_MESSAGE(rows.size() == 6, r.out);
+
+  CHECK(rows["tts"]["ok"] == true);
+  CHECK(rows["tts"]["node_id"] == "node1");
+  // The artifact went from the controller's synced copy to the other worker...
+  CHECK(rows["check"]["node_id"] == "node2");
+  CHECK(rows["check"]["mode"] == "remote");
+  CHECK(rows["check"]["error_code"] != "INVALID_INPUT");
+  CHECK(rows["check"]["staged"]["uploaded"] == 1);
+  CHECK(rows["check"]["staged"]["bytes_sent"].get<std::uint64_t>() > 0);
+  // ...and not at all to the worker that made it.
+  CHECK(rows["check-here"]["node_id"] == "node1");
+  CHECK(rows["check-here"]["staged"]["held"] == 1);
+  CHECK(rows["check-here"]["staged"]["bytes_sent"] == 0);
+  // The checks started only once the chunks were done.
+  auto receipt = [&](const std::string& job) {
+    return json::parse(util::read_file(ctl / "state/cluster/receipts/chain" / job / "job_receipt.json").value());
+  };
+  const std::string tts_done = receipt("tts")["job_status"]["finished_at"].get<std::string>();
+  CHECK(receipt("check")["job_status"]["started_at"].get<std::string>() >= tts_done);
+  CHECK(receipt("check-here")["job_status"]["started_at"].get<std::string>() >= tts_done);
+  CHECK(receipt("check")["metrics"]["integrated_lufs"].is_number());
+
+  // A failed need: what follows fails without running, saying why.
+  CHECK(rows["bad"]["ok"] == false);
+  CHECK(rows["bad"]["error_code"] == "COMMAND_FAILED");
+  for (const char* id : {"after-bad", "after-after-bad"}) {
+    CHECK(rows[id]["status"] == "failed");
+    CHECK(rows[id]["error_code"] == "NEEDS_FAILED");
+  }
+  CHECK(rows["after-bad"]["message"].get<std::string>().rfind("not run: it needs job bad, which did not succeed", 0) == 0);
+  CHECK(rows["after-after-bad"]["message"].get<std::string>().rfind("not run: it needs job after-bad", 0) == 0);
+  for (int node : {1, 2}) CHECK(net.worker_log(node).find("after-bad") == std::string::npos);
+  CHECK(!fs::exists(ctl / "state/cluster/receipts/chain/after-bad"));
+}
+
+}  // namespace rayvault::test
