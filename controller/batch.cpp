@@ -356,11 +356,24 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
   std::vector<std::size_t> waiting(total);
   std::vector<std::vector<std::size_t>> needed_by(total);
   std::size_t skipped = 0;
+  std::size_t failed_early = 0;  // input files that went since read_batch_file checked them
   for (std::size_t i = 0; i < total; ++i) {
     auto prepared = prepare_job((*jobs)[i].spec);
-    ready.push_back(std::move(prepared).value());  // checked by read_batch_file
     waiting[i] = (*jobs)[i].needs.size();
     for (const std::size_t n : (*jobs)[i].needs) needed_by[n].push_back(i);
+    if (!prepared) {
+      const auto& spec = (*jobs)[i].spec;
+      ready.push_back({JobRequest{util::trim(spec.run_id), util::trim(spec.job_id), protocol::steps::normalize(spec.step_name),
+                                  "", json::object(), false, {}},
+                       Requirements{}});
+      outcomes[i] = Outcome{true, false, false, false, false,
+                            {{"run_id", ready.back().first.run_id}, {"job_id", ready.back().first.job_id},
+                             {"step_name", ready.back().first.step_name}, {"ok", false}, {"status", "failed"},
+                             {"message", prepared.error().message}}};
+      ++failed_early;
+      continue;
+    }
+    ready.push_back(std::move(prepared).value());
     if (waiting[i] > 0) continue;
     if (auto done = earlier_run(ready.back().first, &owners[i])) {
       outcomes[i] = std::move(*done);
@@ -384,7 +397,7 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
   board.on_room = [&work_cv] { work_cv.notify_all(); };
   std::mutex local_mutex;
   bool local_busy = false;  // a thread runs a job locally (one at a time)
-  std::size_t finished = skipped, failed = 0, running = 0;
+  std::size_t finished = skipped + failed_early, failed = failed_early, running = 0;
   const auto started = Clock::now();
   const bool terminal = platform::stderr_is_terminal();
 

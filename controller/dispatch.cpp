@@ -172,24 +172,40 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
                                            util::u8(cluster.receipt_dir(req.run_id, req.job_id) / "job_receipt.json"),
                                            protocol::dump_json(rows)});
   }
-  // A batch follows the job with the node's other jobs: the watch is told before the job is sent.
-  const bool watched = opts.watch && has_protocol_feature(caps, "watch");
-  std::optional<JobWatch::Submitting> submitting;
-  if (watched) submitting.emplace(opts.watch->submitting(node));
   UploadReport uploaded;
   auto upload = [&]() -> std::optional<Attempt> {
     auto sent = upload_inputs(client, given.staged->files);
-    if (!sent) {
-      const bool reached = sent.error().kind != ErrorKind::unavailable;
-      return Attempt{false, reached ? "node_fault" : "unreachable", "staging the input files: " + sent.error().message, {}};
+    if (sent) {
+      uploaded.bytes_sent += sent->bytes_sent;
+      uploaded.uploaded += sent->uploaded;
+      uploaded.held += sent->held;
+      return std::nullopt;
     }
-    uploaded.bytes_sent += sent->bytes_sent;
-    uploaded.uploaded += sent->uploaded;
-    uploaded.held += sent->held;
-    return std::nullopt;
+    const ErrorKind kind = sent.error().kind;
+    const std::string why = "staging the input files: " + sent.error().message;
+    if (kind != ErrorKind::invalid_input && kind != ErrorKind::io)
+      return Attempt{false, kind == ErrorKind::unavailable ? "unreachable" : "node_fault", why, {}};
+    // A file of this machine that changed or cannot be read: no other node would do better.
+    const std::string finished_at = util::now_utc();
+    json rows = attempts;
+    rows.push_back(attempt_row(node, "failed", std::string(protocol::codes::kInvalidInput), submitted_at, finished_at));
+    (void)ledger.record(state::LedgerEntry{req.run_id, req.job_id, protocol::steps::normalize(req.step_name), req.inputs_hash,
+                                           "remote", node.node_id, node.host, node.port, req.job_id, "failed", 2,
+                                           submitted_at, finished_at, 0, "", protocol::dump_json(rows)});
+    return Attempt{true, "failed", {},
+                   json{{"ok", false}, {"mode", "remote"}, {"run_id", req.run_id}, {"job_id", req.job_id},
+                        {"step_name", protocol::steps::normalize(req.step_name)}, {"inputs_hash", req.inputs_hash},
+                        {"status", "failed"}, {"node_id", node.node_id}, {"idempotent", false}, {"exit_code", 2},
+                        {"error_code", std::string(protocol::codes::kInvalidInput)}, {"message", why},
+                        {"receipt_path", ""}, {"attempts", rows}}};
   };
   if (stage)
     if (auto failed = upload()) return *failed;
+  // A batch follows the job with the node's other jobs: the watch is told before the job is sent
+  // (after its files: a long upload would keep the node's rounds short all along).
+  const bool watched = opts.watch && has_protocol_feature(caps, "watch");
+  std::optional<JobWatch::Submitting> submitting;
+  if (watched) submitting.emplace(opts.watch->submitting(node));
   auto submitted = client.submit(req.run_id, req.job_id, req.step_name, req.inputs_hash, req.payload,
                                  req.force && has_protocol_feature(caps, "force"), priority);
   // A blob that went between its upload and the job (the worker made room for others): once more.
@@ -239,7 +255,8 @@ Attempt run_remote(const Cluster& cluster, state::Ledger& ledger, const state::N
   }
   const bool long_poll = has_protocol_feature(caps, "wait_ms");
   const auto silence = std::chrono::milliseconds(static_cast<long long>(cc.node_silence_sec * 1000));
-  const auto deadline = started + std::chrono::milliseconds(static_cast<long long>(cc.poll_timeout_sec * 1000));
+  // poll_timeout_sec counts from the job's submission, not from the upload of its files.
+  const auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<long long>(cc.poll_timeout_sec * 1000));
   const auto interval = std::chrono::milliseconds(static_cast<long long>(cc.poll_interval_sec * 1000));
   auto last_answer = Clock::now();
   std::string last_error;

@@ -109,57 +109,82 @@ Result<StagedInputs> find_job_inputs(std::string_view step, const json& payload,
 Result<UploadReport> upload_inputs(WorkerClient& client, const std::vector<StagedFile>& files) {
   UploadReport report;
   std::map<std::string, bool> done;  // one blob named by two fields is sent once
+  // What the worker says of a blob, read field by field (an answer of another shape: unusable).
+  struct Seen {
+    bool held = false, uploading = false;
+    std::uint64_t partial = 0;
+  };
+  auto ask = [&](const StagedFile& f) -> Result<Seen> {
+    auto state = client.blob_state(f.digest);
+    if (!state) return state.error();
+    if (!state->is_object()) return Error(ErrorKind::unavailable, "the worker's answer about blob " + f.digest + " is not an object");
+    Seen seen;
+    seen.held = state->value("held", false) == true;
+    seen.uploading = state->value("uploading", false) == true;
+    if (const auto p = state->find("partial"); p != state->end() && p->is_number_unsigned() && p->get<std::uint64_t>() <= f.size)
+      seen.partial = p->get<std::uint64_t>();
+    return seen;
+  };
   for (const auto& f : files) {
     if (done.count(f.digest)) continue;
     done[f.digest] = true;
-    auto state = client.blob_state(f.digest);
-    if (!state) return state.error();
-    if (state->value("held", false) == true) {
+    auto seen = ask(f);
+    if (!seen) return seen.error();
+    if (seen->held) {
       ++report.held;
       continue;
     }
-    // Resume what an interrupted upload left; start over once when the worker refuses it (a
-    // partial file it kept across a crash may hold bytes that never were the file's).
-    std::uint64_t offset = 0;
-    if (const auto p = state->find("partial"); p != state->end() && p->is_number_unsigned()) offset = p->get<std::uint64_t>();
-    if (offset > f.size) offset = 0;
-    // A dropped upload holds the blob on the worker until it sees the connection go (its idle
-    // timeout, 15 s by default, when the link went down): wait that long at most.
-    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(40);
-    for (int attempt = 0;; ++attempt) {
+    // Resume what an interrupted upload left. Another upload of the same bytes under way (another
+    // job of a batch, or a dropped one the worker has not seen go yet: up to its idle timeout when
+    // the link went down) is waited for while it makes progress, and 40 s past its last progress.
+    std::uint64_t offset = seen->partial;
+    bool restarted = false;
+    auto progress_at = std::chrono::steady_clock::now();
+    std::uint64_t last_partial = seen->partial;
+    std::chrono::milliseconds pause{100};
+    while (true) {
       std::error_code ec;
       if (fs::file_size(f.path, ec) != f.size || ec)
         return Error(ErrorKind::invalid_input, "payload." + f.field + ": " + util::u8(f.path) + " changed while the job was being sent");
       auto sent = client.put_blob(f.digest, f.path, offset, f.size);
       if (sent) {
-        report.bytes_sent += f.size - offset;
-        ++report.uploaded;
+        const bool stored = !sent->is_object() || sent->value("stored", true) != false;
+        if (stored) {
+          report.bytes_sent += f.size - offset;
+          ++report.uploaded;
+        } else {
+          ++report.held;
+        }
         break;
       }
-      if (sent.error().kind == ErrorKind::invalid_input && attempt == 0 && offset > 0) {
+      const ErrorKind kind = sent.error().kind;
+      // A resumed part the worker refuses (it kept bytes across a crash that never were the file's):
+      // start over, once.
+      if (kind == ErrorKind::invalid_input && offset > 0 && !restarted) {
+        restarted = true;
         offset = 0;
         continue;
       }
-      if (sent.error().kind == ErrorKind::invalid_input)
+      if (kind == ErrorKind::invalid_input)
         return Error(ErrorKind::invalid_input, "payload." + f.field + ": the worker refused " + util::u8(f.path) + " (" +
                                                    sent.error().message + "); was it changed while being sent?");
-      // Another upload of the same bytes (another job of a batch, or a dropped one the worker has
-      // not seen go yet) is under way, or the worker holds another part than it said: ask again.
-      // A refusal comes before the body is read, so it may reach us as a send cut short.
-      const bool retry = sent.error().kind == ErrorKind::conflict || sent.error().kind == ErrorKind::unavailable;
-      if (retry && std::chrono::steady_clock::now() < give_up) {
-        auto again = client.blob_state(f.digest);
-        if (!again) return again.error();
-        if (again->value("held", false) == true) {
-          ++report.held;
-          break;
-        }
-        const json& p = (*again)["partial"];
-        offset = p.is_number_unsigned() && p.get<std::uint64_t>() <= f.size ? p.get<std::uint64_t>() : 0;
-        if (again->value("uploading", false) == true) std::this_thread::sleep_for(std::chrono::milliseconds(200));
-        continue;
+      // A refusal comes before the body is read, so it may reach us as a send cut short: ask.
+      if (kind != ErrorKind::conflict && kind != ErrorKind::unavailable) return sent.error();
+      auto again = ask(f);
+      if (!again) return kind == ErrorKind::unavailable ? sent.error() : again.error();
+      if (again->held) {
+        ++report.held;
+        break;
       }
-      return sent.error();
+      const auto now = std::chrono::steady_clock::now();
+      if (again->partial != last_partial) {
+        last_partial = again->partial;
+        progress_at = now;
+      }
+      if (now - progress_at > std::chrono::seconds(40)) return sent.error();
+      offset = again->partial;
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(1000));
     }
   }
   return report;

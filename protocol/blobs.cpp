@@ -40,8 +40,17 @@ bool is_blob_file_name(std::string_view name) {
 }
 
 std::string blob_file_name_for(std::string_view name) {
+  // A long name keeps its end (the extension tools read), cut where a UTF-8 character starts.
+  constexpr std::size_t kKeep = 200;
+  if (name.size() > kKeep) {
+    const auto dot = name.rfind('.');
+    std::string_view ext = dot != std::string_view::npos && name.size() - dot <= 16 ? name.substr(dot) : std::string_view();
+    std::size_t head = kKeep - ext.size();
+    while (head > 0 && (static_cast<unsigned char>(name[head]) & 0xC0) == 0x80) --head;
+    return blob_file_name_for(std::string(name.substr(0, head)) + std::string(ext));
+  }
   std::string out;
-  for (const char c : name.substr(0, 200)) out.push_back(reserved_char(static_cast<unsigned char>(c)) ? '_' : c);
+  for (const char c : name) out.push_back(reserved_char(static_cast<unsigned char>(c)) ? '_' : c);
   while (!out.empty() && (out.back() == '.' || out.back() == ' ')) out.pop_back();
   if (out.empty() || out == "." || out == "..") out = "input";
   if (device_name(out)) out = "_" + out;

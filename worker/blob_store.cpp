@@ -148,7 +148,7 @@ Result<std::unique_ptr<BlobStore>> BlobStore::open(BlobStoreConfig config) {
     }
     const auto size = fs::file_size(it->path(), fe);
     const auto when = fs::last_write_time(it->path(), fe);
-    if (!fe) store->partial_[digest] = Partial{size, when, 0};
+    if (!fe) store->partial_[digest] = Partial{size, when, 0, false};
   }
   if (ec) return Error(ErrorKind::io, "cannot read the blob store " + util::u8(dir) + ": " + ec.message());
   return store;
@@ -162,7 +162,7 @@ BlobState BlobStore::stat(const std::string& digest) {
     s.size = h->second.size;
   } else if (const auto p = partial_.find(digest); p != partial_.end()) {
     s.partial = p->second.size;
-    s.uploading = p->second.declared > 0;
+    s.uploading = p->second.active;
   }
   return s;
 }
@@ -170,83 +170,113 @@ BlobState BlobStore::stat(const std::string& digest) {
 std::uint64_t BlobStore::used_locked() const {
   std::uint64_t used = 0;
   for (const auto& [d, h] : held_) used += h.size;
-  for (const auto& [d, p] : partial_) used += std::max(p.size, p.declared);
+  for (const auto& [d, p] : partial_) used += p.active ? std::max(p.size, p.declared) : p.size;
   return used;
 }
 
 Status BlobStore::make_room_locked(std::uint64_t needed, const std::string& digest, bool new_bytes) {
-  std::error_code ec;
-  auto free_disk = [&] {
-    const auto space = fs::space(config_.dir, ec);
-    return ec ? UINTMAX_MAX : space.available;
-  };
-  auto fits = [&] {
-    const bool quota_ok = config_.quota_bytes == 0 || used_locked() + needed <= config_.quota_bytes;
-    if (!new_bytes) return quota_ok;
-    const std::uint64_t disk = free_disk();
-    return quota_ok && disk >= config_.disk_reserve_bytes && disk - config_.disk_reserve_bytes >= needed;
-  };
   if (config_.quota_bytes > 0 && needed > config_.quota_bytes)
     return Error(ErrorKind::storage_full, "the blob is larger than this worker's blob quota (" +
                                               std::to_string(config_.quota_bytes) + " bytes)");
-  // Candidates, oldest use first: blobs no job pins, then interrupted uploads untouched for long.
+  // What must go: past the quota, and (bytes that take disk space) past the disk's free space less
+  // the reserve and what uploads under way have still to write.
+  std::uint64_t outstanding = 0;
+  for (const auto& [d, p] : partial_)
+    if (p.active && p.declared > p.size) outstanding += p.declared - p.size;
+  std::error_code ec;
+  const auto space = fs::space(config_.dir, ec);
+  const std::uint64_t free_disk = ec ? UINT64_MAX : space.available;
+  const std::uint64_t used = used_locked();
+  const std::uint64_t over_quota =
+      config_.quota_bytes > 0 && used + needed > config_.quota_bytes ? used + needed - config_.quota_bytes : 0;
+  const std::uint64_t wanted_disk = needed + config_.disk_reserve_bytes + outstanding;
+  const std::uint64_t over_disk = new_bytes && wanted_disk > free_disk ? wanted_disk - free_disk : 0;
+  const std::uint64_t to_free = std::max(over_quota, over_disk);
+  if (to_free == 0) return ok_status();
+
+  // Candidates, in the order they go: blobs no job pins, least recently used first, then
+  // interrupted uploads untouched for long. Nothing goes unless together they make the room.
+  struct Candidate {
+    std::string digest;
+    bool blob;
+    std::uint64_t size;
+  };
+  std::vector<std::pair<fs::file_time_type, Candidate>> blobs, parts;
+  for (const auto& [d, h] : held_)
+    if (!pin_counts_.count(d)) blobs.push_back({h.last_use, {d, true, h.size}});
   const auto stale_before = fs::file_time_type::clock::now() - config_.stale_partial_after;
-  while (!fits()) {
-    auto victim = held_.end();
-    for (auto it = held_.begin(); it != held_.end(); ++it) {
-      if (pin_counts_.count(it->first)) continue;
-      if (victim == held_.end() || it->second.last_use < victim->second.last_use) victim = it;
-    }
-    if (victim != held_.end()) {
-      std::error_code rm;
-      fs::remove(blob_path(victim->first), rm);
-      if (rm) return Error(ErrorKind::io, "cannot remove blob " + victim->first + " to make room: " + rm.message());
-      held_.erase(victim);
-      continue;
-    }
-    auto stale = partial_.end();
-    for (auto it = partial_.begin(); it != partial_.end(); ++it) {
-      if (it->second.declared > 0 || it->first == digest || it->second.last_write > stale_before) continue;
-      if (stale == partial_.end() || it->second.last_write < stale->second.last_write) stale = it;
-    }
-    if (stale == partial_.end()) {
-      std::uint64_t pinned = 0;
-      for (const auto& [d, n] : pin_counts_)
-        if (const auto h = held_.find(d); h != held_.end()) pinned += h->second.size;
-      return Error(ErrorKind::storage_full,
-                   "no room for " + std::to_string(needed) + " more bytes: the blob store holds " +
-                       std::to_string(used_locked()) + " bytes (quota " +
-                       (config_.quota_bytes ? std::to_string(config_.quota_bytes) : std::string("none")) + ", " +
-                       std::to_string(pinned) + " of them needed by queued or running jobs) and the disk has " +
-                       std::to_string(free_disk()) + " bytes free (" + std::to_string(config_.disk_reserve_bytes) +
-                       " kept free)");
-    }
-    std::error_code rm;
-    fs::remove(partial_path(stale->first), rm);
-    partial_.erase(stale);
+  for (const auto& [d, p] : partial_)
+    if (!p.active && d != digest && p.last_write <= stale_before) parts.push_back({p.last_write, {d, false, p.size}});
+  auto by_time = [](const auto& a, const auto& b) { return a.first < b.first; };
+  std::sort(blobs.begin(), blobs.end(), by_time);
+  std::sort(parts.begin(), parts.end(), by_time);
+  std::uint64_t evictable = 0;
+  for (const auto& c : blobs) evictable += c.second.size;
+  for (const auto& c : parts) evictable += c.second.size;
+  if (evictable < to_free) {
+    std::uint64_t pinned = 0;
+    for (const auto& [d, n] : pin_counts_)
+      if (const auto h = held_.find(d); h != held_.end()) pinned += h->second.size;
+    return Error(ErrorKind::storage_full,
+                 "no room for " + std::to_string(needed) + " more bytes: the blob store holds " + std::to_string(used) +
+                     " bytes (quota " + (config_.quota_bytes ? std::to_string(config_.quota_bytes) : std::string("none")) +
+                     ", " + std::to_string(pinned) + " of them needed by queued or running jobs) and the disk has " +
+                     std::to_string(free_disk) + " bytes free (" + std::to_string(config_.disk_reserve_bytes) +
+                     " kept free, " + std::to_string(outstanding) + " promised to uploads under way)");
   }
+  std::uint64_t freed = 0;
+  for (auto* list : {&blobs, &parts}) {
+    for (const auto& [when, c] : *list) {
+      if (freed >= to_free) break;
+      std::error_code rm;
+      fs::remove(c.blob ? blob_path(c.digest) : partial_path(c.digest), rm);
+      if (rm) continue;  // one that cannot go (a file held open elsewhere) does not stop the others
+      if (c.blob) held_.erase(c.digest);
+      else partial_.erase(c.digest);
+      freed += c.size;
+    }
+  }
+  if (freed < to_free)
+    return Error(ErrorKind::storage_full, "no room for " + std::to_string(needed) +
+                                              " more bytes: blobs that could go could not be removed");
   return ok_status();
 }
 
 Result<std::unique_ptr<BlobUpload>> BlobStore::begin_upload(const std::string& digest, std::uint64_t offset, std::uint64_t size) {
   if (!is_blob_digest(digest)) return Error(ErrorKind::invalid_input, "a blob is named by its SHA-256: 64 lowercase hex digits");
   if (offset > size) return Error(ErrorKind::invalid_input, "offset is past the blob's size");
-  std::lock_guard lock(mu_);
-  if (held_.count(digest)) return Error(ErrorKind::conflict, "blob " + digest + " is held already");
-  const auto p = partial_.find(digest);
-  const std::uint64_t have = p == partial_.end() ? 0 : p->second.size;
-  if (p != partial_.end() && p->second.declared > 0)
-    return Error(ErrorKind::conflict, "an upload of blob " + digest + " is under way; ask again when it has ended");
-  if (offset != 0 && offset != have)
-    return Error(ErrorKind::conflict, "this worker holds " + std::to_string(have) + " bytes of blob " + digest +
-                                          ": resume from offset " + std::to_string(have) + " (or 0 to start over)");
-  if (uploads_ >= config_.max_uploads)
-    return Error(ErrorKind::unavailable, "the worker has " + std::to_string(uploads_) + " uploads under way; try again");
-  // What this upload adds to the store: its whole size, less what its partial file already counts.
-  if (auto st = make_room_locked(size > have ? size - have : 0, digest); !st) return st.error();
-
+  {
+    std::lock_guard lock(mu_);
+    if (held_.count(digest)) return Error(ErrorKind::conflict, "blob " + digest + " is held already");
+    const auto p = partial_.find(digest);
+    const std::uint64_t have = p == partial_.end() ? 0 : p->second.size;
+    if (p != partial_.end() && p->second.active)
+      return Error(ErrorKind::conflict, "an upload of blob " + digest + " is under way; ask again when it has ended");
+    if (offset != 0 && offset != have)
+      return Error(ErrorKind::conflict, "this worker holds " + std::to_string(have) + " bytes of blob " + digest +
+                                            ": resume from offset " + std::to_string(have) + " (or 0 to start over)");
+    if (uploads_ >= config_.max_uploads)
+      return Error(ErrorKind::unavailable, "the worker has " + std::to_string(uploads_) + " uploads under way; try again");
+    // What this upload adds to the store: its whole size, less what its partial file already counts.
+    if (auto st = make_room_locked(size > have ? size - have : 0, digest); !st) return st.error();
+    // Under way from here: no other upload of it starts, and its room is promised.
+    auto& entry = partial_[digest];
+    entry.size = offset;
+    entry.declared = size;
+    entry.active = true;
+    entry.last_write = fs::file_time_type::clock::now();
+    ++uploads_;
+  }
+  // The files are touched without the lock: a large kept part takes a while to hash.
   std::unique_ptr<BlobUpload> up(new BlobUpload(*this, digest, offset, size));
   const fs::path part = partial_path(digest);
+  auto fail = [&](const std::string& message) -> Error {
+    up->done_ = true;
+    std::error_code ec;
+    fs::remove(part, ec);
+    upload_ended(digest, 0, false);
+    return Error(ErrorKind::io, message);
+  };
   if (offset > 0) {
     // Resumed: the bytes kept are hashed first, so the digest covers the whole blob.
     std::ifstream in(part, std::ios::binary);
@@ -258,17 +288,12 @@ Result<std::unique_ptr<BlobUpload>> BlobStore::begin_upload(const std::string& d
       up->impl_->hash.update(block.data(), got);
       left -= got;
     }
-    if (left > 0) return Error(ErrorKind::io, "cannot read the kept part of blob " + digest);
+    if (left > 0) return fail("cannot read the kept part of blob " + digest + "; it is dropped: start over");
     up->impl_->out.open(part, std::ios::binary | std::ios::app);
   } else {
     up->impl_->out.open(part, std::ios::binary | std::ios::trunc);
   }
-  if (!up->impl_->out) return Error(ErrorKind::io, "cannot open the upload file of blob " + digest);
-  auto& entry = partial_[digest];
-  entry.size = offset;
-  entry.declared = size;
-  entry.last_write = fs::file_time_type::clock::now();
-  ++uploads_;
+  if (!up->impl_->out) return fail("cannot open the upload file of blob " + digest);
   return up;
 }
 
@@ -282,6 +307,7 @@ void BlobStore::upload_ended(const std::string& digest, std::uint64_t partial_si
   auto& p = partial_[digest];
   p.size = partial_size;
   p.declared = 0;
+  p.active = false;
   p.last_write = fs::file_time_type::clock::now();
 }
 
@@ -312,7 +338,7 @@ void BlobStore::adopt(const std::string& digest, const fs::path& file) {
   if (!ec) fs::create_hard_link(file, dest, ec);
   if (ec) return;
   held_[digest] = Held{size, fs::file_time_type::clock::now()};
-  if (const auto p = partial_.find(digest); p != partial_.end() && p->second.declared == 0) {
+  if (const auto p = partial_.find(digest); p != partial_.end() && !p->second.active) {
     fs::remove(partial_path(digest), ec);
     partial_.erase(p);
   }

@@ -124,7 +124,8 @@ class BlobStore {
   struct Partial {
     std::uint64_t size = 0;
     fs::file_time_type last_write;
-    std::uint64_t declared = 0;  // under way: the blob's whole size (0: not under way)
+    std::uint64_t declared = 0;  // under way: the blob's whole size
+    bool active = false;         // an upload of it is under way
   };
   fs::path blob_path(const std::string& digest) const;
   fs::path partial_path(const std::string& digest) const;

@@ -18,6 +18,9 @@
 namespace rayvault::worker {
 namespace {
 
+// The key that holds a submission's blobs while it is admitted: no job id can hold a control character.
+constexpr std::string_view kSubmissionPinKey = "\x01submission:";
+
 constexpr std::size_t kMaxLogLinesPerJob = 20000;
 
 json receipt_of(const state::StoredJob& job) {
@@ -59,6 +62,14 @@ Result<std::unique_ptr<Engine>> Engine::open(EngineConfig config, StepRegistry s
     engine->log(id, LogLevel::error, "job_failed", "worker restarted while the job was running (WORKER_RESTARTED)");
     if (auto job = engine->store_->get(id)) engine->finish(*job);
   }
+  // Jobs still queued (or still in Slurm) keep their blobs from now on, before the server takes
+  // any upload that could make room by evicting them. One that went is found when the job runs.
+  if (engine->config_.blobs) {
+    std::vector<std::string> ids = engine->store_->queued_job_ids();
+    for (auto& id : engine->store_->running_launched_job_ids()) ids.push_back(std::move(id));
+    for (const auto& id : ids)
+      if (const auto job = engine->store_->get(id)) engine->pin_blobs(id, job->payload);
+  }
   return engine;
 }
 
@@ -72,13 +83,6 @@ void Engine::start() {
         if (config_.slurm) slurm_resume_locked(*job);
         else orphaned.push_back(std::move(*job));
       } else {
-        // A queued job's blobs are kept for it again (one that went is found when the job runs).
-        if (job && config_.blobs) {
-          std::vector<std::string> digests;
-          if (auto refs = protocol::find_blob_refs(job->payload))
-            for (const auto& ref : *refs) digests.push_back(ref.digest);
-          if (!digests.empty()) (void)config_.blobs->pin(id, digests);
-        }
         enqueue_locked(id, job ? job->record.step_name : std::string(), job ? job->priority : 0);
       }
     }
@@ -222,7 +226,7 @@ Result<Admitted> Engine::submit(const Submission& s) {
     if (!config_.blobs)
       return Error(ErrorKind::invalid_input, "payload names blobs, and this node keeps no blob store",
                    std::string(protocol::codes::kInvalidInput));
-    held_for = "submission:" + std::to_string(++submissions_);
+    held_for = std::string(kSubmissionPinKey) + std::to_string(++submissions_);
     if (auto st = config_.blobs->pin(held_for, digests); !st) return st.error();
   }
   struct Unpin {
@@ -238,9 +242,9 @@ Result<Admitted> Engine::submit(const Submission& s) {
   auto& [stored, how] = admitted.value();
   overlay(stored);
   const bool created = how == state::Admission::created;
-  auto pin_job = [&] {
-    if (!digests.empty()) (void)config_.blobs->pin(stored.record.job_id, digests);  // held: cannot fail
-  };
+  // The job runs its stored payload (a job found by its id keeps the payload it was admitted with):
+  // those are the blobs it keeps.
+  auto pin_job = [&] { pin_blobs(stored.record.job_id, stored.payload); };
   if (created) {
     pin_job();
     log(r.job_id, LogLevel::info, "job_queued", "queued " + r.step_name + " for run " + r.run_id);
@@ -668,6 +672,14 @@ Result<json> Engine::publish_artifacts(const fs::path& staging, const fs::path& 
     artifacts.push_back({{"path", util::u8(to)}, {"name", name}, {"sha256", sha ? *sha : ""}, {"size_bytes", size}});
   }
   return artifacts;
+}
+
+void Engine::pin_blobs(const std::string& job_id, const json& payload) {
+  if (!config_.blobs) return;
+  // One at a time: a blob that is not held (the job fails BLOB_MISSING when it runs) does not stop
+  // the others being kept.
+  if (auto refs = protocol::find_blob_refs(payload))
+    for (const auto& ref : *refs) (void)config_.blobs->pin(job_id, {ref.digest});
 }
 
 Result<json> Engine::resolve_inputs(const json& payload, const fs::path& inputs) const {

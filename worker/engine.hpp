@@ -133,6 +133,8 @@ class Engine {
   // blob, named as the reference says, in `inputs` (created). Error (BLOB_MISSING) for a blob
   // that is not held.
   Result<json> resolve_inputs(const json& payload, const fs::path& inputs) const;
+  // Keeps the blobs a job's payload names while it is queued or running (those held now).
+  void pin_blobs(const std::string& job_id, const json& payload);
   // Sets a job's fields for its end as cancelled.
   void mark_cancelled(state::StoredJob& job, const std::string& reason);
   void log(const std::string& job_id, LogLevel level, std::string_view event, std::string_view message);

@@ -579,7 +579,7 @@ struct WorkerServer::Impl {
     // The one other link allowed is the worker's own blob store's (artifacts are blobs too).
     const auto links = fs::hard_link_count(path, ec);
     bool blob_link = false;
-    if (!ec && links != 1 && engine.config().blobs) {
+    if (!ec && links == 2 && engine.config().blobs) {
       const fs::path blob = engine.config().blobs->path_of(protocol::string_field(*entry, "sha256"));
       std::error_code same;
       blob_link = !blob.empty() && fs::equivalent(blob, path, same) && !same;
