@@ -2,6 +2,7 @@
 //   rayvault-bench plain-server PORT [THREADS]   a libmicrohttpd server built and configured as the
 //                                                worker's (same flags, polling threads, limits),
 //                                                answering every request with one fixed JSON body
+//   rayvault-bench sign-blob SECRET DIGEST      prints {"put_query", "stat_query"} for /blobs/DIGEST
 //   rayvault-bench sign SECRET RUN JOB STEP PAYLOAD_JSON
 //                                                prints {"body": signed POST body, "query": signed
 //                                                JOB_STATUS query string, "artifacts_query": the same
@@ -102,6 +103,22 @@ int sign(const std::string& secret, const std::string& run, const std::string& j
   return 0;
 }
 
+// The query strings of a blob upload and a blob question (extension "blobs"), bound to DIGEST.
+int sign_blob(const std::string& secret, const std::string& digest) {
+  const auto now = rayvault::util::system_clock()();
+  auto query = [&](const char* step) {
+    const auto env = rayvault::protocol::make_signed_envelope("blobs", "blob", step, digest, secret, now);
+    json fields = json::object();
+    rayvault::protocol::envelope_to_json(env, fields);
+    std::string text;
+    for (const auto& [k, v] : fields.items())
+      text += (text.empty() ? "" : "&") + k + "=" + rayvault::util::percent_encode(v.is_string() ? v.get<std::string>() : v.dump());
+    return text;
+  };
+  std::printf("%s\n", rayvault::protocol::dump_json(json{{"put_query", query("BLOB_PUT")}, {"stat_query", query("BLOB_STAT")}}).c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,6 +126,8 @@ int main(int argc, char** argv) {
   if (cmd == "plain-server" && (argc == 3 || argc == 4))
     return plain_server(std::atoi(argv[2]), argc == 4 ? static_cast<unsigned>(std::atoi(argv[3])) : 2u);
   if (cmd == "sign" && argc == 7) return sign(argv[2], argv[3], argv[4], argv[5], argv[6]);
-  std::fprintf(stderr, "usage: rayvault-bench plain-server PORT [THREADS] | sign SECRET RUN JOB STEP PAYLOAD_JSON\n");
+  if (cmd == "sign-blob" && argc == 4) return sign_blob(argv[2], argv[3]);
+  std::fprintf(stderr,
+               "usage: rayvault-bench plain-server PORT [THREADS] | sign SECRET RUN JOB STEP PAYLOAD_JSON | sign-blob SECRET DIGEST\n");
   return 2;
 }

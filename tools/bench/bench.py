@@ -8,6 +8,7 @@ the harness does not rot) and writes to a temporary folder. Exits non-zero only 
 not be measured; missing a target is reported, not an error.
 """
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -16,9 +17,11 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -628,6 +631,83 @@ def bench_sync(cfg, work, results):
         w.stop()
 
 
+# --- staging a large input file to a worker ------------------------------------------------------
+
+def silent_wav(path, size):
+    """A PCM WAV of silence, `size` bytes in all (a sparse file: made at once, read at disk speed)."""
+    header = (b"RIFF" + struct.pack("<I", size - 8) + b"WAVEfmt " + struct.pack("<IHHIIHH", 16, 1, 2, 48000, 192000, 4, 16) +
+              b"data" + struct.pack("<I", size - 44))
+    with open(path, "wb") as f:
+        f.write(header)
+        f.truncate(size)
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def bench_stage(cfg, work, results):
+    """`submit` of a job whose input file lives only on the controller: hashed, uploaded (PUT
+    /blobs), probed, synced back; against curl uploading the same bytes to the same endpoint. A
+    fresh worker each run, so each run sends the whole file. Peak RSS of the controller (wait4) and
+    of the worker (sampled from /proc every 20 ms while the submit runs)."""
+    size = cfg["stage_bytes"]
+    media = os.path.join(work, "stage.wav")
+    silent_wav(media, size)
+    digest = sha256_file(media)
+    q = json.loads(subprocess.run([BENCH, "sign-blob", SECRET, digest], capture_output=True, text=True, check=True).stdout)
+    env = dict(os.environ, RAYVAULT_CLUSTER_SECRET=SECRET)
+    curl_s, stage_s, ctl_rss, worker_rss, worker_rss_curl = [], [], [], [], []
+    for rep in range(cfg["stage_reps"]):
+        for how in ("curl", "submit"):
+            w = Worker(work, "stage-%s-%d" % (how, rep), ["--slots", "1"])
+            try:
+                held = os.path.join(w.root, "blobs", digest[:2], digest)
+                peak = [0]
+                done = threading.Event()
+
+                def sample():
+                    while not done.is_set():
+                        peak[0] = max(peak[0], rss_kib(w.pid))
+                        time.sleep(0.02)
+                sampler = threading.Thread(target=sample)
+                sampler.start()
+                try:
+                    if how == "curl":
+                        url = "http://127.0.0.1:%d/blobs/%s?%s&offset=0&size=%d" % (w.port, digest, q["put_query"], size)
+                        curl_s.append(timed(["curl", "-sf", "-o", "/dev/null", "-T", media, url]))
+                    else:
+                        cwd = os.path.join(work, "stage-controller-%d" % rep)
+                        write_nodes(cwd, [("w1", w)])
+                        dt, ctl_peak, code = run_measured(
+                            [CONTROLLER, "submit", "--run-id", "stage", "--job-id", "probe-%d" % rep, "--step-name",
+                             "FFMPEG_PROBE", "--payload-json", json.dumps({"media_path": media}), "--no-local-fallback"],
+                            env=env, cwd=cwd)
+                        if code != 0:
+                            raise CannotMeasure("the staged submit failed (%d)" % code)
+                        stage_s.append(dt)
+                        ctl_rss.append(ctl_peak)
+                finally:
+                    done.set()
+                    sampler.join()
+                if not os.path.exists(held) or os.path.getsize(held) != size:
+                    raise CannotMeasure("the worker does not hold the blob after the %s upload" % how)
+                (worker_rss_curl if how == "curl" else worker_rss).append(peak[0] / 1024.0)
+            finally:
+                w.stop()
+                shutil.rmtree(w.root, ignore_errors=True)
+    c, t = summary(curl_s), summary(stage_s)
+    results["stage"] = {"bytes": size, "curl_s": c, "submit_s": t, "ratio": c["median"] / t["median"],
+                        "controller_rss_mib": summary(ctl_rss), "worker_rss_mib": summary(worker_rss),
+                        "worker_rss_curl_mib": summary(worker_rss_curl)}
+    log("stage %d MiB: curl PUT %.2f s, submit %.2f s (%.2f of curl), peak RSS controller %.1f MiB, worker %.1f MiB"
+        % (size >> 20, c["median"], t["median"], c["median"] / t["median"], max(ctl_rss), max(worker_rss)))
+
+
 # --- health over 16 nodes, 4 of them unreachable (test tailnet) ----------------------------------
 
 def bench_health16(cfg, work, results):
@@ -893,6 +973,22 @@ def report(cfg, results, made, command, measured_at=None, later=None):
                   y["resume_had"] / 1048576.0, y["resume_moved"] / 1048576.0,
                   verdict(y["ratio"] >= 0.9 and y["peak_rss_mib"]["max"] <= 32 and
                           y["resume_moved"] <= y["bytes"] - y["resume_had"] + (1 << 20))), ""]
+    if "stage" in results:
+        y = results["stage"]
+        L += ["## Staging a %d MiB input file" % (y["bytes"] >> 20), "",
+              "`rayvault-controller submit` of an FFMPEG_PROBE whose `media_path` is a %d MiB WAV on the controller:"
+              " the file is hashed, sent with `PUT /blobs/{sha256}` (nothing held yet: a fresh worker each run), probed"
+              " on the worker and its receipt synced back; against `curl -T` sending the same bytes to the same"
+              " endpoint of a fresh worker, %d runs each. Peak RSS: the controller's (wait4) and the worker's (sampled"
+              " every 20 ms). Target: controller and worker under 32 MiB while the file moves." % (
+                  y["bytes"] >> 20, y["submit_s"]["n"]), "",
+              "| curl PUT | submit (hash + upload + probe + sync) | curl / submit | controller peak RSS | worker peak RSS"
+              " (curl's upload) | target |",
+              "|---|---|---|---|---|---|",
+              "| %s | %s | %.2f | %s | %s (%s) | %s |" % (
+                  fmt(y["curl_s"], " s", 2), fmt(y["submit_s"], " s", 2), y["ratio"], fmt(y["controller_rss_mib"], " MiB"),
+                  fmt(y["worker_rss_mib"], " MiB"), fmt(y["worker_rss_curl_mib"], " MiB"),
+                  verdict(y["controller_rss_mib"]["max"] < 32 and y["worker_rss_mib"]["max"] < 32)), ""]
     return "\n".join(L) + "\n"
 
 
@@ -900,7 +996,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--smoke", action="store_true", help="every part for a second or so (CI)")
     ap.add_argument("--out", default=os.path.join(REPO, "docs", "benchmarks.md"))
-    ap.add_argument("--only", default="", help="comma-separated parts: http,submit,start,frames,health16,batch,follow,sync;"
+    ap.add_argument("--only", default="", help="comma-separated parts: http,submit,start,frames,health16,batch,follow,sync,stage;"
                     " the other parts' figures are kept from the last full run")
     ap.add_argument("--report-only", action="store_true",
                     help="measure nothing: write the report again from the JSON beside --out (its plots too)")
@@ -926,18 +1022,21 @@ def main():
         cfg = {"concurrency": [1, 16], "wrk_seconds": 1, "reps": 1, "submit_runs": 3, "start_runs": 2, "idle_seconds": 0.5,
                "video": (20, "640x360"), "frame_reps": 1, "batch_workers": [3], "batch_jobs": 12, "batch_slots": 2,
                "batch_job_seconds": 0.1, "node_timeout": 1, "health_reps": 1, "follow_jobs": 20,
-               "follow_job_seconds": 3, "sync_bytes": 32 << 20, "sync_reps": 1, "cache": cache}
+               "follow_job_seconds": 3, "sync_bytes": 32 << 20, "sync_reps": 1, "stage_bytes": 32 << 20, "stage_reps": 1,
+               "cache": cache}
     else:
         cfg = {"concurrency": [1, 16, 64, 256], "wrk_seconds": 5, "reps": 3, "submit_runs": 30, "start_runs": 7,
                "idle_seconds": 3, "video": (600, "1920x1080"), "frame_reps": 3, "batch_workers": [1, 2, 3], "batch_jobs": 200,
                "batch_slots": 2, "batch_job_seconds": 0.25, "node_timeout": 2, "health_reps": 3, "follow_jobs": 200,
-               "follow_job_seconds": 20, "sync_bytes": 1 << 30, "sync_reps": 3, "cache": cache}
+               "follow_job_seconds": 20, "sync_bytes": 1 << 30, "sync_reps": 3, "stage_bytes": 2 << 30, "stage_reps": 3,
+               "cache": cache}
     for binary in (WORKER, CONTROLLER, BENCH):
         if not os.path.exists(binary):
             print("bench: %s is not built (run tools/bench.sh)" % binary, file=sys.stderr)
             return 2
     parts = [("http", bench_http), ("submit", bench_submit), ("start", bench_start), ("frames", bench_frames),
-             ("health16", bench_health16), ("batch", bench_batch), ("follow", bench_follow), ("sync", bench_sync)]
+             ("health16", bench_health16), ("batch", bench_batch), ("follow", bench_follow), ("sync", bench_sync),
+             ("stage", bench_stage)]
     only = set(filter(None, args.only.split(",")))
     work = tempfile.mkdtemp(prefix="rayvault-bench.")
     results, failed = {}, []
