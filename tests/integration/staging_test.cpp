@@ -283,6 +283,36 @@ TEST_CASE("staging: the controller refuses input files it cannot send before any
   CHECK(count_lines(w.output(), "/blobs/") == 0);
 }
 
+TEST_CASE("staging: a Python worker gets the paths as given and the local fallback reads the files in place") {
+  TempDir t;
+  const fs::path video = make_video(t.path, 1.0);
+  const json payload{{"media_path", video.string()}};
+  auto submit = [&](const std::string& job) {
+    return run_controller(t.path, {"submit", "--run-id", "r", "--job-id", job, "--step-name", "FFMPEG_PROBE",
+                                   "--payload-json", payload.dump()});
+  };
+  {
+    PythonWorkerStandIn py("py-worker");
+    write_nodes(t.path, {{"py", py.port()}});
+    const auto r = submit("py");
+    CHECK(r.exit_code == 0);
+    CHECK(r.doc["node_id"] == "py");
+    CHECK_FALSE(r.doc.contains("staged"));
+    // The stand-in checks the envelope against the payload it got: the one with the path.
+    CHECK(r.doc["inputs_hash"] == protocol::inputs_hash(payload));
+    CHECK(py.job_submissions() == 1);
+  }
+  // No worker answers: the controller runs the step on its own files.
+  write_nodes(t.path, {{"gone", 1}});
+  const auto local = submit("local");
+  CHECK(local.exit_code == 0);
+  CHECK(local.doc["mode"] == "local");
+  CHECK(local.doc["status"] == "succeeded");
+  CHECK(local.doc["inputs_hash"] == protocol::inputs_hash(payload));
+  const json receipt = json::parse(util::read_file(t.path / "state/cluster/receipts/r/local/job_receipt.json").value());
+  CHECK(receipt["metrics"]["media_path"] == video.string());
+}
+
 TEST_CASE("staging: a worker that cannot see the controller's files runs probe and frame sampling and audio check on them") {
   if (!Tailnet::usable()) return;
   TempDir t;
