@@ -529,7 +529,7 @@ TEST_CASE("staging: a chained batch runs in dependency order across two workers 
   net.write_nodes(ctl, {1, 2});
   const fs::path video = make_video(ctl, 1.0);
   REQUIRE(util::write_file_atomic(ctl / "not-a-video.mp4", "this is text, not a video").ok());
-  const json intro{{"artifact", "tts"}, {"name", "intro.wav"}};
+  const json intro{{"artifact", "tts"}, {"name", "narration.wav"}};  // the mix of the chunks
   // Listed with the jobs that wait first: the order comes from their needs.
   const json jobs = json::array({
       {{"job_id", "check"}, {"step_name", "AUDIO_POSTCHECK"}, {"payload", {{"audio_path", intro}}},
@@ -541,7 +541,9 @@ TEST_CASE("staging: a chained batch runs in dependency order across two workers 
       {{"job_id", "after-after-bad"}, {"step_name", "FFMPEG_PROBE"}, {"needs", {"after-bad"}},
        {"payload", {{"media_path", video.string()}, {"note", "two down"}}}},
       {{"job_id", "tts"}, {"step_name", "TTS_RENDER_CHUNKS"},
-       {"payload", {{"chunks", {{{"chunk_id", "intro"}, {"text", "Hello from the studio."}}}}}},
+       {"payload", {{"chunks", {{{"chunk_id", "intro"}, {"text", "Hello from the studio."}},
+                                {{"chunk_id", "outro"}, {"text", "See you next week."}}}},
+                    {"mix", {{"name", "narration.wav"}, {"gap_sec", 0.3}}}}},
        {"requirements", {{"tags", {"voice"}}}}},
       {{"job_id", "bad"}, {"step_name", "FFMPEG_PROBE"}, {"payload", {{"media_path", (ctl / "not-a-video.mp4").string()}}}},
   });
@@ -572,6 +574,13 @@ TEST_CASE("staging: a chained batch runs in dependency order across two workers 
   CHECK(receipt("check")["job_status"]["started_at"].get<std::string>() >= tts_done);
   CHECK(receipt("check-here")["job_status"]["started_at"].get<std::string>() >= tts_done);
   CHECK(receipt("check")["metrics"]["integrated_lufs"].is_number());
+  // What was checked is the mix: both chunks and the gap between them.
+  const json tts_manifest = json::parse(util::read_file(ctl / "state/cluster/receipts/chain/tts/artifacts/tts_chunks_manifest.json").value());
+  CHECK(fs::path(receipt("check")["metrics"]["media_path"].get<std::string>()).filename() == "narration.wav");
+  CHECK(tts_manifest["mix"]["chunks"] == 2);
+  CHECK(tts_manifest["mix"]["sha256"] == util::sha256_file_hex(ctl / "state/cluster/receipts/chain/tts/artifacts/narration.wav").value());
+  CHECK(receipt("check")["metrics"]["duration_sec"].get<double>() > 1.0);
+  CHECK(receipt("check")["metrics"]["duration_sec"] == receipt("check-here")["metrics"]["duration_sec"]);
 
   // A failed need: what follows fails without running, saying why.
   CHECK(rows["bad"]["ok"] == false);

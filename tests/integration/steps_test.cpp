@@ -155,6 +155,43 @@ TEST_CASE("steps: TTS_RENDER_CHUNKS with espeak-ng through the controller and th
   for (std::size_t i = 0; i < 3; ++i) CHECK(third["chunks"][i]["cache_hit"] == false);
 }
 
+TEST_CASE("steps: TTS_RENDER_CHUNKS joins its chunks in order into one mix, with the gap asked between them") {
+  TempDir t;
+  WorkerProcess w(t.path, "w1");
+  const json payload = {{"chunks", json::array({{{"chunk_id", "one"}, {"text", "The first line of the narration."}},
+                                                {{"chunk_id", "two"}, {"text", "And the second, a little longer than it."}}})},
+                        {"mix", {{"name", "narration.wav"}, {"gap_sec", 0.5}}}};
+  const json rec = run_on_worker(w, "mix", "TTS_RENDER_CHUNKS", payload);
+  REQUIRE_MESSAGE(rec["status"] == "succeeded", rec.dump());
+  const fs::path dir = w.root() / "jobs/mix/artifacts";
+  std::vector<std::string> names;
+  for (const auto& f : files_in(dir)) names.push_back(f.filename().string());
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"narration.wav", "one.wav", "tts_chunks_manifest.json", "two.wav"});
+  check_contract_wav(dir / "narration.wav");
+  const double one = probe_audio(dir / "one.wav").seconds, two = probe_audio(dir / "two.wav").seconds;
+  CHECK(one > 0.5);
+  CHECK(two > 0.5);
+  CHECK(probe_audio(dir / "narration.wav").seconds == doctest::Approx(one + 0.5 + two).epsilon(0.001));
+  const json manifest = read_json(dir / "tts_chunks_manifest.json");
+  CHECK(manifest["mix"]["path"] == (dir / "narration.wav").string());
+  CHECK(manifest["mix"]["sha256"] == sha256_of(dir / "narration.wav"));
+  CHECK(manifest["mix"]["chunks"] == 2);
+  CHECK(manifest["chunks"].size() == 2);
+  CHECK(rec["metrics"]["mix"] == "narration.wav");
+  // The mix's samples are the chunks' own, in order: its start is chunk one's first samples.
+  const std::string mixed = util::read_file(dir / "narration.wav").value(), first = util::read_file(dir / "one.wav").value();
+  REQUIRE(first.size() > 4044);
+  CHECK(mixed.find(first.substr(first.size() - 4000)) != std::string::npos);
+
+  // mix: true joins them without a gap into mix.wav.
+  const json plain = {{"chunks", payload["chunks"]}, {"mix", true}};
+  const json rec2 = run_on_worker(w, "mix-plain", "TTS_RENDER_CHUNKS", plain);
+  REQUIRE_MESSAGE(rec2["status"] == "succeeded", rec2.dump());
+  const fs::path mix2 = w.root() / "jobs/mix-plain/artifacts/mix.wav";
+  CHECK(probe_audio(mix2).seconds == doctest::Approx(one + two).epsilon(0.001));
+}
+
 TEST_CASE("steps: TTS_RENDER_CHUNKS through local fallback and the mock provider") {
   TempDir t;
   write_nodes_file(t.path, R"({"nodes": []})");
@@ -195,6 +232,17 @@ TEST_CASE("steps: TTS_RENDER_CHUNKS refuses bad input with the contract's codes 
        "TTS_PROVIDER_UNAVAILABLE", "piper"},
       {"settings-type", {{"settings", "fast"}, {"chunks", json::array({text_chunk("a", "one")})}}, "INVALID_INPUT",
        "settings"},
+      {"mix-escape", {{"mix", "../x.wav"}, {"chunks", json::array({text_chunk("a", "one")})}}, "INVALID_INPUT",
+       "payload.mix.name must be a plain file name"},
+      {"mix-not-wav", {{"mix", {{"name", "all.mp3"}}}, {"chunks", json::array({text_chunk("a", "one")})}}, "INVALID_INPUT",
+       "ending in .wav"},
+      {"mix-gap", {{"mix", {{"gap_sec", 11}}}, {"chunks", json::array({text_chunk("a", "one")})}}, "INVALID_INPUT",
+       "payload.mix.gap_sec"},
+      {"mix-clash", {{"mix", "A.wav"}, {"chunks", json::array({text_chunk("a", "one")})}}, "INVALID_INPUT",
+       "is the file of chunk a"},
+      {"mix-type", {{"mix", 5}, {"chunks", json::array({text_chunk("a", "one")})}}, "INVALID_INPUT", "payload.mix must be"},
+      {"mix-key", {{"mix", {{"fade", 1}}}, {"chunks", json::array({text_chunk("a", "one")})}}, "INVALID_INPUT",
+       "payload.mix.fade is not known"},
   };
   for (const auto& [job, payload, code, words] : cases) {
     CAPTURE(job);

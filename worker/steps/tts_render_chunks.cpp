@@ -1,13 +1,17 @@
 // TTS_RENDER_CHUNKS: validates every chunk first, then renders the chunks that the cache does not
-// hold, several at once, each through the provider and then ffmpeg into the contract's WAV.
+// hold, several at once, each through the provider and then ffmpeg into the contract's WAV; with
+// payload.mix, the chunks are then joined in order into one more WAV.
 #include "worker/steps/tts_render_chunks.hpp"
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
+#include <optional>
 #include <set>
 #include <thread>
 
+#include "protocol/blobs.hpp"
 #include "protocol/errors.hpp"
 #include "protocol/ids.hpp"
 #include "protocol/steps.hpp"
@@ -27,6 +31,8 @@ constexpr std::size_t kMaxChunkTextBytes = 20000;
 // All chunks of one job together: about 35,000 words, some four hours of speech (1.3 GB of WAV).
 constexpr std::size_t kMaxJobTextBytes = 200000;
 constexpr std::uintmax_t kMaxReferenceBytes = 32u << 20;
+constexpr double kMaxMixGapSec = 10.0;
+constexpr std::string_view kManifestName = "tts_chunks_manifest.json";
 
 Error invalid(std::string message) { return Error(ErrorKind::invalid_input, std::move(message), std::string(kInvalidInput)); }
 
@@ -162,6 +168,87 @@ void prune_cache(const fs::path& dir, std::uintmax_t max_bytes, const StepContex
     ctx.log(LogLevel::info, "tts_cache", "removed " + std::to_string(removed) + " least recently used chunks from the cache");
 }
 
+// payload.mix (an extension of ours; the Python nodes ignore it): the chunks joined in their
+// order into one WAV of the same form, with gap_sec of silence between two chunks. true, a file
+// name, or {name, gap_sec}; the name defaults to mix.wav.
+struct Mix {
+  std::string file;
+  double gap_sec = 0.0;
+};
+
+Result<std::optional<Mix>> read_mix(const json& payload, const std::vector<Chunk>& chunks) {
+  const auto it = payload.find("mix");
+  if (it == payload.end() || it->is_null() || (it->is_boolean() && !it->get<bool>())) return std::optional<Mix>();
+  Mix mix{"mix.wav", 0.0};
+  const json* name = nullptr;
+  if (it->is_string()) {
+    name = &*it;
+  } else if (it->is_object()) {
+    for (const auto& [key, value] : it->items())
+      if (key != "name" && key != "gap_sec") return invalid("payload.mix." + key + " is not known (mix takes name and gap_sec)");
+    if (const auto n = it->find("name"); n != it->end() && !n->is_null()) name = &*n;
+    if (const auto g = it->find("gap_sec"); g != it->end() && !g->is_null()) {
+      if (!g->is_number() || !std::isfinite(g->get<double>()) || g->get<double>() < 0 || g->get<double>() > kMaxMixGapSec)
+        return invalid("payload.mix.gap_sec must be a number of seconds from 0 to " + std::to_string(static_cast<int>(kMaxMixGapSec)));
+      mix.gap_sec = g->get<double>();
+    }
+  } else if (!it->is_boolean()) {
+    return invalid("payload.mix must be true, a file name or {name, gap_sec}");
+  }
+  if (name != nullptr) {
+    if (!name->is_string()) return invalid("payload.mix.name must be a file name");
+    mix.file = name->get<std::string>();
+    const std::string lower = util::ascii_lower(mix.file);
+    if (!protocol::is_blob_file_name(mix.file) || lower.size() <= 4 || lower.compare(lower.size() - 4, 4, ".wav") != 0 ||
+        mix.file[0] == '.')
+      return invalid("payload.mix.name must be a plain file name ending in .wav (no path separators or reserved characters)");
+  }
+  const std::string lower = util::ascii_lower(mix.file);
+  for (const auto& c : chunks)
+    if (util::ascii_lower(c.file) == lower) return invalid("payload.mix.name " + mix.file + " is the file of chunk " + c.id);
+  return std::optional<Mix>(mix);
+}
+
+// Joins the chunks' WAVs in order (ffmpeg's concat demuxer over a list of the staged files, with a
+// silent WAV between two chunks when gap_sec > 0) into staging_dir/mix.file.
+Status render_mix(const StepContext& ctx, const std::vector<Chunk>& chunks, const Mix& mix) {
+  const fs::path dir = ctx.staging_dir / ".mix";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Error(ErrorKind::io, "cannot make the mix's folder: " + ec.message(), std::string(protocol::codes::kStorageFailed));
+  const auto tool = [&](std::vector<std::string> argv) -> Status {
+    auto r = ctx.run_tool(std::move(argv), protocol::codes::kFfmpegMissing);
+    if (!r) return Error(r.error().kind, "cannot mix the chunks: " + r.error().message, r.error().code);
+    return Ok{};
+  };
+  const std::string gap = "gap.wav";
+  if (mix.gap_sec > 0) {
+    if (auto st = tool({"ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
+                        "anullsrc=r=48000:cl=mono", "-t", std::to_string(mix.gap_sec), "-c:a", "pcm_s16le", "-fflags",
+                        "+bitexact", "-f", "wav", util::u8(dir / gap)});
+        !st)
+      return st;
+  }
+  // Chunk files are portable names (letters, digits, '.', '_', '-'): nothing to quote in the list.
+  std::string list = "ffconcat version 1.0\n";
+  for (std::size_t i = 0; i < chunks.size(); ++i) {
+    if (i > 0 && mix.gap_sec > 0) list += "file '" + gap + "'\n";
+    list += "file '../" + chunks[i].file + "'\n";
+  }
+  if (auto st = util::write_file_atomic(dir / "list.ffconcat", list); !st)
+    return Error(st.error().kind, st.error().message, std::string(protocol::codes::kStorageFailed));
+  const fs::path out = dir / "mix.wav";
+  if (auto st = tool({"ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "concat", "-safe", "0", "-i",
+                      util::u8(dir / "list.ffconcat"), "-map_metadata", "-1", "-vn", "-ar", "48000", "-ac", "1", "-c:a",
+                      "pcm_s16le", "-fflags", "+bitexact", "-f", "wav", util::u8(out)});
+      !st)
+    return st;
+  fs::rename(out, ctx.staging_dir / mix.file, ec);
+  if (ec) return Error(ErrorKind::io, "cannot place " + mix.file + ": " + ec.message(), std::string(protocol::codes::kStorageFailed));
+  fs::remove_all(dir, ec);
+  return Ok{};
+}
+
 }  // namespace
 
 std::string chunk_cache_key(std::string_view provider, std::string_view model, std::string_view voice,
@@ -189,6 +276,8 @@ Result<StepOutput> TtsRenderChunks::run(const StepContext& ctx) const {
   const json& p = ctx.payload;
   auto chunks = read_chunks(p);
   if (!chunks) return chunks.error();
+  auto mix = read_mix(p, *chunks);
+  if (!mix) return mix.error();
   auto provider_raw = optional_text(p, "provider");
   if (!provider_raw) return provider_raw.error();
   std::string provider_name = tts::canonical_name(*provider_raw);
@@ -316,14 +405,26 @@ Result<StepOutput> TtsRenderChunks::run(const StepContext& ctx) const {
                                {"inputs_hash", c.key}});
     out.artifacts.push_back(c.file);
   }
-  const json manifest = {{"run_id", ctx.run_id},       {"job_id", ctx.job_id},     {"step_name", name()},
-                         {"provider", provider_name},  {"voice_id", voice_id},     {"model_id", *model},
-                         {"chunks", manifest_chunks}};
-  if (auto st = util::write_file_atomic(ctx.staging_dir / "tts_chunks_manifest.json", protocol::dump_json(manifest, 2)); !st)
-    return Error(st.error().kind, st.error().message, std::string(protocol::codes::kStorageFailed));
-  out.artifacts.push_back("tts_chunks_manifest.json");
+  json manifest = {{"run_id", ctx.run_id},       {"job_id", ctx.job_id},     {"step_name", name()},
+                   {"provider", provider_name},  {"voice_id", voice_id},     {"model_id", *model},
+                   {"chunks", manifest_chunks}};
   out.metrics = {{"chunks", chunks->size()}, {"provider", provider_name}, {"voice_id", voice_id}, {"cache_hits", hits},
                  {"rendered", chunks->size() - hits}};
+  if (*mix) {
+    const Mix& m = **mix;
+    if (auto st = render_mix(ctx, *chunks, m); !st) return st.error();
+    const fs::path staged = ctx.staging_dir / m.file;
+    auto sha = util::sha256_file_hex(staged);
+    if (!sha) return Error(ErrorKind::io, "cannot read " + m.file + ": " + sha.error().message, std::string(protocol::codes::kStorageFailed));
+    manifest["mix"] = {{"path", util::u8(ctx.output_dir / m.file)}, {"sha256", *sha}, {"size_bytes", fs::file_size(staged, ec)},
+                       {"chunks", chunks->size()}, {"gap_sec", m.gap_sec}};
+    out.artifacts.push_back(m.file);
+    out.metrics["mix"] = m.file;
+    if (ctx.log) ctx.log(LogLevel::info, "tts_mix", "joined " + std::to_string(chunks->size()) + " chunks into " + m.file);
+  }
+  if (auto st = util::write_file_atomic(ctx.staging_dir / std::string(kManifestName), protocol::dump_json(manifest, 2)); !st)
+    return Error(st.error().kind, st.error().message, std::string(protocol::codes::kStorageFailed));
+  out.artifacts.push_back(std::string(kManifestName));
   out.message = "rendered " + std::to_string(chunks->size()) + " chunks with " + provider_name + " (" +
                 std::to_string(hits) + " from the cache)";
   return out;
