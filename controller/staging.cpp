@@ -115,12 +115,19 @@ Result<UploadReport> upload_inputs(WorkerClient& client, const std::vector<Stage
     std::uint64_t partial = 0;
   };
   auto ask = [&](const StagedFile& f) -> Result<Seen> {
-    auto state = client.blob_state(f.digest);
+    auto state = client.blob_state(f.digest, f.size);
     if (!state) return state.error();
     if (!state->is_object()) return Error(ErrorKind::unavailable, "the worker's answer about blob " + f.digest + " is not an object");
     Seen seen;
     seen.held = state->value("held", false) == true;
     seen.uploading = state->value("uploading", false) == true;
+    // No room there now: said before the file is sent (a refusal of a large body under way may
+    // reach us only as a cut connection).
+    if (!seen.held && state->value("room", true) == false) {
+      const auto d = state->find("room_detail");
+      return Error(ErrorKind::storage_full, "the worker has no room for " + util::u8(f.path) + " (" + std::to_string(f.size) +
+                                                " bytes): " + (d != state->end() && d->is_string() ? d->get<std::string>() : "no reason given"));
+    }
     if (const auto p = state->find("partial"); p != state->end() && p->is_number_unsigned() && p->get<std::uint64_t>() <= f.size)
       seen.partial = p->get<std::uint64_t>();
     return seen;
@@ -177,7 +184,7 @@ Result<UploadReport> upload_inputs(WorkerClient& client, const std::vector<Stage
         break;
       }
       const auto now = std::chrono::steady_clock::now();
-      if (again->partial != last_partial) {
+      if (again->partial > last_partial) {  // progress only when it grows (a bounded wait)
         last_partial = again->partial;
         progress_at = now;
       }

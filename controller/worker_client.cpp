@@ -233,9 +233,10 @@ namespace {
 std::string blob_query(const std::string& query) { return query + "&job_id=blob"; }
 }  // namespace
 
-Result<json> WorkerClient::blob_state(const std::string& digest) {
+Result<json> WorkerClient::blob_state(const std::string& digest, std::uint64_t size) {
   return impl_->decode(impl_->http.Get("/blobs/" + digest + "?" +
-                                       blob_query(impl_->query("blobs", "blob", protocol::kBlobStat, digest))));
+                                       blob_query(impl_->query("blobs", "blob", protocol::kBlobStat, digest)) +
+                                       "&size=" + std::to_string(size)));
 }
 
 Result<json> WorkerClient::put_blob(const std::string& digest, const std::filesystem::path& file, std::uint64_t offset,

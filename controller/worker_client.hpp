@@ -80,9 +80,9 @@ class WorkerClient {
                                            const std::string& inputs_hash, const std::string& name,
                                            const std::filesystem::path& part);
 
-  // GET /blobs/{sha256} (workers that advertise "blobs"): {held, size} or {held: false, partial,
-  // uploading}.
-  Result<json> blob_state(const std::string& digest);
+  // GET /blobs/{sha256}?size=S (workers that advertise "blobs"): {held, size} or {held: false,
+  // partial, uploading, room, room_detail?} (room: whether S bytes would fit now).
+  Result<json> blob_state(const std::string& digest, std::uint64_t size);
 
   // PUT /blobs/{sha256}: bytes [offset, size) of `file`, read as they are sent. The answer {held,
   // size, stored}; error (invalid_input) when the worker refuses the bytes (they do not hash to

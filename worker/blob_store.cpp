@@ -160,6 +160,7 @@ BlobState BlobStore::stat(const std::string& digest) {
   if (const auto h = held_.find(digest); h != held_.end()) {
     s.held = true;
     s.size = h->second.size;
+    h->second.last_use = fs::file_time_type::clock::now();
   } else if (const auto p = partial_.find(digest); p != partial_.end()) {
     s.partial = p->second.size;
     s.uploading = p->second.active;
@@ -174,7 +175,17 @@ std::uint64_t BlobStore::used_locked() const {
   return used;
 }
 
-Status BlobStore::make_room_locked(std::uint64_t needed, const std::string& digest, bool new_bytes) {
+Status BlobStore::room_for(const std::string& digest, std::uint64_t size) {
+  if (size > kMaxBlobBytes) return Error(ErrorKind::invalid_input, "size is larger than any blob a worker takes");
+  std::lock_guard lock(mu_);
+  if (held_.count(digest)) return ok_status();
+  const auto p = partial_.find(digest);
+  if (p != partial_.end() && p->second.active) return ok_status();  // its room is promised to the upload under way
+  const std::uint64_t have = p == partial_.end() ? 0 : p->second.size;
+  return make_room_locked(size > have ? size - have : 0, digest, true, false);
+}
+
+Status BlobStore::make_room_locked(std::uint64_t needed, const std::string& digest, bool new_bytes, bool evict) {
   if (config_.quota_bytes > 0 && needed > config_.quota_bytes)
     return Error(ErrorKind::storage_full, "the blob is larger than this worker's blob quota (" +
                                               std::to_string(config_.quota_bytes) + " bytes)");
@@ -224,6 +235,7 @@ Status BlobStore::make_room_locked(std::uint64_t needed, const std::string& dige
                      std::to_string(free_disk) + " bytes free (" + std::to_string(config_.disk_reserve_bytes) +
                      " kept free, " + std::to_string(outstanding) + " promised to uploads under way)");
   }
+  if (!evict) return ok_status();
   std::uint64_t freed = 0;
   for (auto* list : {&blobs, &parts}) {
     for (const auto& [when, c] : *list) {
@@ -245,6 +257,7 @@ Status BlobStore::make_room_locked(std::uint64_t needed, const std::string& dige
 Result<std::unique_ptr<BlobUpload>> BlobStore::begin_upload(const std::string& digest, std::uint64_t offset, std::uint64_t size) {
   if (!is_blob_digest(digest)) return Error(ErrorKind::invalid_input, "a blob is named by its SHA-256: 64 lowercase hex digits");
   if (offset > size) return Error(ErrorKind::invalid_input, "offset is past the blob's size");
+  if (size > kMaxBlobBytes) return Error(ErrorKind::invalid_input, "size is larger than any blob a worker takes");
   {
     std::lock_guard lock(mu_);
     if (held_.count(digest)) return Error(ErrorKind::conflict, "blob " + digest + " is held already");
@@ -331,6 +344,8 @@ void BlobStore::adopt(const std::string& digest, const fs::path& file) {
   std::lock_guard lock(mu_);
   if (held_.count(digest)) return;
   std::error_code ec;
+  // Only a plain file that nothing else links: a blob's bytes are the ones its digest names.
+  if (!fs::is_regular_file(fs::symlink_status(file, ec)) || fs::hard_link_count(file, ec) != 1 || ec) return;
   const auto size = fs::file_size(file, ec);
   if (ec || !make_room_locked(size, digest, false).ok()) return;
   const fs::path dest = blob_path(digest);
@@ -342,6 +357,12 @@ void BlobStore::adopt(const std::string& digest, const fs::path& file) {
     fs::remove(partial_path(digest), ec);
     partial_.erase(p);
   }
+}
+
+int BlobStore::pin_count(const std::string& digest) {
+  std::lock_guard lock(mu_);
+  const auto it = pin_counts_.find(digest);
+  return it == pin_counts_.end() ? 0 : it->second;
 }
 
 Status BlobStore::pin(const std::string& job_id, const std::vector<std::string>& digests) {

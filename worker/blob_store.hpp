@@ -47,6 +47,10 @@ struct BlobState {
   bool uploading = false;     // an upload of it is under way now
 };
 
+// The largest blob a store takes (1 PiB): a declared size past it is refused as no file's, and
+// sums of sizes cannot wrap.
+inline constexpr std::uint64_t kMaxBlobBytes = std::uint64_t{1} << 50;
+
 // True for a digest as blobs are named: 64 lowercase hex digits.
 bool is_blob_digest(std::string_view text);
 
@@ -86,7 +90,14 @@ class BlobStore {
   static Result<std::unique_ptr<BlobStore>> open(BlobStoreConfig config);
   ~BlobStore();
 
+  // What the store holds of the blob. A blob held counts as used now: the controller that asked
+  // is about to name it in a job, so it is the last to be evicted.
   BlobState stat(const std::string& digest);
+
+  // Whether an upload of the blob (its whole size) would find room now, evicting what may go;
+  // nothing is evicted or promised. The error begin_upload would give (storage_full,
+  // invalid_input for a size no file has).
+  Status room_for(const std::string& digest, std::uint64_t size);
 
   // Starts an upload of bytes [offset, size) of the blob. offset must be 0 (start over) or the
   // size of the partial upload kept. Errors: invalid_input (a bad digest, offset past size),
@@ -105,6 +116,8 @@ class BlobStore {
   // nothing is pinned.
   Status pin(const std::string& job_id, const std::vector<std::string>& digests);
   void unpin(const std::string& job_id);
+  // Jobs pinning the blob now (each may link it into its inputs while it runs).
+  int pin_count(const std::string& digest);
 
   // The held blob's file (empty when not held).
   fs::path path_of(const std::string& digest);
@@ -130,9 +143,9 @@ class BlobStore {
   fs::path blob_path(const std::string& digest) const;
   fs::path partial_path(const std::string& digest) const;
   std::uint64_t used_locked() const;
-  // Frees `needed` bytes under the quota and (new_bytes: they take disk space) on disk, evicting;
-  // error storage_full when it cannot.
-  Status make_room_locked(std::uint64_t needed, const std::string& digest, bool new_bytes = true);
+  // Frees `needed` bytes under the quota and (new_bytes: they take disk space) on disk, evicting
+  // (unless !evict: then it only says whether it could); error storage_full when it cannot.
+  Status make_room_locked(std::uint64_t needed, const std::string& digest, bool new_bytes = true, bool evict = true);
   // Called by BlobUpload as it ends.
   void upload_ended(const std::string& digest, std::uint64_t partial_size, bool kept);
   void upload_finished(const std::string& digest, std::uint64_t size);

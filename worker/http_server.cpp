@@ -324,6 +324,18 @@ struct WorkerServer::Impl {
     } else {
       out["partial"] = st.partial;
       out["uploading"] = st.uploading;
+      // ?size=S: whether an upload of S bytes would find room now. A refusal answered before a
+      // large body is read can reach the sender as a cut connection; asked first, it is plain.
+      if (req.has_param("size")) {
+        std::uint64_t size = 0;
+        const std::string text = req.param("size");
+        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), size);
+        if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+          return detail(400, "size must be a whole number of bytes");
+        const Status room = blobs->room_for(digest, size);
+        out["room"] = room.ok();
+        if (!room) out["room_detail"] = room.error().message;
+      }
     }
     return json_reply(200, out);
   }
@@ -576,11 +588,15 @@ struct WorkerServer::Impl {
     if (path.empty() || !fs::is_regular_file(path, ec)) return detail(404, "artifact not found: " + name);
     // What a job published is a plain file under the worker's root, reached by no link: a folder
     // or file swapped for a symlink, or a hard link to a file elsewhere, is not served.
-    // The one other link allowed is the worker's own blob store's (artifacts are blobs too).
+    // The other links allowed are the worker's own: its blob store's (artifacts are blobs too)
+    // and one for each job that pins the blob (it links the blob into its inputs while it runs).
     const auto links = fs::hard_link_count(path, ec);
     bool blob_link = false;
-    if (!ec && links == 2 && engine.config().blobs) {
-      const fs::path blob = engine.config().blobs->path_of(protocol::string_field(*entry, "sha256"));
+    if (!ec && links >= 2 && engine.config().blobs) {
+      const std::string digest = protocol::string_field(*entry, "sha256");
+      const fs::path blob = links <= 2u + static_cast<unsigned>(engine.config().blobs->pin_count(digest))
+                                ? engine.config().blobs->path_of(digest)
+                                : fs::path();
       std::error_code same;
       blob_link = !blob.empty() && fs::equivalent(blob, path, same) && !same;
     }

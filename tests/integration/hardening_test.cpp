@@ -4,9 +4,11 @@
 #include <doctest/doctest.h>
 
 #include <csignal>
+#include <fstream>
 #include <functional>
 #include <thread>
 
+#include "protocol/blobs.hpp"
 #include "tests/integration/harness.hpp"
 #include "util/crypto.hpp"
 #include "util/files.hpp"
@@ -315,17 +317,35 @@ TEST_CASE("hardening 13: the ledger knows a job from its submission on") {
 TEST_CASE("hardening 14: links in the artifact folder") {
   TempDir t;
   const auto video = make_video(t.path, 1);
-  WorkerProcess w(t.path, "w1");
+  const fs::path hold = t.path / "hold";  // while it exists, ffprobe waits (a job that keeps running)
+  WorkerProcess w(t.path, "w1", WorkerOptions("s3cret", "", {}, {{"PATH", path_with_holding_standin(t.path / "bin", "ffprobe", hold)}}));
   const json payload{{"media_path", video.string()}};
   const std::string h = protocol::inputs_hash(payload);
   REQUIRE(http_post(w.port(), "/job", job_body("run", "p", "FFMPEG_PROBE", payload).dump()).status == 200);
-  REQUIRE(poll_job(w.port(), "run", "p", h, terminal)["status"] == "succeeded");
+  const json done = poll_job(w.port(), "run", "p", h, terminal);
+  REQUIRE(done["status"] == "succeeded");
   const std::string url = "/job/p/artifacts/ffprobe.json?" + signed_query("run", "p", "JOB_ARTIFACTS", h);
   REQUIRE(http_get(w.port(), url).status == 200);
   const fs::path folder = w.root() / "jobs/p/artifacts";
   SUBCASE("a hard link") {
     fs::create_hard_link(folder / "ffprobe.json", t.path / "elsewhere.json");
     CHECK(http_get(w.port(), url).status == 404);
+  }
+  SUBCASE("the worker's own links: its blob store's and a running job's that reads the blob") {
+    // The artifact is a blob too; a job that names it links it into its inputs while it runs.
+    const std::string sha = done["artifacts"][0]["sha256"];
+    REQUIRE(fs::hard_link_count(folder / "ffprobe.json") == 2);
+    { std::ofstream(hold) << "x"; }
+    const json reader{{"media_path", protocol::blob_ref_json(sha, "ffprobe.json")}};
+    REQUIRE(http_post(w.port(), "/job", job_body("run", "reader", "FFMPEG_PROBE", reader).dump()).status == 200);
+    (void)poll_job(w.port(), "run", "reader", protocol::inputs_hash(reader), [](const json& j) { return j.value("status", "") == "running"; });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (fs::hard_link_count(folder / "ffprobe.json") < 3 && std::chrono::steady_clock::now() < until)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    REQUIRE(fs::hard_link_count(folder / "ffprobe.json") == 3);
+    CHECK(http_get(w.port(), url).status == 200);
+    fs::remove(hold);
+    (void)poll_job(w.port(), "run", "reader", protocol::inputs_hash(reader), terminal);
   }
   SUBCASE("the folder swapped for a symlink") {
     fs::create_directories(t.path / "outside");

@@ -229,6 +229,26 @@ TEST_CASE("staging: the quota evicts the least recently used blobs and refuses w
   CHECK(full.status == 507);
   CHECK(full.detail().find("needed by queued or running jobs") != std::string::npos);
   CHECK(store_files(held.root()).size() == 3);
+  // Asked first (GET with ?size=S), the worker says so before any byte is sent: a controller
+  // sends nothing and names the reason (a refusal of a large body under way may reach it only as
+  // a cut connection).
+  const json asked =
+      http_get(held.port(), "/blobs/" + digest[4] + "?" + blob_query(protocol::kBlobStat, digest[4]) + "&size=100000").json_body();
+  CHECK(asked["room"] == false);
+  CHECK(asked["room_detail"].get<std::string>().find("needed by queued or running jobs") != std::string::npos);
+  CHECK(http_get(held.port(), "/blobs/" + digest[4] + "?" + blob_query(protocol::kBlobStat, digest[4]) + "&size=10")
+            .json_body()["room"] == true);
+  REQUIRE(util::write_file_atomic(t.path / "e.bin", data[4]).ok());
+  write_nodes(t.path, {{"w2", held.port()}});
+  const auto refused = run_controller(t.path, {"submit", "--run-id", "r", "--job-id", "e", "--step-name", "FFMPEG_PROBE",
+                                               "--no-local-fallback", "--payload-json",
+                                               json{{"media_path", (t.path / "e.bin").string()}}.dump()});
+  CHECK(refused.exit_code == 2);
+  CHECK_MESSAGE(refused.out.find("the worker has no room for " + (t.path / "e.bin").string() + " (100000 bytes)") !=
+                    std::string::npos,
+                refused.out);
+  CHECK(blob_state(held.port(), digest[4])["partial"] == 0);
+  CHECK(store_files(held.root()).size() == 3);
   // Once the job has ended its blobs may go.
   fs::remove(hold);
   const json ended = poll_job(held.port(), "r", "pins", protocol::inputs_hash(pins), [](const json& j) {
@@ -242,6 +262,17 @@ TEST_CASE("staging: the quota evicts the least recently used blobs and refuses w
   const auto too_big = put_blob(held.port(), util::sha256_hex(huge), huge, 0, huge.size());
   CHECK(too_big.status == 507);
   CHECK(too_big.detail().find("larger than this worker's blob quota") != std::string::npos);
+  // A declared size no file has (sums of sizes must not wrap): 400, asked or sent.
+  const std::string no_file = "1152921504606846976";  // 2^60
+  const auto absurd = http_get(held.port(), "/blobs/" + util::sha256_hex(huge) + "?" +
+                                                blob_query(protocol::kBlobStat, util::sha256_hex(huge)) + "&size=" + no_file);
+  CHECK(absurd.json_body()["room"] == false);
+  CHECK(absurd.json_body()["room_detail"] == "size is larger than any blob a worker takes");
+  const std::uint64_t two_60 = std::uint64_t{1} << 60;
+  const auto wrapped = put_blob(held.port(), util::sha256_hex(huge), "0123456789", two_60 - 10, two_60);
+  CHECK(wrapped.status == 400);
+  CHECK(wrapped.detail() == "size is larger than any blob a worker takes");
+  CHECK(store_files(held.root()).size() == 3);
 }
 
 TEST_CASE("staging: the controller refuses input files it cannot send before anything is sent") {
