@@ -331,6 +331,7 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
   std::vector<std::pair<JobRequest, Requirements>> ready;
   std::deque<std::size_t> queue;
   std::vector<std::string> owners(total);  // the node an earlier run left a job running on
+  std::vector<char> chained_ready(total, 0);  // a job that needed others, prepared with what they made
   // Already succeeded with the same inputs (an earlier run of this batch): the outcome that skips
   // it. Left on a node by an earlier run (running, being sent, or ended there before its receipt
   // was written): *owner names that node, where a resubmission answers the same job.
@@ -498,12 +499,26 @@ int run_batch(const Cluster& cluster, const fs::path& file, const BatchOptions& 
 
         // A job that needed others is prepared again now, with what they made.
         std::optional<Outcome> early;
-        if (!(*jobs)[i].needs.empty()) {
+        if (!(*jobs)[i].needs.empty() && !chained_ready[i]) {
           auto chained = with_artifacts(i);
           if (chained) {
-            early = earlier_run(chained->first, nullptr);
+            std::string owner;
+            early = earlier_run(chained->first, &owner);
             lock.lock();
             ready[i] = std::move(chained).value();
+            chained_ready[i] = 1;
+            // An earlier run left it on a node this plan did not pick (only now is its inputs_hash
+            // known): it is placed again, where a resubmission answers the job it left there.
+            if (!early && !owner.empty() && !(plan.kind == Board::Plan::go && plan.reserved == owner)) {
+              owners[i] = owner;
+              if (plan.kind == Board::Plan::go) board.release(plan.reserved);
+              if (plan.kind == Board::Plan::local) local_busy = false;
+              --running;
+              outcomes[i].running = false;
+              queue.push_front(i);
+              work_cv.notify_all();
+              continue;
+            }
             lock.unlock();
           } else {
             const auto& r0 = ready[i].first;

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "protocol/steps.hpp"
+#include "state/job_store.hpp"
 #include "util/crypto.hpp"
 #include "util/files.hpp"
 
@@ -475,6 +476,14 @@ std::string path_with_holding_standin(const fs::path& dir, const std::string& to
 std::string sha256_of(const fs::path& file) {
   auto r = util::sha256_file_hex(file);
   return r ? *r : std::string();
+}
+
+int times_queued(const fs::path& root, const std::string& job_id) {
+  auto store = state::JobStore::open(root / "worker.db");
+  REQUIRE(store.ok());
+  int n = 0;
+  for (const auto& l : (*store)->logs(job_id)) n += (l.event == "job_queued" || l.event == "job_requeued") ? 1 : 0;
+  return n;
 }
 
 }  // namespace rayvault::test

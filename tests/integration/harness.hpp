@@ -111,6 +111,9 @@ json poll_job(int port, const std::string& run_id, const std::string& job_id, co
 
 std::string sha256_of(const fs::path& file);
 
+// How often a worker (its root folder) queued a job: its job_queued and job_requeued log events.
+int times_queued(const fs::path& root, const std::string& job_id);
+
 // A stand-in for a deployed Python worker (version 1.1.0), for what a test cannot run here: the
 // contract's endpoints on loopback with the contract's envelope checks, records whose unset fields
 // are "", caps without protocol_features, and no artifact bytes (GET /job/{id}/artifacts/{name} is

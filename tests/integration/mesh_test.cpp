@@ -64,14 +64,6 @@ std::vector<std::string> submit_args(const std::string& job, const std::string& 
 }
 
 // Times a job was queued (first or again) on a worker, from its own database.
-int times_queued(const fs::path& root, const std::string& job_id) {
-  auto store = state::JobStore::open(root / "worker.db");
-  REQUIRE(store.ok());
-  int n = 0;
-  for (const auto& l : (*store)->logs(job_id)) n += (l.event == "job_queued" || l.event == "job_requeued") ? 1 : 0;
-  return n;
-}
-
 json row_of(const json& rows, const std::string& node_id) {
   for (const auto& r : rows)
     if (r["node_id"] == node_id) return r;

@@ -626,4 +626,43 @@ TEST_CASE("staging: a chained batch runs in dependency order across two workers 
   CHECK(!fs::exists(ctl / "state/cluster/receipts/chain/after-bad"));
 }
 
+TEST_CASE("staging: a chained job an earlier run of the batch left running is followed where it runs, not sent again") {
+  TempDir t;
+  const fs::path video = make_video(t.path, 1.0);
+  const fs::path hold = t.path / "hold";  // while it exists, espeak-ng waits: the chained job keeps running
+  const std::string path = path_with_holding_standin(t.path / "bin", "espeak-ng", hold);
+  WorkerProcess w1(t.path, "w1", WorkerOptions("s3cret", "", {}, {{"PATH", path}}));
+  WorkerProcess w2(t.path, "w2", WorkerOptions("s3cret", "", {}, {{"PATH", path}}));
+  const json speech{{"chunks", {{{"chunk_id", "line"}, {"text", "Still speaking when the controller went."}}}}};
+  const json jobs = json::array({{{"job_id", "probe"}, {"step_name", "FFMPEG_PROBE"}, {"payload", {{"media_path", video.string()}}}},
+                                 {{"job_id", "speak"}, {"step_name", "TTS_RENDER_CHUNKS"}, {"needs", {"probe"}}, {"payload", speech}}});
+  const fs::path file = t.path / "chain.json";
+  REQUIRE(util::write_file_atomic(file, jobs.dump(2)).ok());
+  { std::ofstream(hold) << "x"; }
+  // The first run knows only w2, and is killed while `speak` runs there.
+  write_nodes(t.path, {{"w2", w2.port()}});
+  platform::ProcessSpec spec;
+  spec.argv = {RAYVAULT_CONTROLLER_BIN, "submit", "--batch", file.string(), "--run-id", "again"};
+  spec.cwd = t.path;
+  spec.env = {{"RAYVAULT_CLUSTER_SECRET", "s3cret"}};
+  auto first = platform::Child::spawn(spec, t.path / "first.out");
+  REQUIRE(first.ok());
+  const json running = poll_job(w2.port(), "again", "speak", protocol::inputs_hash(speech),
+                                [](const json& j) { return j.value("status", "") == "running"; });
+  REQUIRE(running["status"] == "running");
+  (void)first->kill();
+  fs::remove(hold);
+  // Run again with w1 listed first and as free as w2: `speak` is followed on w2, not sent to w1.
+  write_nodes(t.path, {{"w1", w1.port()}, {"w2", w2.port()}});
+  const auto again = run_controller(t.path, {"submit", "--batch", file.string(), "--run-id", "again"});
+  CHECK_MESSAGE(again.exit_code == 0, again.out);
+  std::map<std::string, json> rows;
+  for (const auto& row : again.doc["jobs"]) rows[row["job_id"].get<std::string>()] = row;
+  CHECK(rows["probe"]["skipped"] == true);
+  CHECK(rows["speak"]["ok"] == true);
+  CHECK(rows["speak"]["node_id"] == "w2");
+  CHECK(times_queued(w1.root(), "speak") == 0);
+  CHECK(times_queued(w2.root(), "speak") == 1);
+}
+
 }  // namespace rayvault::test

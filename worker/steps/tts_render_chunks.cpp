@@ -190,7 +190,7 @@ Result<std::optional<Mix>> read_mix(const json& payload, const std::vector<Chunk
     if (const auto g = it->find("gap_sec"); g != it->end() && !g->is_null()) {
       if (!g->is_number() || !std::isfinite(g->get<double>()) || g->get<double>() < 0 || g->get<double>() > kMaxMixGapSec)
         return invalid("payload.mix.gap_sec must be a number of seconds from 0 to " + std::to_string(static_cast<int>(kMaxMixGapSec)));
-      mix.gap_sec = g->get<double>();
+      mix.gap_sec = std::round(g->get<double>() * 1000) / 1000;  // whole milliseconds
     }
   } else if (!it->is_boolean()) {
     return invalid("payload.mix must be true, a file name or {name, gap_sec}");
@@ -224,7 +224,7 @@ Status render_mix(const StepContext& ctx, const std::vector<Chunk>& chunks, cons
   const std::string gap = "gap.wav";
   if (mix.gap_sec > 0) {
     if (auto st = tool({"ffmpeg", "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i",
-                        "anullsrc=r=48000:cl=mono", "-t", std::to_string(mix.gap_sec), "-c:a", "pcm_s16le", "-fflags",
+                        "anullsrc=r=48000:cl=mono", "-t", std::to_string(std::lround(mix.gap_sec * 1000)) + "ms", "-c:a", "pcm_s16le", "-fflags",
                         "+bitexact", "-f", "wav", util::u8(dir / gap)});
         !st)
       return st;
