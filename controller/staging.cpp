@@ -130,6 +130,10 @@ Result<UploadReport> upload_inputs(WorkerClient& client, const std::vector<Stage
     }
     if (const auto p = state->find("partial"); p != state->end() && p->is_number_unsigned() && p->get<std::uint64_t>() <= f.size)
       seen.partial = p->get<std::uint64_t>();
+    // A held blob of another size is not these bytes (its copy there was changed): not this worker.
+    if (const auto z = state->find("size"); seen.held && z != state->end() && z->is_number_unsigned() && z->get<std::uint64_t>() != f.size)
+      return Error(ErrorKind::conflict, "the worker's copy of blob " + f.digest + " has " + std::to_string(z->get<std::uint64_t>()) +
+                                            " bytes, not " + std::to_string(f.size) + ": it was changed there");
     return seen;
   };
   for (const auto& f : files) {

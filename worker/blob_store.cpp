@@ -155,17 +155,33 @@ Result<std::unique_ptr<BlobStore>> BlobStore::open(BlobStoreConfig config) {
 }
 
 BlobState BlobStore::stat(const std::string& digest) {
-  std::lock_guard lock(mu_);
   BlobState s;
-  if (const auto h = held_.find(digest); h != held_.end()) {
-    s.held = true;
-    s.size = h->second.size;
-    h->second.last_use = fs::file_time_type::clock::now();
-  } else if (const auto p = partial_.find(digest); p != partial_.end()) {
-    s.partial = p->second.size;
-    s.uploading = p->second.active;
+  {
+    std::lock_guard lock(mu_);
+    if (const auto h = held_.find(digest); h != held_.end()) {
+      s.held = true;
+      s.size = h->second.size;
+      h->second.last_use = fs::file_time_type::clock::now();
+    } else if (const auto p = partial_.find(digest); p != partial_.end()) {
+      s.partial = p->second.size;
+      s.uploading = p->second.active;
+    }
   }
-  return s;
+  if (!s.held) return s;
+  // Its file, gone or of another size (changed in place through a link, behind the store's back),
+  // is not the blob: dropped, so that it is sent again; while jobs pin it, its size says so.
+  std::error_code ec;
+  const auto actual = fs::file_size(blob_path(digest), ec);
+  if (!ec && actual == s.size) return s;
+  std::lock_guard lock(mu_);
+  if (pin_counts_.count(digest)) {
+    s.size = ec ? 0 : actual;
+    return s;
+  }
+  std::error_code rm;
+  fs::remove(blob_path(digest), rm);
+  if (!rm) held_.erase(digest);
+  return rm ? s : BlobState{};
 }
 
 std::uint64_t BlobStore::used_locked() const {

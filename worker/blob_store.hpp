@@ -91,7 +91,8 @@ class BlobStore {
   ~BlobStore();
 
   // What the store holds of the blob. A blob held counts as used now: the controller that asked
-  // is about to name it in a job, so it is the last to be evicted.
+  // is about to name it in a job, so it is the last to be evicted. A held blob whose file went or
+  // changed size is dropped (not held: it is sent again), unless jobs pin it.
   BlobState stat(const std::string& digest);
 
   // Whether an upload of the blob (its whole size) would find room now, evicting what may go;

@@ -148,6 +148,12 @@ TEST_CASE("staging: the blob store verifies digests and resumes uploads and refu
     const auto again = put_blob(w.port(), digest, data, 0, data.size());
     CHECK(again.status == 200);
     CHECK(again.json_body()["stored"] == false);
+    // Its file changed in place behind the store's back: it is no longer held, and can come again.
+    { std::ofstream(w.root() / "blobs" / digest.substr(0, 2) / digest, std::ios::app) << "more"; }
+    CHECK(blob_state(w.port(), digest)["held"] == false);
+    CHECK(store_files(w.root()).empty());
+    CHECK(put_blob(w.port(), digest, data, 0, data.size()).status == 201);
+    CHECK(blob_state(w.port(), digest)["size"] == data.size());
   }
   SUBCASE("a job names blobs: missing ones and bad names are refused and held ones reach the step") {
     json payload{{"media_path", protocol::blob_ref_json(digest, "final.mp4")}};
