@@ -69,6 +69,9 @@ TEST_CASE("wine: the Windows worker serves the Linux controller") {
   CHECK(first.doc["node_id"] == "winbox");
   CHECK(first.doc["status"] == "succeeded");
   CHECK(first.doc["idempotent"] == false);
+  // The file went to the Windows worker's blob store, and the step read its copy there.
+  CHECK(first.doc["staged"]["uploaded"] == 1);
+  CHECK(first.doc["staged"]["bytes_sent"] == 12345);
   // The stand-in's stdout came back through the pipe, and the artifact was downloaded and verified.
   const fs::path rdir = t.path / "state/cluster/receipts/winrun/probe-1";
   const auto probe = protocol::parse_json(*util::read_file(rdir / "artifacts/ffprobe.json"));
@@ -91,15 +94,16 @@ TEST_CASE("wine: the Windows worker serves the Linux controller") {
     CHECK(logs.out.find("job_succeeded") != std::string::npos);
   }
   SUBCASE("backslash and drive-letter paths in payloads") {
-    // Z: is wine's drive for '/'; output_dir uses backslashes and stays inside the workspace.
+    // Z: is wine's drive for '/'; output_dir uses backslashes and stays inside the workspace. The
+    // paths name files as the worker sees them: sent as they are (--no-stage).
     const json p{{"media_path", windows_path(media)}, {"output_dir", "shots\\take1"}};
     const auto r = run_controller(t.path, {"submit", "--run-id", "winrun", "--job-id", "winpath", "--step-name",
-                                           "FFMPEG_PROBE", "--payload-json", p.dump()});
+                                           "FFMPEG_PROBE", "--no-stage", "--payload-json", p.dump()});
     CHECK(r.doc["status"] == "succeeded");
     CHECK(fs::exists(worker->root() / "workspace/shots/take1/ffprobe.json"));
     const json out{{"media_path", windows_path(media)}, {"output_dir", "..\\..\\escape"}};
     const auto esc = run_controller(t.path, {"submit", "--run-id", "winrun", "--job-id", "winesc", "--step-name",
-                                             "FFMPEG_PROBE", "--payload-json", out.dump()});
+                                             "FFMPEG_PROBE", "--no-stage", "--payload-json", out.dump()});
     CHECK(esc.doc["error_code"] == "INVALID_OUTPUT_DIR");
   }
   SUBCASE("a tool's exit code fails the job with its last lines") {
