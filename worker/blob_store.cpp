@@ -5,6 +5,7 @@
 #include <fstream>
 #include <vector>
 
+#include "platform/files.hpp"
 #include "protocol/errors.hpp"
 #include "util/crypto.hpp"
 #include "util/files.hpp"
@@ -94,6 +95,12 @@ Status BlobUpload::finish() {
                                                "; nothing was kept");
   }
   const fs::path part = store_.partial_path(digest_), final_path = store_.blob_path(digest_);
+  // On the disk before it is visible, and its name after: a power cut leaves no short blob under
+  // its digest's name (the store trusts the names it finds at start).
+  if (auto st = platform::sync_file(part); !st) {
+    abandon(false);
+    return st;
+  }
   std::error_code ec;
   fs::create_directories(final_path.parent_path(), ec);
   fs::rename(part, final_path, ec);
@@ -101,6 +108,7 @@ Status BlobUpload::finish() {
     abandon(false);
     return Error(ErrorKind::io, "cannot move the blob into place: " + ec.message());
   }
+  (void)platform::sync_folder(final_path.parent_path());  // at worst the blob is sent again
   done_ = true;
   store_.upload_finished(digest_, size_);
   return ok_status();

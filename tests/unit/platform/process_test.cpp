@@ -1,10 +1,14 @@
 // Child processes through the platform layer: argument quoting, UTF-8 arguments, exit codes,
-// output capture and timeouts. Under wine this runs the Windows implementation for real.
+// output capture and timeouts; and files written to the disk. Under wine this runs the Windows
+// implementation for real.
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
+#include "platform/files.hpp"
 #include "platform/process.hpp"
 #include "platform/system_info.hpp"
 #include "tests/unit/child_path.hpp"
@@ -109,4 +113,18 @@ TEST_CASE("platform::quote_batch_argument") {
   CHECK(*platform::quote_batch_argument("") == R"("")");
   CHECK_FALSE(platform::quote_batch_argument("two\nlines").ok());
   CHECK_FALSE(platform::quote_batch_argument(std::string("nul\0byte", 8)).ok());
+}
+
+TEST_CASE("platform::sync_file and sync_folder") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("rayvault-sync-" + std::to_string(std::rand()));
+  fs::create_directories(dir);
+  { std::ofstream(dir / "blob") << "bytes"; }
+  CHECK(platform::sync_file(dir / "blob").ok());
+  CHECK(platform::sync_folder(dir).ok());
+  const auto missing = platform::sync_file(dir / "missing");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().kind == ErrorKind::io);
+  CHECK(missing.error().message.find("missing") != std::string::npos);
+  fs::remove_all(dir);
 }
