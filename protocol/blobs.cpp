@@ -20,10 +20,27 @@ bool is_digest(std::string_view text) {
          std::all_of(text.begin(), text.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
+// The length of a character at `at` that a name may not hold though it is not ASCII: C1 controls
+// (U+0080-U+009F), zero-width and direction marks (U+200B-U+200F, U+202A-U+202E, U+2066-U+2069)
+// and the byte order mark (U+FEFF), which make a name read as another; 0 for any other.
+std::size_t hidden_char(std::string_view s, std::size_t at) {
+  const auto b = [&](std::size_t i) { return at + i < s.size() ? static_cast<unsigned char>(s[at + i]) : 0u; };
+  if (b(0) == 0xC2 && b(1) >= 0x80 && b(1) <= 0x9F) return 2;
+  if (b(0) == 0xE2 && b(1) == 0x80 && ((b(2) >= 0x8B && b(2) <= 0x8F) || (b(2) >= 0xAA && b(2) <= 0xAE))) return 3;
+  if (b(0) == 0xE2 && b(1) == 0x81 && b(2) >= 0xA6 && b(2) <= 0xA9) return 3;
+  if (b(0) == 0xEF && b(1) == 0xBB && b(2) == 0xBF) return 3;
+  return 0;
+}
+
+// A Windows device name, as Windows reads one: the part before the first dot, less trailing
+// spaces ("CON .txt" is CON), in any case; COM and LPT with a digit or a superscript 1, 2 or 3.
 bool device_name(std::string_view name) {
-  const std::string stem = util::ascii_upper(name.substr(0, name.find('.')));
-  if (stem == "CON" || stem == "PRN" || stem == "AUX" || stem == "NUL") return true;
-  return stem.size() == 4 && (stem.rfind("COM", 0) == 0 || stem.rfind("LPT", 0) == 0) && stem[3] >= '0' && stem[3] <= '9';
+  std::string stem = util::ascii_upper(name.substr(0, name.find('.')));
+  while (!stem.empty() && stem.back() == ' ') stem.pop_back();
+  if (stem == "CON" || stem == "PRN" || stem == "AUX" || stem == "NUL" || stem == "CONIN$" || stem == "CONOUT$") return true;
+  if (stem.rfind("COM", 0) != 0 && stem.rfind("LPT", 0) != 0) return false;
+  const std::string_view n = std::string_view(stem).substr(3);
+  return (n.size() == 1 && n[0] >= '0' && n[0] <= '9') || n == "\xC2\xB9" || n == "\xC2\xB2" || n == "\xC2\xB3";
 }
 
 }  // namespace
@@ -36,6 +53,8 @@ bool is_blob_file_name(std::string_view name) {
   if (name.empty() || name.size() > 255 || name == "." || name == "..") return false;
   if (name.back() == '.' || name.back() == ' ') return false;
   if (std::any_of(name.begin(), name.end(), [](char c) { return reserved_char(static_cast<unsigned char>(c)); })) return false;
+  for (std::size_t i = 0; i < name.size(); ++i)
+    if (hidden_char(name, i) > 0) return false;
   return !device_name(name);
 }
 
@@ -50,7 +69,14 @@ std::string blob_file_name_for(std::string_view name) {
     return blob_file_name_for(std::string(name.substr(0, head)) + std::string(ext));
   }
   std::string out;
-  for (const char c : name) out.push_back(reserved_char(static_cast<unsigned char>(c)) ? '_' : c);
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    if (const std::size_t n = hidden_char(name, i); n > 0) {
+      out.push_back('_');
+      i += n - 1;
+    } else {
+      out.push_back(reserved_char(static_cast<unsigned char>(name[i])) ? '_' : name[i]);
+    }
+  }
   while (!out.empty() && (out.back() == '.' || out.back() == ' ')) out.pop_back();
   if (out.empty() || out == "." || out == "..") out = "input";
   if (device_name(out)) out = "_" + out;

@@ -132,11 +132,11 @@ Result<std::unique_ptr<BlobStore>> BlobStore::open(BlobStoreConfig config) {
   // left alone (and not counted).
   for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const std::string prefix = util::u8(it->path().filename());
-    if (prefix.size() != 2 || !it->is_directory(ec)) continue;
+    if (prefix.size() != 2 || !fs::is_directory(it->symlink_status(ec))) continue;  // no links followed
     for (auto f = fs::directory_iterator(it->path(), ec); !ec && f != fs::directory_iterator(); f.increment(ec)) {
       const std::string name = util::u8(f->path().filename());
       std::error_code fe;
-      if (!is_blob_digest(name) || name.compare(0, 2, prefix) != 0 || !f->is_regular_file(fe)) continue;
+      if (!is_blob_digest(name) || name.compare(0, 2, prefix) != 0 || !fs::is_regular_file(f->symlink_status(fe))) continue;
       const auto size = fs::file_size(f->path(), fe);
       const auto when = fs::last_write_time(f->path(), fe);
       if (!fe) store->held_[name] = Held{size, when};
@@ -147,7 +147,8 @@ Result<std::unique_ptr<BlobStore>> BlobStore::open(BlobStoreConfig config) {
   for (auto it = fs::directory_iterator(dir / ".incoming", ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
     const std::string name = util::u8(it->path().filename());
     std::error_code fe;
-    if (name.size() != 64 + kPartSuffix.size() || !name.ends_with(kPartSuffix) || !it->is_regular_file(fe)) continue;
+    if (name.size() != 64 + kPartSuffix.size() || !name.ends_with(kPartSuffix) || !fs::is_regular_file(it->symlink_status(fe)))
+      continue;
     const std::string digest = name.substr(0, 64);
     if (!is_blob_digest(digest)) continue;
     if (store->held_.count(digest)) {  // renamed into place before a crash took the rest
@@ -249,13 +250,16 @@ Status BlobStore::make_room_locked(std::uint64_t needed, const std::string& dige
   for (const auto& c : blobs) evictable += c.second.size;
   for (const auto& c : parts) evictable += c.second.size;
   if (evictable < to_free) {
-    std::uint64_t pinned = 0;
+    std::uint64_t pinned = 0, kept = 0, under_way = 0;
     for (const auto& [d, n] : pin_counts_)
       if (const auto h = held_.find(d); h != held_.end()) pinned += h->second.size;
+    for (const auto& [d, p] : partial_) (p.active ? under_way : kept) += p.active ? std::max(p.size, p.declared) : p.size;
     return Error(ErrorKind::storage_full,
                  "no room for " + std::to_string(needed) + " more bytes: the blob store holds " + std::to_string(used) +
                      " bytes (quota " + (config_.quota_bytes ? std::to_string(config_.quota_bytes) : std::string("none")) +
-                     ", " + std::to_string(pinned) + " of them needed by queued or running jobs) and the disk has " +
+                     ", " + std::to_string(pinned) + " of them needed by queued or running jobs, " + std::to_string(under_way) +
+                     " taken by uploads under way, " + std::to_string(kept) +
+                     " by interrupted uploads kept a day to resume) and the disk has " +
                      std::to_string(free_disk) + " bytes free (" + std::to_string(config_.disk_reserve_bytes) +
                      " kept free, " + std::to_string(outstanding) + " promised to uploads under way)");
   }
@@ -307,6 +311,18 @@ Result<std::unique_ptr<BlobUpload>> BlobStore::begin_upload(const std::string& d
   // The files are touched without the lock: a large kept part takes a while to hash.
   std::unique_ptr<BlobUpload> up(new BlobUpload(*this, digest, offset, size));
   const fs::path part = partial_path(digest);
+  {
+    // Only a plain file of its own is written: a link or a pipe put in its place is removed (never
+    // followed, never opened), and what it held is not resumed.
+    std::error_code le;
+    const auto st = fs::symlink_status(part, le);
+    if (fs::exists(st) && !fs::is_regular_file(st)) {
+      up->done_ = true;
+      fs::remove(part, le);
+      upload_ended(digest, 0, false);
+      return Error(ErrorKind::conflict, "the kept part of blob " + digest + " was not a plain file; it is dropped: start over");
+    }
+  }
   auto fail = [&](const std::string& message) -> Error {
     up->done_ = true;
     std::error_code ec;
@@ -371,7 +387,8 @@ void BlobStore::adopt(const std::string& digest, const fs::path& file) {
   // Only a plain file that nothing else links: a blob's bytes are the ones its digest names.
   if (!fs::is_regular_file(fs::symlink_status(file, ec)) || fs::hard_link_count(file, ec) != 1 || ec) return;
   const auto size = fs::file_size(file, ec);
-  if (ec || !make_room_locked(size, digest, false).ok()) return;
+  // Only into room the quota has free: an artifact never pushes out a staged input.
+  if (ec || (config_.quota_bytes > 0 && used_locked() + size > config_.quota_bytes)) return;
   const fs::path dest = blob_path(digest);
   fs::create_directories(dest.parent_path(), ec);
   if (!ec) fs::create_hard_link(file, dest, ec);
@@ -391,6 +408,16 @@ int BlobStore::pin_count(const std::string& digest) {
 
 Status BlobStore::pin(const std::string& job_id, const std::vector<std::string>& digests) {
   std::lock_guard lock(mu_);
+  for (const auto& d : digests) {
+    // A blob whose file went behind the store's back is not held (one stat a blob named).
+    std::error_code ec;
+    if (const auto h = held_.find(d); h != held_.end() && !pin_counts_.count(d) &&
+                                      (!fs::is_regular_file(fs::symlink_status(blob_path(d), ec)) ||
+                                       fs::file_size(blob_path(d), ec) != h->second.size || ec)) {
+      held_.erase(h);
+      fs::remove(blob_path(d), ec);
+    }
+  }
   for (const auto& d : digests)
     if (!held_.count(d))
       return Error(ErrorKind::conflict,

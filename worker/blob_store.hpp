@@ -6,7 +6,8 @@
 // .part file and hashes as it goes; only bytes whose digest matches are renamed into place, so a
 // blob that is visible is always whole and right. An interrupted upload keeps its .part file and
 // resumes from its size. The folder itself is the index: it is read at start (size, and the
-// modification time as last use), so nothing can disagree with it after a crash.
+// modification time as last use), so nothing can disagree with it after a crash. Only plain
+// files count: no symbolic link in the folder is followed, read or written through.
 //
 // A quota bounds the bytes held (blobs, partial uploads, and the whole declared size of uploads
 // under way). To make room, the least recently used blobs that no queued or running job pins are
@@ -109,12 +110,13 @@ class BlobStore {
 
   // Takes a file this worker made and hashed itself (a job's artifact) as the blob of that digest,
   // through a hard link, so that a job chained after it here needs no upload. Nothing happens
-  // when it is held already, when the quota has no room, or where hard links are not possible.
+  // when it is held already, when the quota has no free room (nothing is evicted for it), when
+  // the file is not a plain file with one link, or where hard links are not possible.
   void adopt(const std::string& digest, const fs::path& file);
 
   // Marks blobs as needed by a job (queued or running): they are not evicted until unpin. Each is
-  // also used now (last use). Error (conflict, code BLOB_MISSING) naming the first not held; then
-  // nothing is pinned.
+  // also used now (last use). Error (conflict, code BLOB_MISSING) naming the first not held (a
+  // blob no job pins whose file went or changed size is dropped first); then nothing is pinned.
   Status pin(const std::string& job_id, const std::vector<std::string>& digests);
   void unpin(const std::string& job_id);
   // Jobs pinning the blob now (each may link it into its inputs while it runs).

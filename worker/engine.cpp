@@ -703,9 +703,14 @@ Result<json> Engine::resolve_inputs(const json& payload, const fs::path& inputs)
       ec.clear();
       fs::copy_file(blob, dest, fs::copy_options::overwrite_existing, ec);
     }
-    if (ec)
+    if (ec) {
+      std::error_code gone;
+      if (!fs::is_regular_file(fs::symlink_status(blob, gone)))  // its file went behind the store's back
+        return Error(ErrorKind::unavailable, "payload." + ref.field + " names blob " + ref.digest + ", whose file is gone",
+                     std::string(protocol::codes::kBlobMissing));
       return Error(ErrorKind::io, "cannot give the step blob " + ref.digest + ": " + ec.message(),
                    std::string(protocol::codes::kStorageFailed));
+    }
     out[ref.field] = util::u8(dest);
   }
   return out;

@@ -152,9 +152,18 @@ TEST_CASE("worker::BlobStore takes an artifact in as a blob through a hard link"
 }
 
 TEST_CASE("protocol::blobs: file names a blob may take and references a payload may hold") {
-  for (const char* ok : {"final.mp4", "final render (v2).mov", "ü.wav", ".hidden", "a..b"}) CHECK_MESSAGE(protocol::is_blob_file_name(ok), ok);
-  for (const char* bad : {"", ".", "..", "a/b", "a\\b", "a:b", "x?", "end.", "end ", "CON", "nul.txt", "COM1.mp4", "tab\there"})
+  for (const char* ok : {"final.mp4", "final render (v2).mov", "ü.wav", ".hidden", "a..b", "CONSOLE.txt", "COM10.mp4",
+                         "take\u2013two.mov"})
+    CHECK_MESSAGE(protocol::is_blob_file_name(ok), ok);
+  // Separators, reserved and control characters (C1 too), names that read as others (direction
+  // and zero-width marks), and Windows device names as Windows reads them.
+  for (const char* bad : {"", ".", "..", "a/b", "a\\b", "a:b", "x?", "end.", "end ", "CON", "nul.txt", "COM1.mp4", "tab\there",
+                          "c1\u0085.wav", "evil\u202Egpj.exe", "zero\u200Bwidth.mp4", "\uFEFFbom.wav", "iso\u2066x.wav",
+                          "CON .txt", "COM\u00B9.mp4", "lpt\u00B3", "CONIN$", "conout$.log"})
     CHECK_MESSAGE(!protocol::is_blob_file_name(bad), bad);
+  CHECK(protocol::blob_file_name_for("evil\u202Egpj.exe") == "evil_gpj.exe");
+  CHECK(protocol::blob_file_name_for("c1\u0085.wav") == "c1_.wav");
+  CHECK(protocol::blob_file_name_for("CON .txt") == "_CON .txt");
   CHECK(protocol::blob_file_name_for("a:b?.mp4") == "a_b_.mp4");
   CHECK(protocol::blob_file_name_for("CON.mp4") == "_CON.mp4");
   CHECK(protocol::blob_file_name_for("..") == "input");
@@ -170,4 +179,63 @@ TEST_CASE("protocol::blobs: file names a blob may take and references a payload 
   CHECK_FALSE(protocol::find_blob_refs(protocol::json{{"m", {{"blob", digest}, {"name", "a.mp4"}, {"x", 1}}}}).ok());
   CHECK_FALSE(protocol::find_blob_refs(protocol::json{{"m", {{"blob", std::string(64, 'A')}, {"name", "a.mp4"}}}}).ok());
   CHECK(protocol::step_input_fields("ffmpeg_probe") == std::vector<std::string>{"media_path"});
+}
+
+#if !defined(_WIN32)  // symbolic links need a privilege on Windows
+TEST_CASE("worker::BlobStore follows no link put in its folder and writes nothing outside it") {
+  Folder f, outside;
+  fs::create_directories(outside.path);
+  REQUIRE(util::write_file_atomic(outside.path / "victim.txt", "kept as it is").ok());
+  const std::string a(1000, 'a'), b(2000, 'b');
+  const std::string da = util::sha256_hex(a), db = util::sha256_hex(b);
+  {
+    auto store = open_store(f.path);
+    REQUIRE(put(*store, a).ok());
+  }
+  // A held blob swapped for a link, a prefix folder that is a link, and a part that is a link.
+  fs::remove(f.path / da.substr(0, 2) / da);
+  fs::create_symlink(outside.path / "victim.txt", f.path / da.substr(0, 2) / da);
+  fs::create_directory_symlink(outside.path, f.path / db.substr(0, 2));
+  fs::create_symlink(outside.path / "victim.txt", f.path / ".incoming" / (db + ".part"));
+  auto store = open_store(f.path);
+  CHECK_FALSE(store->stat(da).held);
+  CHECK_FALSE(store->stat(db).held);
+  CHECK(store->stat(db).partial == 0);
+  // An upload over the linked part removes the link and writes its own file.
+  auto refused = store->begin_upload(db, 0, b.size());
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message.find("was not a plain file") != std::string::npos);
+  CHECK_FALSE(fs::exists(fs::symlink_status(f.path / ".incoming" / (db + ".part"))));
+  fs::remove(f.path / db.substr(0, 2));
+  REQUIRE(put(*store, b).ok());
+  CHECK(util::read_file(outside.path / "victim.txt").value() == "kept as it is");
+  CHECK(fs::is_regular_file(fs::symlink_status(store->path_of(db))));
+}
+#endif
+
+TEST_CASE("worker::BlobStore: a blob whose file went is not held when a job names it") {
+  Folder f;
+  auto store = open_store(f.path);
+  const std::string a(1000, 'a');
+  REQUIRE(put(*store, a).ok());
+  fs::remove(store->path_of(util::sha256_hex(a)));
+  const Status pinned = store->pin("job1", {util::sha256_hex(a)});
+  REQUIRE_FALSE(pinned.ok());
+  CHECK(pinned.error().code == "BLOB_MISSING");
+  CHECK(store->path_of(util::sha256_hex(a)).empty());
+}
+
+TEST_CASE("worker::BlobStore takes an artifact in only into free room, evicting nothing") {
+  Folder f;
+  auto store = open_store(f.path, 2500);
+  const std::string a(1000, 'a'), b(1000, 'b');
+  REQUIRE(put(*store, a).ok());
+  REQUIRE(put(*store, b).ok());
+  fs::create_directories(f.path / "jobs");
+  const fs::path artifact = f.path / "jobs" / "frame.jpg";
+  REQUIRE(util::write_file_atomic(artifact, std::string(1000, 'c')).ok());
+  store->adopt(util::sha256_file_hex(artifact).value(), artifact);
+  CHECK_FALSE(store->stat(util::sha256_file_hex(artifact).value()).held);
+  CHECK(store->stat(util::sha256_hex(a)).held);
+  CHECK(store->stat(util::sha256_hex(b)).held);
 }
