@@ -163,34 +163,35 @@ Result<std::unique_ptr<BlobStore>> BlobStore::open(BlobStoreConfig config) {
   return store;
 }
 
-BlobState BlobStore::stat(const std::string& digest) {
-  BlobState s;
-  {
-    std::lock_guard lock(mu_);
-    if (const auto h = held_.find(digest); h != held_.end()) {
-      s.held = true;
-      s.size = h->second.size;
-      h->second.last_use = fs::file_time_type::clock::now();
-    } else if (const auto p = partial_.find(digest); p != partial_.end()) {
-      s.partial = p->second.size;
-      s.uploading = p->second.active;
-    }
-  }
-  if (!s.held) return s;
-  // Its file, gone or of another size (changed in place through a link, behind the store's back),
-  // is not the blob: dropped, so that it is sent again; while jobs pin it, its size says so.
+bool BlobStore::drop_if_changed_locked(const std::string& digest, std::uint64_t* size_now) {
+  const auto h = held_.find(digest);
+  if (h == held_.end()) return false;
   std::error_code ec;
-  const auto actual = fs::file_size(blob_path(digest), ec);
-  if (!ec && actual == s.size) return s;
+  const fs::path file = blob_path(digest);
+  const bool plain = fs::is_regular_file(fs::symlink_status(file, ec));
+  const std::uint64_t now = plain ? fs::file_size(file, ec) : 0;
+  if (size_now) *size_now = ec ? 0 : now;
+  if (plain && !ec && now == h->second.size) return false;
+  if (pin_counts_.count(digest)) return false;  // the jobs that hold it see what they see
+  held_.erase(h);
+  fs::remove(file, ec);
+  return true;
+}
+
+BlobState BlobStore::stat(const std::string& digest) {
   std::lock_guard lock(mu_);
-  if (pin_counts_.count(digest)) {
-    s.size = ec ? 0 : actual;
-    return s;
+  BlobState s;
+  std::uint64_t size_now = 0;
+  drop_if_changed_locked(digest, &size_now);
+  if (const auto h = held_.find(digest); h != held_.end()) {
+    s.held = true;
+    s.size = size_now;  // a pinned blob that changed says so by its size
+    h->second.last_use = fs::file_time_type::clock::now();
+  } else if (const auto p = partial_.find(digest); p != partial_.end()) {
+    s.partial = p->second.size;
+    s.uploading = p->second.active;
   }
-  std::error_code rm;
-  fs::remove(blob_path(digest), rm);
-  if (!rm) held_.erase(digest);
-  return rm ? s : BlobState{};
+  return s;
 }
 
 std::uint64_t BlobStore::used_locked() const {
@@ -408,16 +409,7 @@ int BlobStore::pin_count(const std::string& digest) {
 
 Status BlobStore::pin(const std::string& job_id, const std::vector<std::string>& digests) {
   std::lock_guard lock(mu_);
-  for (const auto& d : digests) {
-    // A blob whose file went behind the store's back is not held (one stat a blob named).
-    std::error_code ec;
-    if (const auto h = held_.find(d); h != held_.end() && !pin_counts_.count(d) &&
-                                      (!fs::is_regular_file(fs::symlink_status(blob_path(d), ec)) ||
-                                       fs::file_size(blob_path(d), ec) != h->second.size || ec)) {
-      held_.erase(h);
-      fs::remove(blob_path(d), ec);
-    }
-  }
+  for (const auto& d : digests) drop_if_changed_locked(d);
   for (const auto& d : digests)
     if (!held_.count(d))
       return Error(ErrorKind::conflict,

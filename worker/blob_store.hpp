@@ -146,6 +146,9 @@ class BlobStore {
   fs::path blob_path(const std::string& digest) const;
   fs::path partial_path(const std::string& digest) const;
   std::uint64_t used_locked() const;
+  // A held blob whose file went, is no plain file, or changed size behind the store's back is
+  // dropped (its file too) unless jobs pin it; true when dropped. *size_now: its file's size now.
+  bool drop_if_changed_locked(const std::string& digest, std::uint64_t* size_now = nullptr);
   // Frees `needed` bytes under the quota and (new_bytes: they take disk space) on disk, evicting
   // (unless !evict: then it only says whether it could); error storage_full when it cannot.
   Status make_room_locked(std::uint64_t needed, const std::string& digest, bool new_bytes = true, bool evict = true);

@@ -82,6 +82,12 @@ struct Request {
   }
 };
 
+// A whole number of bytes as a query parameter or header gives it: digits only, no sign or spaces.
+bool whole_number(std::string_view s, std::uint64_t& out) {
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return !s.empty() && ec == std::errc() && p == s.data() + s.size();
+}
+
 // A byte range of `size` bytes asked by a Range header: whole (no header), one range, or 416.
 struct RangeAnswer {
   enum Kind { whole, partial, unsatisfiable } kind = whole;
@@ -95,19 +101,15 @@ RangeAnswer parse_range(const std::string& header, std::uint64_t size) {
   const std::string spec = h.substr(6);
   const auto dash = spec.find('-');
   if (dash == std::string::npos) return {RangeAnswer::unsatisfiable};
-  auto number = [](std::string_view s, std::uint64_t& out) {
-    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return ec == std::errc() && p == s.data() + s.size() && !s.empty();
-  };
   const std::string_view a(spec.data(), dash), b(spec.data() + dash + 1, spec.size() - dash - 1);
   std::uint64_t first = 0, last = 0;
   if (a.empty()) {  // the last b bytes
-    if (!number(b, last) || last == 0 || size == 0) return {RangeAnswer::unsatisfiable};
+    if (!whole_number(b, last) || last == 0 || size == 0) return {RangeAnswer::unsatisfiable};
     return {RangeAnswer::partial, size - std::min(last, size), size - 1};
   }
-  if (!number(a, first) || first >= size) return {RangeAnswer::unsatisfiable};
+  if (!whole_number(a, first) || first >= size) return {RangeAnswer::unsatisfiable};
   if (b.empty()) return {RangeAnswer::partial, first, size - 1};
-  if (!number(b, last) || last < first) return {RangeAnswer::unsatisfiable};
+  if (!whole_number(b, last) || last < first) return {RangeAnswer::unsatisfiable};
   return {RangeAnswer::partial, first, std::min(last, size - 1)};  // a range past the end is cut to it
 }
 
@@ -328,10 +330,7 @@ struct WorkerServer::Impl {
       // large body is read can reach the sender as a cut connection; asked first, it is plain.
       if (req.has_param("size")) {
         std::uint64_t size = 0;
-        const std::string text = req.param("size");
-        const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), size);
-        if (text.empty() || ec != std::errc() || end != text.data() + text.size())
-          return detail(400, "size must be a whole number of bytes");
+        if (!whole_number(req.param("size"), size)) return detail(400, "size must be a whole number of bytes");
         const Status room = blobs->room_for(digest, size);
         out["room"] = room.ok();
         if (!room) out["room_detail"] = room.error().message;
@@ -807,16 +806,12 @@ struct WorkerServer::Impl {
     if (!is_blob_digest(digest)) return refuse(c, req, 400, "a blob is named by its SHA-256: 64 lowercase hex digits");
     if (auto ok = authorize_blob(req, digest, protocol::kBlobPut); !ok)
       return queue(c, req, error_reply(ok.error()));
-    auto number = [](const std::string& text, std::uint64_t& out) {
-      const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-      return !text.empty() && ec == std::errc() && p == text.data() + text.size();
-    };
     std::uint64_t offset = 0, size = 0, length = 0;
-    if (!number(req.param("size"), size)) return refuse(c, req, 400, "size (the blob's whole size in bytes) is required");
-    if (req.has_param("offset") && !number(req.param("offset"), offset))
+    if (!whole_number(req.param("size"), size)) return refuse(c, req, 400, "size (the blob's whole size in bytes) is required");
+    if (req.has_param("offset") && !whole_number(req.param("offset"), offset))
       return refuse(c, req, 400, "offset must be a whole number of bytes");
     if (offset > size) return refuse(c, req, 400, "offset is past the blob's size");
-    if (!number(req.header(MHD_HTTP_HEADER_CONTENT_LENGTH), length) || length != size - offset)
+    if (!whole_number(req.header(MHD_HTTP_HEADER_CONTENT_LENGTH), length) || length != size - offset)
       return refuse(c, req, 400, "Content-Length must be size - offset (" + std::to_string(size - offset) + ")");
     if (const BlobState st = blobs->stat(digest); st.held)
       return queue(c, req, json_reply(200, json{{"ok", true}, {"sha256", digest}, {"held", true}, {"size", st.size}, {"stored", false}}));

@@ -10,6 +10,8 @@
 #include <optional>
 #include <set>
 #include <thread>
+#include <tuple>
+#include <utility>
 
 #include "protocol/blobs.hpp"
 #include "protocol/errors.hpp"
@@ -166,6 +168,18 @@ void prune_cache(const fs::path& dir, std::uintmax_t max_bytes, const StepContex
   }
   if (ctx.log && removed > 0)
     ctx.log(LogLevel::info, "tts_cache", "removed " + std::to_string(removed) + " least recently used chunks from the cache");
+}
+
+// A staged artifact's SHA-256 and size, for the manifest.
+Result<std::pair<std::string, std::uintmax_t>> staged_file_facts(const StepContext& ctx, const std::string& file) {
+  const fs::path staged = ctx.staging_dir / file;
+  auto sha = util::sha256_file_hex(staged);
+  std::error_code ec;
+  const auto size = sha ? fs::file_size(staged, ec) : 0;
+  if (!sha || ec)
+    return Error(ErrorKind::io, "cannot read " + file + ": " + (sha ? ec.message() : sha.error().message),
+                 std::string(protocol::codes::kStorageFailed));
+  return std::pair{*sha, size};
 }
 
 // payload.mix (an extension of ours; the Python nodes ignore it): the chunks joined in their
@@ -391,11 +405,9 @@ Result<StepOutput> TtsRenderChunks::run(const StepContext& ctx) const {
   StepOutput out;
   std::size_t hits = 0;
   for (auto& c : *chunks) {
-    const fs::path staged = ctx.staging_dir / c.file;
-    auto sha = util::sha256_file_hex(staged);
-    if (!sha) return Error(ErrorKind::io, "cannot read " + c.file + ": " + sha.error().message, std::string(protocol::codes::kStorageFailed));
-    c.sha256 = *sha;
-    c.size = fs::file_size(staged, ec);
+    auto facts = staged_file_facts(ctx, c.file);
+    if (!facts) return facts.error();
+    std::tie(c.sha256, c.size) = *facts;
     hits += c.cache_hit ? 1 : 0;
     manifest_chunks.push_back({{"chunk_id", c.id},
                                {"path", util::u8(ctx.output_dir / c.file)},
@@ -413,10 +425,9 @@ Result<StepOutput> TtsRenderChunks::run(const StepContext& ctx) const {
   if (*mix) {
     const Mix& m = **mix;
     if (auto st = render_mix(ctx, *chunks, m); !st) return st.error();
-    const fs::path staged = ctx.staging_dir / m.file;
-    auto sha = util::sha256_file_hex(staged);
-    if (!sha) return Error(ErrorKind::io, "cannot read " + m.file + ": " + sha.error().message, std::string(protocol::codes::kStorageFailed));
-    manifest["mix"] = {{"path", util::u8(ctx.output_dir / m.file)}, {"sha256", *sha}, {"size_bytes", fs::file_size(staged, ec)},
+    auto facts = staged_file_facts(ctx, m.file);
+    if (!facts) return facts.error();
+    manifest["mix"] = {{"path", util::u8(ctx.output_dir / m.file)}, {"sha256", facts->first}, {"size_bytes", facts->second},
                        {"chunks", chunks->size()}, {"gap_sec", m.gap_sec}};
     out.artifacts.push_back(m.file);
     out.metrics["mix"] = m.file;
