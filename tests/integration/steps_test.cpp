@@ -179,10 +179,16 @@ TEST_CASE("steps: TTS_RENDER_CHUNKS joins its chunks in order into one mix, with
   CHECK(manifest["mix"]["chunks"] == 2);
   CHECK(manifest["chunks"].size() == 2);
   CHECK(rec["metrics"]["mix"] == "narration.wav");
-  // The mix's samples are the chunks' own, in order: its start is chunk one's first samples.
-  const std::string mixed = util::read_file(dir / "narration.wav").value(), first = util::read_file(dir / "one.wav").value();
+  // The mix's samples are the chunks' own, in order: a stretch of speech from the middle of each
+  // chunk is in it, chunk one's before chunk two's.
+  const std::string mixed = util::read_file(dir / "narration.wav").value();
+  const std::string first = util::read_file(dir / "one.wav").value(), second = util::read_file(dir / "two.wav").value();
   REQUIRE(first.size() > 4044);
-  CHECK(mixed.find(first.substr(first.size() - 4000)) != std::string::npos);
+  REQUIRE(second.size() > 4044);
+  const auto at_one = mixed.find(first.substr(first.size() / 2, 4000)), at_two = mixed.find(second.substr(second.size() / 2, 4000));
+  CHECK(at_one != std::string::npos);
+  CHECK(at_two != std::string::npos);
+  CHECK(at_one < at_two);
 
   // mix: true joins them without a gap into mix.wav.
   const json plain = {{"chunks", payload["chunks"]}, {"mix", true}};
